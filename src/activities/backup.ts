@@ -1,0 +1,274 @@
+// Backup activities: thin adapters from Temporal to the modules under sources/, snapshot/, storage/, remote/.
+import { chmod, mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import pLimit from 'p-limit';
+import { getPlan, loadConfig } from '../config/load';
+import type { Source } from '../config/schema';
+import { connectHost, type Host } from '../remote/host';
+import { LifeboatError } from '../shared/errors';
+import type {
+  ArchiveResult,
+  FinalizeResult,
+  PlanContext,
+  PreflightResult,
+  SnapshotRecord,
+  StorageResult,
+  Tier,
+} from '../shared/types';
+import { createArchive } from '../snapshot/archive';
+import { BUILTIN_DENY, isDenied } from '../snapshot/deny-list';
+import { archiveKey, mirrorDir, recordKey, snapshotPaths } from '../snapshot/layout';
+import { buildManifest, parseManifest } from '../snapshot/manifest';
+import { buildMetadata, writeMetadata } from '../snapshot/metadata';
+import { sourceModule } from '../sources/registry';
+import type { ArtifactResult } from '../sources/types';
+import { openStorage } from '../storage';
+import { runActivity } from './run';
+
+export interface BackupActivityDeps {
+  configPath: string;
+}
+
+export function createBackupActivities({ configPath }: BackupActivityDeps) {
+  return {
+    /** Reads lifeboat.yaml on the worker. The result holds secret references only, never values. */
+    async loadPlan(planName: string): Promise<PlanContext> {
+      return runActivity(async () => {
+        const config = await loadConfig(configPath);
+        const plan = getPlan(config, planName);
+        const storages = Object.fromEntries(plan.storages.map((s) => [s, config.storages[s]!]));
+        return { planName, plan, backupRoot: config.backupRoot, denyList: [...BUILTIN_DENY, ...config.denyList], ssh: config.ssh, storages };
+      });
+    },
+
+    /** Paths, tools, host keys and free space, before anything is written. Problems here are permanent. */
+    async preflight(ctx: PlanContext): Promise<PreflightResult> {
+      return runActivity(async ({ signal, progress }) => {
+        const problems: LifeboatError[] = [];
+        const limit = pLimit(ctx.plan.parallelism);
+        const sources = await Promise.all(
+          ctx.plan.sources.map((source) =>
+            limit(async () => {
+              progress({ checking: source.name });
+              try {
+                return await checkSource(ctx, source, signal);
+              } catch (err) {
+                if (err instanceof LifeboatError && err.permanent) {
+                  problems.push(err);
+                  return { name: source.name, host: source.host, appVersion: null, estimatedBytes: 0 };
+                }
+                throw err;
+              }
+            }),
+          ),
+        );
+        await mkdir(ctx.backupRoot, { recursive: true, mode: 0o700 });
+        const estimatedBytes = sources.reduce((sum, s) => sum + s.estimatedBytes, 0);
+        const requiredBytes = Math.ceil(estimatedBytes * ctx.plan.overheadRatio);
+        const fs = await statfs(ctx.backupRoot);
+        const freeBytes = fs.bavail * fs.bsize;
+        if (requiredBytes > freeBytes) {
+          problems.push(
+            new LifeboatError('InsufficientSpace', `${ctx.backupRoot} has ${fmtBytes(freeBytes)} free; the snapshot needs about ${fmtBytes(requiredBytes)} (${fmtBytes(estimatedBytes)} × ${ctx.plan.overheadRatio})`),
+          );
+        }
+        if (problems.length > 0) {
+          throw new LifeboatError(problems[0]!.code, `preflight failed for plan ${ctx.planName}:\n- ${problems.map((p) => p.message).join('\n- ')}`);
+        }
+        return { estimatedBytes, requiredBytes, freeBytes, sources: sources.map(({ name, host, appVersion }) => ({ name, host, appVersion })) };
+      });
+    },
+
+    /** Creates `<root>/<snapshot>.partial` (0700); idempotent so a retry reuses it. */
+    async prepareSnapshot(ctx: PlanContext, snapshot: string): Promise<string> {
+      return runActivity(async () => {
+        const { workDir } = snapshotPaths(ctx.backupRoot, snapshot, ctx.plan.archive.format);
+        await mkdir(workDir, { recursive: true, mode: 0o700 });
+        await chmod(workDir, 0o700);
+        return workDir;
+      });
+    },
+
+    async captureArtifact(ctx: PlanContext, snapshot: string, sourceName: string, artifactName: string): Promise<ArtifactResult> {
+      return runActivity(async ({ signal, progress }) => {
+        const source = ctx.plan.sources.find((s) => s.name === sourceName);
+        const artifact = source?.artifacts.find((a) => a.name === artifactName);
+        if (!source || !artifact) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no artifact ${sourceName}/${artifactName}`);
+        const host = await connectHost(source, ctx, signal);
+        try {
+          const captured = await sourceModule(artifact).capture({
+            host,
+            source,
+            artifact,
+            snapshotDir: snapshotPaths(ctx.backupRoot, snapshot, ctx.plan.archive.format).workDir,
+            mirrorDir: mirrorDir(ctx.backupRoot, ctx.planName, source.name, artifact.name),
+            denyList: ctx.denyList,
+            signal,
+            progress,
+          });
+          return { source: source.name, name: artifact.name, type: artifact.type, required: artifact.required, status: 'ok', ...captured };
+        } finally {
+          host.close();
+        }
+      });
+    },
+
+    /** metadata.yml + manifest.sha256, deny-list check, then the atomic rename that makes the snapshot real. */
+    async finalizeSnapshot(
+      ctx: PlanContext,
+      input: { snapshot: string; tier: Tier; deployId?: string; startedAt: string; artifacts: ArtifactResult[]; sources: PreflightResult['sources'] },
+    ): Promise<FinalizeResult> {
+      return runActivity(async ({ signal, progress }) => {
+        const paths = snapshotPaths(ctx.backupRoot, input.snapshot, ctx.plan.archive.format);
+        if (await exists(paths.dir)) return { dir: paths.dir, manifest: await summarizeManifest(paths.dir) }; // finished by an earlier attempt
+        const meta = buildMetadata({
+          snapshot: input.snapshot,
+          plan: ctx.planName,
+          tier: input.tier,
+          ...(input.deployId ? { deploy_id: input.deployId } : {}),
+          started_at: input.startedAt,
+          captured_at: new Date().toISOString(),
+          sources: input.sources,
+          artifacts: input.artifacts,
+          archive: { format: ctx.plan.archive.format, file: `${input.snapshot}.${ctx.plan.archive.format}` },
+          extra: ctx.plan.metadata,
+        });
+        await writeMetadata(paths.workDir, meta);
+        const manifest = await buildManifest(paths.workDir, {
+          skip: (rel) => rel === 'manifest.sha256',
+          onProgress: (files, bytes) => progress({ hashed_files: files, hashed_bytes: bytes }),
+          signal,
+        });
+        const denied = manifest.entries.filter((e) => isDenied(e.path, ctx.denyList)).map((e) => e.path);
+        if (denied.length > 0) {
+          await rm(paths.workDir, { recursive: true, force: true });
+          throw new LifeboatError('DenyListViolation', `deny-listed files reached the snapshot and it was discarded: ${denied.join(', ')}`);
+        }
+        await writeFile(join(paths.workDir, 'manifest.sha256'), manifest.text, { mode: 0o600 });
+        await chmod(paths.workDir, 0o700);
+        await rename(paths.workDir, paths.dir);
+        return { dir: paths.dir, manifest: summarize(manifest.entries, manifest.text) };
+      });
+    },
+
+    async archiveSnapshot(ctx: PlanContext, snapshot: string): Promise<ArchiveResult> {
+      return runActivity(async ({ signal, progress }) => {
+        const { format, level } = ctx.plan.archive;
+        const paths = snapshotPaths(ctx.backupRoot, snapshot, format);
+        const sidecar = `${paths.archive}.sha256`;
+        const known = await readFile(sidecar, 'utf8').catch(() => null);
+        if (known && (await exists(paths.archive))) {
+          return { path: paths.archive, format, sha256: known.trim(), size: (await stat(paths.archive)).size };
+        }
+        const info = await createArchive(paths.dir, paths.archive, format, { level, signal, onProgress: (bytes) => progress({ archive_bytes: bytes }) });
+        await writeFile(sidecar, `${info.sha256}\n`, { mode: 0o600 });
+        return info;
+      });
+    },
+
+    /** Archive first, record last: a record in storage means a complete, verified snapshot. */
+    async uploadSnapshot(ctx: PlanContext, storageName: string, archive: ArchiveResult, record: SnapshotRecord): Promise<StorageResult> {
+      return runActivity(async ({ signal, progress }) => {
+        const cfg = ctx.storages[storageName];
+        if (!cfg) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no storage ${storageName}`);
+        const backend = await openStorage(storageName, cfg);
+        const key = archiveKey(ctx.planName, record.snapshot, archive.format);
+        const put = await backend.put(key, archive.path, {
+          sha256: archive.sha256,
+          size: archive.size,
+          signal,
+          onProgress: (bytes) => progress({ storage: storageName, uploaded_bytes: bytes }),
+        });
+        const rKey = recordKey(ctx.planName, record.snapshot);
+        await backend.putJson(rKey, { ...record, storage: storageName, key, location: put.location, completed_at: new Date().toISOString() });
+        return {
+          storage: storageName,
+          type: cfg.type,
+          location: put.location,
+          key,
+          record_key: rKey,
+          size_bytes: archive.size,
+          checksum_sha256: archive.sha256,
+          already_present: put.alreadyPresent,
+        };
+      });
+    },
+
+    /** After a failed run: drop the half-written `.partial` directory so it can never pass for a snapshot. */
+    async discardIncomplete(ctx: PlanContext, snapshot: string): Promise<void> {
+      return runActivity(async () => {
+        const { workDir } = snapshotPaths(ctx.backupRoot, snapshot, ctx.plan.archive.format);
+        await rm(workDir, { recursive: true, force: true });
+      });
+    },
+  };
+}
+
+export type BackupActivities = ReturnType<typeof createBackupActivities>;
+
+async function checkSource(ctx: PlanContext, source: Source, signal: AbortSignal) {
+  const host = await connectHost(source, ctx, signal);
+  try {
+    const tools = [...new Set(source.artifacts.flatMap((a) => sourceModule(a).requiredTools(a)))];
+    const paths = source.artifacts.filter((a) => a.required).flatMap((a) => sourceModule(a).requiredPaths(a));
+    const missingTools = await missing(host, 'command -v "$1" >/dev/null 2>&1', tools, signal);
+    if (missingTools.length) throw new LifeboatError('MissingTool', `not installed on ${host.label}: ${missingTools.join(', ')}`);
+    const missingPaths = await missing(host, '[ -e "$1" ]', paths, signal);
+    if (missingPaths.length) throw new LifeboatError('MissingPath', `missing on ${host.label}: ${missingPaths.join(', ')}`, { paths: missingPaths });
+    let estimatedBytes = 0;
+    for (const a of source.artifacts) estimatedBytes += await sourceModule(a).estimateBytes(host, a, signal);
+    return { name: source.name, host: source.host, appVersion: await appVersion(host, source, signal), estimatedBytes };
+  } finally {
+    host.close();
+  }
+}
+
+/** Runs a constant test for each value (passed as "$1", never spliced into the script); returns those failing. */
+async function missing(host: Host, test: string, values: string[], signal: AbortSignal): Promise<string[]> {
+  if (values.length === 0) return [];
+  const script = `for v; do set -- "$v"; ${test} || printf '%s\\n' "$v"; done`;
+  const res = await host.exec(['sh', '-c', script, 'lifeboat-check', ...values], { signal });
+  if (res.exitCode !== 0) throw new LifeboatError('CommandFailed', `check on ${host.label} failed: ${res.stderr.trim()}`);
+  return res.stdout.split('\n').filter(Boolean);
+}
+
+async function appVersion(host: Host, source: Source, signal: AbortSignal): Promise<string | null> {
+  if (!source.appVersion) return null;
+  const res = await host.exec(source.appVersion, { signal });
+  // A version we cannot read is worth recording, not worth failing the backup over.
+  return res.exitCode === 0 ? res.stdout.trim().slice(0, 500) : `unknown (exit ${res.exitCode}: ${res.stderr.trim().slice(0, 200)})`;
+}
+
+async function summarizeManifest(dir: string) {
+  const text = await readFile(join(dir, 'manifest.sha256'), 'utf8');
+  const entries = parseManifest(text);
+  let bytes = 0;
+  for (const e of entries) bytes += (await stat(join(dir, e.path))).size;
+  return summarize(entries.map((e) => ({ ...e, size: 0 })), text, bytes);
+}
+
+function summarize(entries: Array<{ size: number }>, text: string, bytes?: number) {
+  return {
+    files: entries.length,
+    bytes: bytes ?? entries.reduce((s, e) => s + e.size, 0),
+    sha256: createHash('sha256').update(text).digest('hex'),
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+export function fmtBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}

@@ -1,0 +1,53 @@
+// `lifeboat backup <plan>`: starts backupPlan; with --wait, follows it and prints LIFEBOAT_RESULT:{json}.
+import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
+import type { Config } from '../config/schema';
+import { backupWorkflowId } from '../shared/ids';
+import { DEPLOY_ID, PLAN, TIER } from '../shared/search-attributes';
+import type { BackupInput, BackupResult } from '../shared/types';
+import type { backupPlan } from '../workflows';
+
+export const RESULT_PREFIX = 'LIFEBOAT_RESULT:';
+
+export async function startBackup(client: Client, config: Config, input: BackupInput, workflowId?: string) {
+  return client.workflow.start<typeof backupPlan>('backupPlan', {
+    taskQueue: config.temporal.taskQueue,
+    workflowId: workflowId ?? backupWorkflowId(input.plan, input.tier, new Date()),
+    args: [input],
+    typedSearchAttributes: new TypedSearchAttributes([
+      { key: PLAN, value: input.plan },
+      { key: TIER, value: input.tier },
+      ...(input.deployId ? [{ key: DEPLOY_ID, value: input.deployId }] : []),
+    ]),
+  });
+}
+
+/** Waits for the run, printing pending activities as they change; returns the process exit code. */
+export async function followBackup(handle: WorkflowHandle<typeof backupPlan>, log: (line: string) => void = console.error): Promise<number> {
+  let last = '';
+  const timer = setInterval(async () => {
+    const d = await handle.describe().catch(() => undefined);
+    const pending = d?.raw.pendingActivities ?? [];
+    const line = pending
+      .map((p) => `${p.activityType?.name}${p.activityId?.startsWith('capture:') ? `(${p.activityId.slice(8)})` : ''}${(p.attempt ?? 1) > 1 ? ` attempt ${p.attempt}: ${p.lastFailure?.message ?? ''}` : ''}`)
+      .join(', ');
+    if (line && line !== last) log(`… ${line}`);
+    last = line;
+  }, 2000);
+  try {
+    const result: BackupResult = await handle.result();
+    log(`snapshot ${result.snapshot}: ${result.status}, ${result.manifest.files} files, archive ${result.size_bytes} bytes sha256 ${result.checksum_sha256}`);
+    for (const s of result.storages) log(`  ${s.storage}: ${s.location}`);
+    console.log(`${RESULT_PREFIX}${JSON.stringify(result)}`);
+    return 0;
+  } catch (err) {
+    const cause = err instanceof WorkflowFailedError ? err.cause : err;
+    const type = cause instanceof ApplicationFailure ? cause.type : (cause as Error)?.name;
+    const message = (cause as Error)?.message ?? String(cause);
+    log(`backup failed (${type}): ${message}`);
+    console.log(`${RESULT_PREFIX}${JSON.stringify({ success: false, workflow_id: handle.workflowId, error_type: type, error: message })}`);
+    return 1;
+  } finally {
+    clearInterval(timer);
+  }
+}

@@ -1,0 +1,88 @@
+// Messages between workflows, activities and clients. Small values only: names, paths, keys, checksums.
+import type { Config, Plan, Storage } from '../config/schema';
+import type { ArtifactResult } from '../sources/types';
+import type { ArchiveFormat } from '../snapshot/layout';
+
+export type Tier = 'daily' | 'weekly' | 'monthly' | 'pre-deploy' | 'manual';
+export const TIERS: readonly Tier[] = ['daily', 'weekly', 'monthly', 'pre-deploy', 'manual'];
+
+export interface BackupInput {
+  plan: string;
+  tier: Tier;
+  deployId?: string;
+}
+
+/** The plan as loaded on the worker: references to secrets, never their values. */
+export interface PlanContext {
+  planName: string;
+  plan: Plan;
+  backupRoot: string;
+  denyList: string[];
+  ssh: Config['ssh'];
+  storages: Record<string, Storage>;
+}
+
+export interface PreflightResult {
+  estimatedBytes: number;
+  requiredBytes: number;
+  freeBytes: number;
+  sources: Array<{ name: string; host: string; appVersion: string | null }>;
+}
+
+export interface ManifestSummary {
+  files: number;
+  bytes: number;
+  /** SHA-256 of manifest.sha256 itself. */
+  sha256: string;
+}
+
+export interface FinalizeResult {
+  dir: string;
+  manifest: ManifestSummary;
+}
+
+export interface ArchiveResult {
+  path: string;
+  format: ArchiveFormat;
+  sha256: string;
+  size: number;
+}
+
+export interface StorageResult {
+  storage: string;
+  type: Storage['type'];
+  location: string;
+  key: string;
+  record_key: string;
+  size_bytes: number;
+  checksum_sha256: string;
+  already_present: boolean;
+}
+
+export type RunStatus = 'Completed' | 'PartiallyFailed' | 'Failed';
+
+/** Stored beside the archive as `<plan>/<snapshot>.json` and printed as `LIFEBOAT_RESULT:{json}`. */
+export interface SnapshotRecord {
+  success: boolean;
+  status: RunStatus;
+  snapshot: string;
+  plan: string;
+  tier: Tier;
+  deploy_id?: string;
+  created_at: string;
+  completed_at?: string;
+  format: ArchiveFormat;
+  size_bytes: number;
+  checksum_sha256: string;
+  manifest: ManifestSummary;
+  artifacts: Array<Pick<ArtifactResult, 'source' | 'name' | 'type' | 'status' | 'bytes'> & { error?: string }>;
+}
+
+export interface BackupResult extends SnapshotRecord {
+  snapshot_dir: string;
+  /** First storage, for scripts that expect one (like the echoport runner's result line). */
+  storage: string;
+  key: string;
+  location: string;
+  storages: StorageResult[];
+}

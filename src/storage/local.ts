@@ -1,0 +1,117 @@
+// A directory as storage (fast local restores beside an offsite copy). Writes go to `.partial` and are renamed
+// after fsync, so a crash never leaves a half-written archive under its final name. Directories are 0700.
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { LocalStorage } from '../config/schema';
+import { LifeboatError } from '../shared/errors';
+import type { ObjectInfo, PutResult, StorageBackend } from './types';
+
+export class LocalBackend implements StorageBackend {
+  constructor(
+    readonly name: string,
+    private readonly cfg: LocalStorage,
+  ) {}
+
+  location(key: string): string {
+    return join(this.cfg.path, key);
+  }
+
+  async put(key: string, file: string, opts: { sha256: string; size: number; signal?: AbortSignal; onProgress?: (bytes: number) => void }): Promise<PutResult> {
+    const dest = this.location(key);
+    const existing = await this.stat(key);
+    if (existing && existing.size === opts.size && existing.sha256 === opts.sha256) return { location: dest, alreadyPresent: true };
+    await mkdir(dirname(dest), { recursive: true, mode: 0o700 });
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const tap = new Transform({
+      transform(chunk: Buffer, _e, done) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        opts.onProgress?.(bytes);
+        done(null, chunk);
+      },
+    });
+    const partial = `${dest}.partial`;
+    await pipeline(createReadStream(file), tap, createWriteStream(partial, { mode: 0o600 }), { signal: opts.signal });
+    const digest = hash.digest('hex');
+    if (digest !== opts.sha256 || bytes !== opts.size) {
+      await rm(partial, { force: true });
+      throw new LifeboatError('ChecksumMismatch', `${dest}: copied ${bytes} bytes with SHA-256 ${digest}, expected ${opts.size} bytes ${opts.sha256}`);
+    }
+    await fsyncFile(partial);
+    await writeFile(`${dest}.sha256`, `${digest}\n`, { mode: 0o600 });
+    await rename(partial, dest);
+    return { location: dest, alreadyPresent: false };
+  }
+
+  async putJson(key: string, value: unknown): Promise<string> {
+    const dest = this.location(key);
+    await mkdir(dirname(dest), { recursive: true, mode: 0o700 });
+    await writeFile(`${dest}.partial`, JSON.stringify(value, null, 2), { mode: 0o600 });
+    await fsyncFile(`${dest}.partial`);
+    await rename(`${dest}.partial`, dest);
+    return dest;
+  }
+
+  async get(key: string, file: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    await pipeline(createReadStream(this.location(key)), createWriteStream(`${file}.partial`, { mode: 0o600 }), { signal: opts.signal });
+    await rename(`${file}.partial`, file);
+  }
+
+  async getJson<T>(key: string): Promise<T | null> {
+    try {
+      return JSON.parse(await readFile(this.location(key), 'utf8')) as T;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const e of entries) {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) await walk(p);
+        else if (e.isFile() && !e.name.endsWith('.partial') && !e.name.endsWith('.sha256')) {
+          const key = relative(this.cfg.path, p).split(sep).join('/');
+          if (key.startsWith(prefix)) {
+            const s = await stat(p);
+            out.push({ key, size: s.size, lastModified: s.mtime });
+          }
+        }
+      }
+    };
+    await walk(this.cfg.path);
+    return out.sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    try {
+      const s = await stat(this.location(key));
+      const sha = await readFile(`${this.location(key)}.sha256`, 'utf8').catch(() => undefined);
+      return { key, size: s.size, sha256: sha?.trim(), lastModified: s.mtime };
+    } catch {
+      return null;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.location(key), { force: true });
+    await rm(`${this.location(key)}.sha256`, { force: true });
+  }
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

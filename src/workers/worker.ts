@@ -1,0 +1,43 @@
+// The backup-host worker: runs Lifeboat's workflows and activities on one task queue.
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createBackupActivities } from '../activities/backup';
+import { loadConfig } from '../config/load';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export interface LifeboatWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  /** lifeboat.yaml on this host; activities re-read it, so secrets are resolved here and nowhere else. */
+  configPath: string;
+  /** A pre-built bundle (bundleWorkflowCode) saves the webpack step; tests share one. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+export function createLifeboatWorker(opts: LifeboatWorkerOptions): Promise<Worker> {
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue,
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createBackupActivities({ configPath: opts.configPath }),
+    // Capture-heavy work is I/O bound but spawns processes: keep concurrency modest on a small backup host.
+    maxConcurrentActivityTaskExecutions: 8,
+    shutdownGraceTime: '30s',
+  });
+}
+
+/** `lifeboat worker`: runs until SIGINT/SIGTERM (the SDK's default shutdown signals). */
+export async function runWorker(configPath: string): Promise<void> {
+  const config = await loadConfig(configPath);
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  try {
+    const worker = await createLifeboatWorker({ connection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, configPath });
+    console.error(`lifeboat worker: task queue ${config.temporal.taskQueue} on ${config.temporal.address} (${config.temporal.namespace})`);
+    await worker.run();
+  } finally {
+    await connection.close();
+  }
+}

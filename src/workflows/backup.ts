@@ -1,0 +1,147 @@
+// backupPlan: one durable run per backup. Deterministic code only: every side effect is an activity.
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  upsertSearchAttributes,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { BackupActivities } from '../activities/backup';
+import { PERMANENT_ERRORS } from '../shared/errors';
+import { SNAPSHOT, STATUS } from '../shared/search-attributes';
+import type { ArtifactResult } from '../sources/types';
+import type { BackupInput, BackupResult, PlanContext, SnapshotRecord, StorageResult } from '../shared/types';
+import { snapshotName } from '../snapshot/layout';
+
+const retry = (maximumAttempts: number) => ({
+  initialInterval: '5s',
+  backoffCoefficient: 2,
+  maximumInterval: '5m',
+  maximumAttempts,
+  nonRetryableErrorTypes: [...PERMANENT_ERRORS],
+});
+
+/** Quick steps on the worker. */
+const QUICK: ActivityOptions = { startToCloseTimeout: '1m', retry: retry(5) };
+/** Remote checks: SSH, du over large trees. */
+const PREFLIGHT: ActivityOptions = { startToCloseTimeout: '30m', heartbeatTimeout: '1m', retry: retry(3) };
+/** Dumps, rsync, hashing, archiving, uploading: long, heartbeating, cancellable. */
+const LONG: ActivityOptions = { startToCloseTimeout: '12h', heartbeatTimeout: '1m', retry: retry(5) };
+
+const quick = proxyActivities<BackupActivities>(QUICK);
+const { preflight } = proxyActivities<BackupActivities>(PREFLIGHT);
+const long = proxyActivities<BackupActivities>(LONG);
+
+export async function backupPlan(input: BackupInput): Promise<BackupResult> {
+  const startedAt = new Date(); // workflow time: the same on replay, so the snapshot name is stable
+  const ctx = await quick.loadPlan(input.plan);
+  const snapshot = snapshotName(ctx.plan.prefix ?? input.plan, startedAt);
+  upsertSearchAttributes([
+    { key: STATUS, value: 'Running' },
+    { key: SNAPSHOT, value: snapshot },
+  ]);
+
+  try {
+    const checked = await preflight(ctx);
+    await quick.prepareSnapshot(ctx, snapshot);
+    const artifacts = await captureAll(ctx.plan.sources, ctx.plan.parallelism, (source, artifact, required) =>
+      captureOne(ctx, snapshot, source, artifact, required),
+    );
+    const failedRequired = artifacts.filter((a) => a.required && a.status !== 'ok');
+    if (failedRequired.length > 0) {
+      throw ApplicationFailure.nonRetryable(`required artifacts failed: ${failedRequired.map((a) => `${a.source}/${a.name}: ${a.error}`).join('; ')}`, 'ArtifactFailed');
+    }
+    const status = artifacts.every((a) => a.status === 'ok') ? 'Completed' : 'PartiallyFailed';
+    const finalized = await long.finalizeSnapshot(ctx, {
+      snapshot,
+      tier: input.tier,
+      deployId: input.deployId,
+      startedAt: startedAt.toISOString(),
+      artifacts,
+      sources: checked.sources,
+    });
+    const archive = await long.archiveSnapshot(ctx, snapshot);
+    const record: SnapshotRecord = {
+      success: true,
+      status,
+      snapshot,
+      plan: input.plan,
+      tier: input.tier,
+      ...(input.deployId ? { deploy_id: input.deployId } : {}),
+      created_at: startedAt.toISOString(),
+      format: archive.format,
+      size_bytes: archive.size,
+      checksum_sha256: archive.sha256,
+      manifest: finalized.manifest,
+      artifacts: artifacts.map(({ source, name, type, status, bytes, error }) => ({ source, name, type, status, bytes, ...(error ? { error } : {}) })),
+    };
+    const storages: StorageResult[] = [];
+    for (const storage of ctx.plan.storages) storages.push(await long.uploadSnapshot(ctx, storage, archive, record));
+    upsertSearchAttributes([{ key: STATUS, value: status }]);
+    const first = storages[0]!;
+    return { ...record, snapshot_dir: finalized.dir, storage: first.storage, key: first.key, location: first.location, storages };
+  } catch (err) {
+    upsertSearchAttributes([{ key: STATUS, value: 'Failed' }]);
+    // Cleanup must run even when the run itself was cancelled.
+    await CancellationScope.nonCancellable(() => quick.discardIncomplete(ctx, snapshot));
+    throw describeFailure(err);
+  }
+}
+
+type Capture = (source: string, artifact: string, required: boolean) => Promise<ArtifactResult>;
+
+/** Sources in parallel (at most `limit` at once); artifacts of one source in order. */
+async function captureAll(sources: PlanContext['plan']['sources'], limit: number, capture: Capture): Promise<ArtifactResult[]> {
+  const results: ArtifactResult[][] = [];
+  let next = 0;
+  const lane = async () => {
+    while (next < sources.length) {
+      const i = next++;
+      const source = sources[i]!;
+      const out: ArtifactResult[] = [];
+      for (const a of source.artifacts) out.push(await capture(source.name, a.name, a.required));
+      results[i] = out;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, sources.length) }, lane));
+  return results.flat();
+}
+
+async function captureOne(ctx: PlanContext, snapshot: string, source: string, artifact: string, required: boolean): Promise<ArtifactResult> {
+  const activity = proxyActivities<BackupActivities>({ ...LONG, activityId: `capture:${source}:${artifact}` });
+  try {
+    return await activity.captureArtifact(ctx, snapshot, source, artifact);
+  } catch (err) {
+    // A required artifact fails the run with its own cause; an optional one is recorded and the run goes on.
+    if (required || isCancellation(err)) throw err;
+    const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+    const type = ctx.plan.sources.find((s) => s.name === source)?.artifacts.find((a) => a.name === artifact)?.type ?? 'files';
+    return {
+      source,
+      name: artifact,
+      type,
+      required,
+      status: 'failed',
+      paths: [],
+      bytes: 0,
+      error: cause?.message ?? (err as Error).message,
+      ...(cause?.type ? { errorType: cause.type } : {}),
+      details: {},
+    };
+  }
+}
+
+/** Re-raises the root cause with its type, so the Web UI and `lifeboat backup --wait` name it directly. */
+function describeFailure(err: unknown): unknown {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
+    const { message, type, details } = err.cause;
+    return ApplicationFailure.create({ message: `${activityLabel(err)}: ${message}`, type: type ?? 'ActivityFailed', nonRetryable: true, details: details as unknown[] | undefined });
+  }
+  return err;
+}
+
+function activityLabel(err: ActivityFailure): string {
+  return err.activityId?.startsWith('capture:') ? err.activityId.slice('capture:'.length) : err.activityType ?? 'activity';
+}

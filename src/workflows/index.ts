@@ -1,0 +1,2 @@
+// Every workflow the worker runs. Workflow code: deterministic, no Node built-ins, activities by type only.
+export { backupPlan } from './backup';
