@@ -18,7 +18,8 @@ import type {
 } from '../shared/types';
 import { createArchive } from '../snapshot/archive';
 import { BUILTIN_DENY, isDenied } from '../snapshot/deny-list';
-import { archiveKey, mirrorDir, recordKey, snapshotPaths } from '../snapshot/layout';
+import { mirrorDir, snapshotPaths } from '../snapshot/layout';
+import { archiveKey, recordKey } from '../snapshot/naming';
 import { buildManifest, parseManifest } from '../snapshot/manifest';
 import { buildMetadata, writeMetadata } from '../snapshot/metadata';
 import { sourceModule } from '../sources/registry';
@@ -80,9 +81,13 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
       });
     },
 
-    /** Creates `<root>/<snapshot>.partial` (0700); idempotent so a retry reuses it. */
-    async prepareSnapshot(ctx: PlanContext, snapshot: string): Promise<string> {
+    /**
+     * Claims the snapshot name for this run (so two runs in one second cannot share a directory), then
+     * creates `<root>/<snapshot>.partial` (0700). Idempotent for the same run, so a retry reuses it.
+     */
+    async prepareSnapshot(ctx: PlanContext, snapshot: string, runId: string): Promise<string> {
       return runActivity(async () => {
+        await claimSnapshotName(ctx.backupRoot, snapshot, runId);
         const { workDir } = snapshotPaths(ctx.backupRoot, snapshot, ctx.plan.archive.format);
         await mkdir(workDir, { recursive: true, mode: 0o700 });
         await chmod(workDir, 0o700);
@@ -206,6 +211,19 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
 }
 
 export type BackupActivities = ReturnType<typeof createBackupActivities>;
+
+async function claimSnapshotName(backupRoot: string, snapshot: string, runId: string): Promise<void> {
+  const claims = join(backupRoot, '.claims');
+  await mkdir(claims, { recursive: true, mode: 0o700 });
+  const file = join(claims, snapshot);
+  try {
+    await writeFile(file, runId, { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const owner = (await readFile(file, 'utf8')).trim();
+    if (owner !== runId) throw new LifeboatError('SnapshotExists', `snapshot ${snapshot} already belongs to workflow run ${owner}`);
+  }
+}
 
 async function checkSource(ctx: PlanContext, source: Source, signal: AbortSignal) {
   const host = await connectHost(source, ctx, signal);

@@ -11,6 +11,7 @@ export const PERMANENT_ERRORS = [
   'DenyListViolation', // a deny-listed secret file reached the snapshot
   'SecretUnavailable', // a referenced secret (env var or file) cannot be read
   'ChecksumMismatch', // data read back does not match its recorded SHA-256
+  'SnapshotExists', // another run already owns this snapshot name
 ] as const;
 
 export type PermanentErrorCode = (typeof PERMANENT_ERRORS)[number];

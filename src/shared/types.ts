@@ -1,7 +1,7 @@
 // Messages between workflows, activities and clients. Small values only: names, paths, keys, checksums.
 import type { Config, Plan, Storage } from '../config/schema';
 import type { ArtifactResult } from '../sources/types';
-import type { ArchiveFormat } from '../snapshot/layout';
+import type { ArchiveFormat } from '../snapshot/naming';
 
 export type Tier = 'daily' | 'weekly' | 'monthly' | 'pre-deploy' | 'manual';
 export const TIERS: readonly Tier[] = ['daily', 'weekly', 'monthly', 'pre-deploy', 'manual'];

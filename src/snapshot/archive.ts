@@ -6,7 +6,7 @@ import { basename, dirname } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
-import type { ArchiveFormat } from './layout';
+import type { ArchiveFormat } from './naming';
 
 export interface ArchiveInfo {
   path: string;

@@ -1,20 +1,6 @@
-// Names and places: snapshot directories on the backup host and object keys in storage.
+// Where snapshots live on the backup host.
 import { join } from 'node:path';
-
-export type ArchiveFormat = 'tar.zst' | 'tar.gz';
-
-/** `<prefix>-<YYYYmmddTHHMMSS>` in UTC: sortable, and the same on every retry of one workflow run. */
-export function snapshotName(prefix: string, at: Date): string {
-  const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, '');
-  return `${prefix}-${stamp}`;
-}
-
-export function parseSnapshotName(name: string): { prefix: string; at: Date } | null {
-  const m = /^(.+)-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})$/.exec(name);
-  if (!m) return null;
-  const [, prefix, y, mo, d, h, mi, s] = m;
-  return { prefix: prefix!, at: new Date(Date.UTC(+y!, +mo! - 1, +d!, +h!, +mi!, +s!)) };
-}
+import type { ArchiveFormat } from './naming';
 
 export const PARTIAL_SUFFIX = '.partial';
 
@@ -29,13 +15,4 @@ export function snapshotPaths(backupRoot: string, snapshot: string, format: Arch
 
 export function mirrorDir(backupRoot: string, plan: string, source: string, artifact: string): string {
   return join(backupRoot, '.mirror', plan, source, artifact);
-}
-
-export function archiveKey(plan: string, snapshot: string, format: ArchiveFormat): string {
-  return `${plan}/${snapshot}.${format}`;
-}
-
-/** The record is written after the archive, so its presence means "complete snapshot". */
-export function recordKey(plan: string, snapshot: string): string {
-  return `${plan}/${snapshot}.json`;
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { ArtifactResult } from '../sources/types';
 import { LIFEBOAT_VERSION } from '../shared/version';
-import type { ArchiveFormat } from './layout';
+import type { ArchiveFormat } from './naming';
 
 export interface SnapshotMetadata {
   lifeboat_version: string;

@@ -31,7 +31,7 @@ export const files: SourceModule<FilesArtifact> = {
   },
 
   async capture({ host, source, artifact: a, snapshotDir, mirrorDir, denyList, signal, progress }) {
-    const excludeArgs = [...rsyncExcludeArgs(denyList), ...a.exclude.map((e) => `--exclude=${e}`)];
+    const excludeArgs = [...rsyncExcludeArgs(denyList), ...rsyncExcludeArgs(a.exclude)];
     const stats = await rsyncPull(host, a.paths, mirrorDir, {
       excludeArgs,
       signal,

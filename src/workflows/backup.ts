@@ -6,6 +6,7 @@ import {
   isCancellation,
   proxyActivities,
   upsertSearchAttributes,
+  workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
@@ -13,7 +14,7 @@ import { PERMANENT_ERRORS } from '../shared/errors';
 import { SNAPSHOT, STATUS } from '../shared/search-attributes';
 import type { ArtifactResult } from '../sources/types';
 import type { BackupInput, BackupResult, PlanContext, SnapshotRecord, StorageResult } from '../shared/types';
-import { snapshotName } from '../snapshot/layout';
+import { snapshotName } from '../snapshot/naming';
 
 const retry = (maximumAttempts: number) => ({
   initialInterval: '5s',
@@ -36,23 +37,20 @@ const long = proxyActivities<BackupActivities>(LONG);
 
 export async function backupPlan(input: BackupInput): Promise<BackupResult> {
   const startedAt = new Date(); // workflow time: the same on replay, so the snapshot name is stable
-  const ctx = await quick.loadPlan(input.plan);
-  const snapshot = snapshotName(ctx.plan.prefix ?? input.plan, startedAt);
-  upsertSearchAttributes([
-    { key: STATUS, value: 'Running' },
-    { key: SNAPSHOT, value: snapshot },
-  ]);
-
+  let ctx: PlanContext | undefined;
+  let snapshot: string | undefined;
   try {
+    ctx = await quick.loadPlan(input.plan);
+    snapshot = snapshotName(ctx.plan.prefix ?? input.plan, startedAt);
+    upsertSearchAttributes([
+      { key: STATUS, value: 'Running' },
+      { key: SNAPSHOT, value: snapshot },
+    ]);
     const checked = await preflight(ctx);
-    await quick.prepareSnapshot(ctx, snapshot);
+    await quick.prepareSnapshot(ctx, snapshot, workflowInfo().runId);
     const artifacts = await captureAll(ctx.plan.sources, ctx.plan.parallelism, (source, artifact, required) =>
-      captureOne(ctx, snapshot, source, artifact, required),
+      captureOne(ctx!, snapshot!, source, artifact, required),
     );
-    const failedRequired = artifacts.filter((a) => a.required && a.status !== 'ok');
-    if (failedRequired.length > 0) {
-      throw ApplicationFailure.nonRetryable(`required artifacts failed: ${failedRequired.map((a) => `${a.source}/${a.name}: ${a.error}`).join('; ')}`, 'ArtifactFailed');
-    }
     const status = artifacts.every((a) => a.status === 'ok') ? 'Completed' : 'PartiallyFailed';
     const finalized = await long.finalizeSnapshot(ctx, {
       snapshot,
@@ -85,7 +83,7 @@ export async function backupPlan(input: BackupInput): Promise<BackupResult> {
   } catch (err) {
     upsertSearchAttributes([{ key: STATUS, value: 'Failed' }]);
     // Cleanup must run even when the run itself was cancelled.
-    await CancellationScope.nonCancellable(() => quick.discardIncomplete(ctx, snapshot));
+    if (ctx && snapshot) await CancellationScope.nonCancellable(() => quick.discardIncomplete(ctx!, snapshot!));
     throw describeFailure(err);
   }
 }
