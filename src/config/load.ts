@@ -28,7 +28,7 @@ export async function loadConfig(file = DEFAULT_CONFIG_PATH): Promise<Config> {
 }
 
 export function getPlan(config: Config, planName: string): Plan {
-  const plan = config.plans[planName];
+  const plan = Object.hasOwn(config.plans, planName) ? config.plans[planName] : undefined;
   if (!plan) {
     throw new LifeboatError('ConfigError', `unknown plan "${planName}" (defined: ${Object.keys(config.plans).join(', ') || 'none'})`);
   }

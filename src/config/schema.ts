@@ -8,10 +8,10 @@ const name = z
 const absPath = z.string().refine((p) => p.startsWith('/'), 'must be an absolute path');
 const argv = z.array(z.string()).min(1, 'needs at least the program name');
 
-export const SecretRef = z.union([
-  z.object({ env: z.string().min(1) }).strict(),
-  z.object({ file: absPath }).strict(),
-]);
+export const SecretRef = z.union(
+  [z.object({ env: z.string().min(1) }).strict(), z.object({ file: absPath }).strict()],
+  { error: 'a secret is a reference: { env: VAR_NAME } or { file: /absolute/path }, never the value itself' },
+);
 export type SecretRef = z.infer<typeof SecretRef>;
 
 const artifactBase = {
@@ -31,11 +31,12 @@ export const PostgresArtifact = z
     host: z.string().optional(),
     port: z.number().int().positive().optional(),
     password: SecretRef.optional(),
-    /** OS user to run pg_dump as (via `runuser`/`sudo -n -u`), for peer authentication. */
+    /** OS user to run pg_dump as (`sudo -n -u <runAs>`), for peer authentication; not combined with password. */
     runAs: z.string().optional(),
     format: z.enum(['plain', 'custom']).default('plain'),
   })
-  .strict();
+  .strict()
+  .refine((a) => !(a.runAs && a.password), { message: 'use either runAs (peer authentication) or password, not both', path: ['runAs'] });
 
 export const FilesArtifact = z
   .object({
@@ -144,7 +145,7 @@ export const Config = z
   .superRefine((cfg, ctx) => {
     for (const [planName, plan] of Object.entries(cfg.plans)) {
       plan.storages.forEach((s, i) => {
-        if (!cfg.storages[s]) {
+        if (!Object.hasOwn(cfg.storages, s)) {
           ctx.addIssue({
             code: 'custom',
             path: ['plans', planName, 'storages', i],

@@ -1,12 +1,13 @@
 // A source host: where artifacts are captured. Either the backup host itself (`local`) or an SSH peer.
 import type { Writable } from 'node:stream';
 import type { Config, Source } from '../config/schema';
+import type { SecretFile } from './remote-command';
 import { LocalHost } from './local';
 import { SshHost } from './ssh';
 
 export interface ExecOptions {
-  /** Written to the command's stdin, then stdin is closed (used to pass secrets off the command line). */
-  stdin?: string;
+  /** A secret handed to the command as a private temp file named by an env var (never on a command line). */
+  secretFile?: SecretFile;
   /** Stream stdout here instead of collecting it (dumps: constant memory). */
   stdout?: Writable;
   signal?: AbortSignal;

@@ -1,4 +1,7 @@
 // The backup host itself as a source (`host: local`): commands run through execa with an argument array.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { LifeboatError } from '../shared/errors';
 import { Tail, type ExecOptions, type ExecResult, type Host } from './host';
@@ -13,9 +16,10 @@ export class LocalHost implements Host {
     const [file, ...args] = argv;
     if (!file) throw new Error('exec: empty argv');
     const stderr = new Tail();
+    const secret = opts.secretFile ? await writeSecretFile(opts.secretFile.content) : undefined;
     const child = execa(file, args, {
-      input: opts.stdin,
-      stdin: opts.stdin === undefined ? 'ignore' : undefined,
+      stdin: 'ignore',
+      env: secret && opts.secretFile ? { [opts.secretFile.env]: secret.path } : undefined,
       stdout: opts.stdout ? 'pipe' : 'pipe',
       buffer: { stdout: !opts.stdout, stderr: false },
       reject: false,
@@ -25,7 +29,7 @@ export class LocalHost implements Host {
     });
     child.stderr?.on('data', (d: Buffer) => stderr.push(d));
     if (opts.stdout) child.stdout?.pipe(opts.stdout, { end: false });
-    const result = await child;
+    const result = await child.finally(() => secret?.remove());
     if (result.isCanceled) throw new Error(`${argv[0]} on ${this.label} was cancelled`);
     if ((result as { code?: string }).code === 'ENOENT') {
       throw new LifeboatError('MissingTool', `${file} is not installed on ${this.label}`);
@@ -42,4 +46,12 @@ export class LocalHost implements Host {
   }
 
   close(): void {}
+}
+
+/** A private temp file for a secret (mode 0600 inside a 0700 directory), removed after the command. */
+async function writeSecretFile(content: string): Promise<{ path: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'lifeboat-secret-'));
+  const path = join(dir, 'secret');
+  await writeFile(path, content, { mode: 0o600 });
+  return { path, remove: () => rm(dir, { recursive: true, force: true }) };
 }

@@ -39,7 +39,8 @@ export async function rsyncPull(host: Host, paths: string[], dest: string, opts:
   ];
   const stderr = new Tail();
   const stdout = new Tail(256 * 1024);
-  const child = execa('rsync', args, { reject: false, cancelSignal: opts.signal, forceKillAfterDelay: 5000, buffer: false, stdin: 'ignore' });
+  // LC_ALL=C: --stats numbers are grouped with ',' only in the C locale; other locales use '.'.
+  const child = execa('rsync', args, { env: { LC_ALL: 'C' }, reject: false, cancelSignal: opts.signal, forceKillAfterDelay: 5000, buffer: false, stdin: 'ignore' });
   child.stderr?.on('data', (d: Buffer) => stderr.push(d));
   child.stdout?.on('data', (d: Buffer) => {
     stdout.push(d);

@@ -6,6 +6,7 @@ import { LifeboatError } from '../shared/errors';
 import { Tail, type ExecOptions, type ExecResult, type Host, type SshSettings } from './host';
 import { checkHostKey, parseKnownHosts } from './known-hosts';
 import { rsyncRshCommand, shellJoin } from './quote';
+import { wrapRemote } from './remote-command';
 
 const MAX_COLLECTED_STDOUT = 16 * 1024 * 1024;
 
@@ -70,7 +71,7 @@ export class SshHost implements Host {
   }
 
   exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    const command = shellJoin(argv);
+    const command = shellJoin(wrapRemote(argv, opts.secretFile));
     return new Promise((resolve, reject) => {
       this.client.exec(command, (err, channel) => {
         if (err) return reject(new Error(`cannot run ${argv[0]} on ${this.label}: ${err.message}`));
@@ -101,10 +102,10 @@ function collect(channel: ClientChannel, argv: string[], label: string, opts: Ex
     let collected = 0;
     let exitCode: number | undefined;
     let exitSignal: string | undefined;
+    // Closing our side of stdin is what stops the remote command (see remote-command.ts).
     const onAbort = () => {
-      // Closing the channel makes the remote command see SIGPIPE/EOF; the signal asks sshd to kill it first.
-      channel.signal('KILL');
-      channel.close();
+      channel.end();
+      setTimeout(() => channel.close(), 2000).unref();
     };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
 
@@ -119,6 +120,7 @@ function collect(channel: ClientChannel, argv: string[], label: string, opts: Ex
     channel.on('exit', (code: number | null, signal?: string) => {
       exitCode = code ?? undefined;
       exitSignal = signal;
+      channel.end(); // lets the wrapper's stdin watcher finish
     });
     channel.on('close', () => {
       opts.signal?.removeEventListener('abort', onAbort);
@@ -128,8 +130,8 @@ function collect(channel: ClientChannel, argv: string[], label: string, opts: Ex
       }
       resolve({ exitCode: exitCode ?? 128, stdout: Buffer.concat(chunks).toString(), stderr: stderr.toString() });
     });
-    if (opts.stdin !== undefined) channel.end(opts.stdin);
-    else channel.end();
+    // stdin stays open while the command runs: its EOF is the cancellation signal.
+    if (opts.secretFile) channel.write(opts.secretFile.content);
   });
 }
 

@@ -12,7 +12,9 @@ export function parseSnapshotName(name: string): { prefix: string; at: Date } | 
   const m = /^(.+)-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})$/.exec(name);
   if (!m) return null;
   const [, prefix, y, mo, d, h, mi, s] = m;
-  return { prefix: prefix!, at: new Date(Date.UTC(+y!, +mo! - 1, +d!, +h!, +mi!, +s!)) };
+  const at = new Date(Date.UTC(+y!, +mo! - 1, +d!, +h!, +mi!, +s!));
+  // Date.UTC rolls 13th months and 61st seconds over: only a stamp that formats back to itself is real.
+  return snapshotName(prefix!, at) === name ? { prefix: prefix!, at } : null;
 }
 
 export function archiveKey(plan: string, snapshot: string, format: ArchiveFormat): string {

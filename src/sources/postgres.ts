@@ -1,5 +1,5 @@
 // PostgreSQL: pg_dump runs on the source host and streams to the backup host; the dump is never held in memory.
-// A password goes through a temporary PGPASSFILE fed on stdin, so it never appears on a command line (`ps`).
+// A password goes through a private temporary PGPASSFILE (see remote/remote-command.ts), never a command line.
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -8,12 +8,9 @@ import { finished } from 'node:stream/promises';
 import type { PostgresArtifact } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import type { Host } from '../remote/host';
+import type { SecretFile } from '../remote/remote-command';
 import { LifeboatError } from '../shared/errors';
 import type { SourceModule } from './types';
-
-/** Constant script: writes stdin to a private temp passfile, runs "$@" with it, always removes it. */
-const PASSFILE_SCRIPT =
-  'umask 077; f=$(mktemp) || exit 70; trap \'rm -f "$f"\' EXIT HUP INT TERM; cat >"$f" || exit 70; PGPASSFILE="$f" "$@"';
 
 const DUMP_COMPLETE = '-- PostgreSQL database dump complete';
 
@@ -28,10 +25,9 @@ export function pgDumpArgv(a: PostgresArtifact): string[] {
   return ['pg_dump', `--format=${a.format}`, ...pgConnectionArgs(a), `--dbname=${a.database}`];
 }
 
-/** Wraps a PostgreSQL client command for the source host: passfile on stdin, optional OS user. */
-export function pgCommand(a: PostgresArtifact, argv: string[], withPassword: boolean): string[] {
-  const inner = withPassword ? ['sh', '-c', PASSFILE_SCRIPT, 'lifeboat-pgpass', ...argv] : argv;
-  return a.runAs ? ['sudo', '-n', '-u', a.runAs, '--', ...inner] : inner;
+/** Runs a PostgreSQL client as the configured OS user (peer authentication), when one is set. */
+export function pgCommand(a: PostgresArtifact, argv: string[]): string[] {
+  return a.runAs ? ['sudo', '-n', '-u', a.runAs, '--', ...argv] : argv;
 }
 
 /** One passfile line matching any host/db/user; `:` and `\` are escaped as libpq requires. */
@@ -43,8 +39,12 @@ export function dumpFileName(a: PostgresArtifact): string {
   return `database/${a.name}.${a.format === 'custom' ? 'dump' : 'sql'}`;
 }
 
-async function passwordStdin(a: PostgresArtifact): Promise<string | undefined> {
-  return a.password ? passfileLine(await resolveSecret(a.password, `password of postgres artifact ${a.name}`)) : undefined;
+/** The password as a libpq passfile, resolved here on the worker and handed over as a private temp file. */
+async function passfile(a: PostgresArtifact): Promise<SecretFile | undefined> {
+  if (!a.password) return undefined;
+  const password = await resolveSecret(a.password, `password of postgres artifact ${a.name}`);
+  if (/[\r\n]/.test(password)) throw new LifeboatError('ConfigError', `password of postgres artifact ${a.name} contains a line break, which a passfile cannot hold`);
+  return { env: 'PGPASSFILE', content: passfileLine(password) };
 }
 
 export function classifyPgFailure(label: string, a: PostgresArtifact, exitCode: number, stderr: string): Error {
@@ -65,8 +65,7 @@ export const postgres: SourceModule<PostgresArtifact> = {
 
   async estimateBytes(host: Host, a, signal) {
     const argv = ['psql', '-X', '-A', '-t', ...pgConnectionArgs(a), `--dbname=${a.database}`, '-c', 'SELECT pg_database_size(current_database())'];
-    const stdin = await passwordStdin(a);
-    const res = await host.exec(pgCommand(a, argv, stdin !== undefined), { stdin, signal });
+    const res = await host.exec(pgCommand(a, argv), { secretFile: await passfile(a), signal });
     if (res.exitCode !== 0) throw classifyPgFailure(host.label, a, res.exitCode, res.stderr);
     return Number(res.stdout.trim()) || 0;
   },
@@ -87,8 +86,7 @@ export const postgres: SourceModule<PostgresArtifact> = {
     });
     const out = createWriteStream(partial, { mode: 0o600 });
     counter.pipe(out);
-    const stdin = await passwordStdin(a);
-    const res = await host.exec(pgCommand(a, pgDumpArgv(a), stdin !== undefined), { stdin, stdout: counter, signal });
+    const res = await host.exec(pgCommand(a, pgDumpArgv(a)), { secretFile: await passfile(a), stdout: counter, signal });
     counter.end();
     await finished(out);
     if (res.exitCode !== 0) throw classifyPgFailure(host.label, a, res.exitCode, res.stderr);

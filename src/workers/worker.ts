@@ -26,6 +26,10 @@ export function createLifeboatWorker(opts: LifeboatWorkerOptions): Promise<Worke
     // Capture-heavy work is I/O bound but spawns processes: keep concurrency modest on a small backup host.
     maxConcurrentActivityTaskExecutions: 8,
     shutdownGraceTime: '30s',
+    // Cancellation reaches an activity only with a heartbeat response: send them often enough that a
+    // cancelled run stops its dumps and transfers within seconds, not the default ~48 s.
+    maxHeartbeatThrottleInterval: '3s',
+    defaultHeartbeatThrottleInterval: '3s',
   });
 }
 

@@ -81,7 +81,7 @@ export async function backupPlan(input: BackupInput): Promise<BackupResult> {
     const first = storages[0]!;
     return { ...record, snapshot_dir: finalized.dir, storage: first.storage, key: first.key, location: first.location, storages };
   } catch (err) {
-    upsertSearchAttributes([{ key: STATUS, value: 'Failed' }]);
+    upsertSearchAttributes([{ key: STATUS, value: isCancellation(err) ? 'Cancelled' : 'Failed' }]);
     // Cleanup must run even when the run itself was cancelled.
     if (ctx && snapshot) await CancellationScope.nonCancellable(() => quick.discardIncomplete(ctx!, snapshot!));
     throw describeFailure(err);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -82,6 +83,7 @@ beforeAll(async () => {
   configPath = await writeConfig(root, baseConfig({
     stack: { sources: [appSource(), filesSource()], storages: ['minio'], metadata: { environment: 'integration-test' } },
     broken: { sources: [{ ...filesSource(), artifacts: [{ type: 'files', name: 'gone', paths: [join(files.dataDir, 'does-not-exist')] }] }], storages: ['minio'] },
+    locked: { sources: [{ ...appSource(), artifacts: [appSource().artifacts[0]] }], storages: ['minio'] },
     stranger: { sources: [{ name: 'stranger', host: '127.0.0.1', port: stranger.port, artifacts: [{ type: 'files', name: 'x', paths: [stranger.dataDir] }] }], storages: ['minio'] },
   }));
   t = await temporalFixture(configPath, taskQueue);
@@ -244,3 +246,38 @@ describe('permanent failures end fast, typed, with nothing uploaded', () => {
   });
 });
 
+
+describe('cancellation', () => {
+  const dumpBackends = () => psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND datname = '${db}'`);
+  const dumpProcesses = async () => (await execa('pgrep', ['-af', `pg_dump .*--dbname=${db}`], { reject: false })).stdout.trim();
+
+  it('cancelling a run stops the remote pg_dump and leaves no partial snapshot', async () => {
+    // Hold a lock so pg_dump blocks: the capture is provably in flight when we cancel.
+    const locker = execa('psql', ['-X', '-q', '-h', '127.0.0.1', '-U', 'postgres', '-d', db], { input: undefined, stdin: 'pipe' });
+    locker.stdin!.write('BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE; SELECT 1;\n');
+    try {
+      const { handle, result } = await runBackup('locked');
+      await waitFor(async () => (await dumpBackends()) === '1', 20_000);
+      await handle.cancel();
+      const err = await result.catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      // The remote pg_dump process itself is gone (its server backend may wait for the lock a little longer).
+      await waitFor(async () => (await dumpProcesses()) === '', 15_000).catch(async (e) => { throw new Error(`${e.message}: ${await dumpProcesses()}`); });
+      const leftovers = (await execa('find', [join(root, 'backups'), '-maxdepth', '1', '-name', 'locked-*'])).stdout;
+      expect(leftovers).toBe('');
+      expect(await keysUnder('locked/')).toEqual([]);
+    } finally {
+      locker.kill();
+      await locker.catch(() => undefined);
+    }
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
