@@ -248,12 +248,11 @@ describe('parseConfig: rejected configs name the field and the problem', () => {
     expect(msg).not.toContain('AKIAPLAINTEXTSECRET');
   });
 
-  // BUG (reported): the SecretRef union in src/config/schema.ts has no error message, so zod reports only
-  // "storages.s3.accessKeyId: Invalid input" - the problem (expected { env } or { file }) is not named.
-  // Flip to `it` once the schema explains what a secret reference looks like.
-  it.fails('a plain-string secret: the message says a secret must be { env } or { file }', () => {
+  it('a plain-string secret: the message says a secret must be { env } or { file }', () => {
     const msg = configError(minimal({ secret: 'AKIAPLAINTEXTSECRET' }));
     expect(msg).toMatch(/storages\.s3\.accessKeyId: .*env.*file/);
+    expect(msg).toContain('storages.s3.accessKeyId: a secret is a reference: { env: VAR_NAME } or { file: /absolute/path }, never the value itself');
+    expect(msg).not.toContain('AKIAPLAINTEXTSECRET');
   });
 
   it('a secret file reference must be absolute', () => {
@@ -307,10 +306,21 @@ describe('parseConfig: rejected configs name the field and the problem', () => {
     expect(lines).toContain('  plans.daily.storages.0: unknown storage "nope" (defined: s3)');
   });
 
-  // BUG (reported): `cfg.storages[s]` in the superRefine of src/config/schema.ts looks names up on a plain
-  // object, so inherited Object.prototype members count as defined storages.
-  it.fails('a plan referencing storage "toString" (an Object.prototype member) is rejected', () => {
-    configError(minimal({ storageRef: 'toString' }));
+  it('a plan referencing storage "toString" (an Object.prototype member) is rejected', () => {
+    const msg = configError(minimal({ storageRef: 'toString' }));
+    expect(msg).toContain('plans.daily.storages.0: unknown storage "toString" (defined: s3)');
+  });
+
+  it('a postgres artifact with both runAs and password is rejected', () => {
+    const msg = configError(
+      minimal({
+        source: `      - name: here
+        host: local
+        artifacts:
+          - { name: db, type: postgres, database: app, runAs: postgres, password: { env: PGPASS } }`,
+      }),
+    );
+    expect(msg).toContain('plans.daily.sources.0.artifacts.0.runAs: use either runAs (peer authentication) or password, not both');
   });
 });
 
@@ -337,11 +347,10 @@ describe('getPlan', () => {
     expect(err.message).toBe('unknown plan "hourly" (defined: weekly, nightly)');
   });
 
-  // BUG (reported): getPlan in src/config/load.ts indexes a plain object, so "constructor" returns
-  // Object itself instead of throwing ConfigError.
-  it.fails('an Object.prototype member name ("constructor") is an unknown plan', () => {
+  it('an Object.prototype member name ("constructor") is an unknown plan', () => {
     const err = catchError(() => getPlan(cfg, 'constructor'));
     expect(err.code).toBe('ConfigError');
+    expect(err.message).toBe('unknown plan "constructor" (defined: weekly, nightly)');
   });
 });
 

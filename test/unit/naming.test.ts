@@ -64,12 +64,14 @@ describe('parseSnapshotName', () => {
     }
   });
 
-  // BUG (reported): parseSnapshotName in src/snapshot/naming.ts does not range-check the fields; Date.UTC
-  // silently rolls them over, so impossible stamps parse to some other instant.
-  it.fails('rejects impossible dates and times (month 13, Feb 30, hour 25, minute 60)', () => {
+  it('rejects impossible dates and times (month 13, Feb 30, hour 25, minute 60)', () => {
     for (const bad of ['p-20241301T000000', 'p-20240230T000000', 'p-20240101T250000', 'p-20240101T006000', 'p-20240101T000060']) {
       expect(parseSnapshotName(bad), bad).toBeNull();
     }
+    // The edges of the ranges still parse (leap day, last second of the year).
+    expect(parseSnapshotName('p-20240229T000000')?.at.toISOString()).toBe('2024-02-29T00:00:00.000Z');
+    expect(parseSnapshotName('p-20241231T235959')?.at.toISOString()).toBe('2024-12-31T23:59:59.000Z');
+    expect(parseSnapshotName('p-20230229T000000')).toBeNull();
   });
 });
 

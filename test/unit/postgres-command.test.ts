@@ -1,10 +1,7 @@
-import { describe, it, expect } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, it, expect, afterEach } from 'vitest';
 import { PostgresArtifact } from '../../src/config/schema';
-import { pgDumpArgv, pgCommand, passfileLine, dumpFileName, classifyPgFailure } from '../../src/sources/postgres';
+import type { ExecOptions, Host } from '../../src/remote/host';
+import { pgDumpArgv, pgCommand, passfileLine, dumpFileName, classifyPgFailure, postgres } from '../../src/sources/postgres';
 import { LifeboatError } from '../../src/shared/errors';
 
 const artifact = (over: Record<string, unknown> = {}): PostgresArtifact =>
@@ -71,132 +68,88 @@ describe('dumpFileName', () => {
 describe('pgCommand', () => {
   const dump = pgDumpArgv(artifact());
 
-  it('without password or runAs returns the argv unchanged', () => {
-    expect(pgCommand(artifact(), dump, false)).toEqual(dump);
+  it('without runAs returns the argv unchanged', () => {
+    expect(pgCommand(artifact(), dump)).toEqual(dump);
   });
 
-  it('with password wraps in sh -c <script> lifeboat-pgpass <argv…>', () => {
-    const cmd = pgCommand(artifact(), dump, true);
-    expect(cmd.slice(0, 2)).toEqual(['sh', '-c']);
-    expect(cmd[2]).toContain('PGPASSFILE=');
-    expect(cmd[2]).toContain('umask 077');
-    expect(cmd[3]).toBe('lifeboat-pgpass');
-    expect(cmd.slice(4)).toEqual(dump);
-  });
-
-  it('the wrapper script is a constant: it does not depend on the artifact or the argv', () => {
-    const a = pgCommand(artifact(), ['x'], true)[2];
-    const b = pgCommand(artifact({ host: 'h', user: 'u', database: 'other' }), dump, true)[2];
-    expect(a).toBe(b);
+  it('a configured password does not wrap the argv: the secret is handed over by the host (remote-command.ts)', () => {
+    const a = artifact({ password: { env: 'X' } });
+    expect(pgCommand(a, pgDumpArgv(a))).toEqual(pgDumpArgv(a));
   });
 
   it('runAs prefixes sudo -n -u <user> --', () => {
-    expect(pgCommand(artifact({ runAs: 'postgres' }), dump, false)).toEqual(['sudo', '-n', '-u', 'postgres', '--', ...dump]);
-  });
-
-  it('runAs with password: sudo outside, passfile wrapper inside', () => {
-    const cmd = pgCommand(artifact({ runAs: 'pg' }), dump, true);
-    expect(cmd.slice(0, 7)).toEqual(['sudo', '-n', '-u', 'pg', '--', 'sh', '-c']);
-    expect(cmd[8]).toBe('lifeboat-pgpass');
-    expect(cmd.slice(9)).toEqual(dump);
+    expect(pgCommand(artifact({ runAs: 'postgres' }), dump)).toEqual(['sudo', '-n', '-u', 'postgres', '--', ...dump]);
   });
 
   it('the password never appears in the argv', () => {
-    const a = artifact({ runAs: 'pg', host: 'h', port: 5432, password: { env: 'X' } });
-    for (const withPassword of [true, false]) {
-      const cmd = pgCommand(a, pgDumpArgv(a), withPassword);
-      const joined = cmd.join('\0');
-      expect(joined).not.toContain(PASSWORD);
-      expect(joined).not.toContain('hunter2');
-      expect(joined).not.toContain(passfileLine(PASSWORD).trim());
-    }
+    const a = artifact({ host: 'h', port: 5432, password: { env: 'X' } });
+    const joined = pgCommand(a, pgDumpArgv(a)).join('\0');
+    expect(joined).not.toContain(PASSWORD);
+    expect(joined).not.toContain('hunter2');
+    expect(joined).not.toContain(passfileLine(PASSWORD).trim());
   });
 });
 
-describe('the PASSFILE wrapper in a real shell', () => {
-  // Replaces pg_dump with a probe that prints the passfile, its mode and its path.
-  const probe = ['sh', '-c', 'cat "$PGPASSFILE"; stat -c %a "$PGPASSFILE"; printf "%s\\n" "$PGPASSFILE"'];
+describe('PostgresArtifact schema', () => {
+  it('refuses runAs together with password', () => {
+    const res = PostgresArtifact.safeParse({ name: 'appdb', type: 'postgres', database: 'app', runAs: 'pg', password: { env: 'X' } });
+    expect(res.success).toBe(false);
+    expect(res.error?.issues).toEqual([expect.objectContaining({ path: ['runAs'], message: 'use either runAs (peer authentication) or password, not both' })]);
+  });
 
-  /** Runs the wrapped argv with a private TMPDIR (mktemp honours it), so leftovers can be checked. */
-  function runWrapped(argv: string[], stdin: string) {
-    const cmd = pgCommand(artifact({ password: { env: 'X' } }), argv, true);
-    const tmp = mkdtempSync(join(tmpdir(), 'lifeboat-pgpass-'));
-    try {
-      const res = spawnSync(cmd[0]!, cmd.slice(1), { input: stdin, encoding: 'utf8', timeout: 10_000, env: { ...process.env, TMPDIR: tmp } });
-      return { ...res, tmp, leftovers: readdirSync(tmp) };
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
-    }
+  it('accepts runAs alone and password alone', () => {
+    expect(artifact({ runAs: 'pg' }).runAs).toBe('pg');
+    expect(artifact({ password: { env: 'X' } }).password).toEqual({ env: 'X' });
+  });
+});
+
+describe('postgres source: how the password reaches the host', () => {
+  const ENV = 'LIFEBOAT_UNIT_TEST_PGPASS';
+  afterEach(() => {
+    delete process.env[ENV];
+  });
+
+  /** A Host that records exec calls and answers like psql printing a database size. */
+  function fakeHost() {
+    const calls: { argv: string[]; opts?: ExecOptions }[] = [];
+    const host: Host = {
+      label: 'fake',
+      async exec(argv, opts) {
+        calls.push({ argv, opts });
+        return { exitCode: 0, stdout: '12345\n', stderr: '' };
+      },
+      rsyncTarget: () => ({ prefix: '' }),
+      close: () => {},
+    };
+    return { host, calls };
   }
 
-  it('feeds stdin to a mode-600 temp file named by PGPASSFILE, then deletes it', () => {
-    const line = passfileLine(PASSWORD);
-    const res = runWrapped(probe, line);
-    expect(res.stderr).toBe('');
-    expect(res.status).toBe(0);
-    const lines = res.stdout.split('\n');
-    // passfile content, mode, path, trailing ''
-    expect(lines).toHaveLength(4);
-    expect(`${lines[0]}\n`).toBe(line);
-    expect(lines[1]).toBe('600');
-    const path = lines[2]!;
-    expect(path.startsWith(`${res.tmp}/`)).toBe(true);
-    expect(res.leftovers).toEqual([]);
-    expect(existsSync(path)).toBe(false);
-    // No shell expansion happened: the password comes back byte for byte.
-    expect(parsePassfileLine(lines[0]!)).toEqual(['*', '*', '*', '*', PASSWORD]);
+  it('hands the resolved password over as a PGPASSFILE secret file, never in the argv', async () => {
+    process.env[ENV] = PASSWORD;
+    const { host, calls } = fakeHost();
+    expect(await postgres.estimateBytes(host, artifact({ password: { env: ENV } }), new AbortController().signal)).toBe(12345);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.opts?.secretFile).toEqual({ env: 'PGPASSFILE', content: passfileLine(PASSWORD) });
+    expect(calls[0]!.argv.join('\0')).not.toContain('hunter2');
   });
 
-  it('passes the arguments through untouched and propagates the exit code; the file is removed on failure too', () => {
-    const res = runWrapped(['sh', '-c', 'printf "%s|" "$@"; echo; printf "%s\\n" "$PGPASSFILE"; exit 3', 'probe', 'a b', '$HOME', '*', ''], 'x\n');
-    expect(res.status).toBe(3);
-    const [args, path] = res.stdout.split('\n');
-    expect(args).toBe('a b|$HOME|*||');
-    expect(path!.startsWith(`${res.tmp}/`)).toBe(true);
-    expect(res.leftovers).toEqual([]);
+  it('without a password no secret file is handed over', async () => {
+    const { host, calls } = fakeHost();
+    await postgres.estimateBytes(host, artifact({ runAs: 'postgres' }), new AbortController().signal);
+    expect(calls[0]!.opts?.secretFile).toBeUndefined();
+    expect(calls[0]!.argv.slice(0, 5)).toEqual(['sudo', '-n', '-u', 'postgres', '--']);
   });
 
-  it('a missing command exits 127 (classified as MissingTool) and still removes the file', () => {
-    const res = runWrapped(['lifeboat-no-such-program-xyz'], 'x\n');
-    expect(res.status).toBe(127);
-    expect(res.leftovers).toEqual([]);
-    expect((classifyPgFailure('h', artifact(), res.status!, res.stderr) as LifeboatError).code).toBe('MissingTool');
-  });
-
-  it('SIGTERM to the wrapper (a cancelled run) stops the wrapped command promptly and removes the passfile', async () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'lifeboat-pgpass-'));
-    try {
-      // The probe prints its pid, then becomes a long sleep (exec keeps the pid).
-      const cmd = pgCommand(artifact({ password: { env: 'X' } }), ['sh', '-c', 'echo $$; exec sleep 5'], true);
-      const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['pipe', 'pipe', 'ignore'], env: { ...process.env, TMPDIR: tmp } });
-      child.stdin.end('x\n');
-      const pid = Number(await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
-      expect(pid).toBeGreaterThan(0);
-      expect(readdirSync(tmp)).toHaveLength(1); // the passfile exists while the command runs
-      // Let the wrapper settle into waiting for its child: a signal that lands earlier takes another path in dash.
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      const started = Date.now();
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-        child.on('exit', (code, signal) => resolve({ code, signal })),
-      );
-      child.kill('SIGTERM');
-      const exit = await exited;
-      expect(Date.now() - started).toBeLessThan(1500);
-      expect(exit).toEqual({ code: 143, signal: null });
-      expect(readdirSync(tmp)).toEqual([]);
-      // The wrapped command got the TERM too (it is not left running).
-      const alive = () => {
-        try {
-          process.kill(pid, 0);
-          return true;
-        } catch {
-          return false;
-        }
-      };
-      for (let i = 0; i < 20 && alive(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(alive()).toBe(false);
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
+  it('a password with a line break is a ConfigError (a passfile line cannot hold it) and nothing runs', async () => {
+    for (const pw of ['two\nlines', 'cr\rhere']) {
+      process.env[ENV] = pw;
+      const { host, calls } = fakeHost();
+      const err = await postgres.estimateBytes(host, artifact({ password: { env: ENV } }), new AbortController().signal).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(LifeboatError);
+      expect((err as LifeboatError).code).toBe('ConfigError');
+      expect((err as LifeboatError).message).toContain('line break');
+      expect((err as LifeboatError).message).not.toContain(pw);
+      expect(calls).toEqual([]);
     }
   });
 });

@@ -103,17 +103,8 @@ total size is 1,234,567  speedup is 0.00
     expect(parseRsyncStats(withProgress).totalFileSize).toBe(1_234_567);
   });
 
-  // BUG (reported): rsync groups digits with "." when the locale's decimal point is "," (seen with
-  // LC_ALL=de_DE.UTF-8: "Total file size: 5.003 bytes"). rsyncPull runs rsync with the worker's locale and
-  // parseRsyncStats only strips ",", so it returns 5.003 here, and NaN for "1.234.567".
-  // Flip to `it` if the parser is made separator-agnostic (if rsync is run with LC_ALL=C instead, delete this).
-  it.fails('a decimal-comma locale block (digits grouped with ".") parses to integers', () => {
-    const de = 'Number of files: 1.234 (reg: 1.000, dir: 234)\nTotal file size: 1.234.567 bytes\nLiteral data: 5.003 bytes\n';
-    const s = parseRsyncStats(de);
-    expect(s.files).toBe(1234);
-    expect(s.totalFileSize).toBe(1_234_567);
-    expect(s.literalData).toBe(5003);
-  });
+  // Only ',' is stripped as a thousands separator: rsync groups digits with '.' in decimal-comma locales
+  // (e.g. de_DE: "Total file size: 5.003 bytes"), so the caller (rsyncPull) pins the locale with LC_ALL=C.
 
   it('missing fields are 0 (e.g. no --stats, or empty output)', () => {
     expect(parseRsyncStats('')).toEqual({
