@@ -1,11 +1,10 @@
 // tar.zst (zstd -T0, all cores) or tar.gz (pigz when present), streamed: tar → compressor → hash → file.
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
+import { meter } from '../shared/meter';
 import type { ArchiveFormat } from './naming';
 
 export interface ArchiveInfo {
@@ -33,16 +32,7 @@ export async function createArchive(
   const compressor = execa(comp!, compArgs, common);
   tar.stdout.pipe(compressor.stdin);
 
-  const hash = createHash('sha256');
-  let size = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _e, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      opts.onProgress?.(size);
-      done(null, chunk);
-    },
-  });
+  const tap = meter({ sha256: true, onBytes: opts.onProgress });
   try {
     await Promise.all([tar, compressor, pipeline(compressor.stdout, tap, createWriteStream(partial, { mode: 0o600 }))]);
   } catch (err) {
@@ -50,7 +40,7 @@ export async function createArchive(
     throw err;
   }
   await rename(partial, out);
-  return { path: out, format, sha256: hash.digest('hex'), size };
+  return { path: out, format, sha256: tap.digest(), size: tap.bytes };
 }
 
 /** The argv that lists or extracts an archive of this format with GNU tar. */

@@ -3,13 +3,13 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Transform } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { PostgresArtifact } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import type { Host } from '../remote/host';
 import type { SecretFile } from '../remote/remote-command';
 import { LifeboatError } from '../shared/errors';
+import { meter } from '../shared/meter';
 import type { SourceModule } from './types';
 
 const DUMP_COMPLETE = '-- PostgreSQL database dump complete';
@@ -76,14 +76,7 @@ export const postgres: SourceModule<PostgresArtifact> = {
     const partial = `${target}.partial`;
     await mkdir(dirname(target), { recursive: true, mode: 0o700 });
 
-    let bytes = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        bytes += chunk.length;
-        progress({ artifact: a.name, bytes });
-        done(null, chunk);
-      },
-    });
+    const counter = meter({ onBytes: (bytes) => progress({ artifact: a.name, bytes }) });
     const out = createWriteStream(partial, { mode: 0o600 });
     counter.pipe(out);
     const res = await host.exec(pgCommand(a, pgDumpArgv(a)), { secretFile: await passfile(a), stdout: counter, signal });

@@ -1,13 +1,12 @@
 // A directory as storage (fast local restores beside an offsite copy). Writes go to `.partial` and are renamed
 // after fsync, so a crash never leaves a half-written archive under its final name. Directories are 0700.
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { LocalStorage } from '../config/schema';
 import { LifeboatError } from '../shared/errors';
+import { meter } from '../shared/meter';
 import type { ObjectInfo, PutResult, StorageBackend } from './types';
 
 export class LocalBackend implements StorageBackend {
@@ -25,19 +24,11 @@ export class LocalBackend implements StorageBackend {
     const existing = await this.stat(key);
     if (existing && existing.size === opts.size && existing.sha256 === opts.sha256) return { location: dest, alreadyPresent: true };
     await mkdir(dirname(dest), { recursive: true, mode: 0o700 });
-    const hash = createHash('sha256');
-    let bytes = 0;
-    const tap = new Transform({
-      transform(chunk: Buffer, _e, done) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        opts.onProgress?.(bytes);
-        done(null, chunk);
-      },
-    });
+    const tap = meter({ sha256: true, onBytes: opts.onProgress });
     const partial = `${dest}.partial`;
     await pipeline(createReadStream(file), tap, createWriteStream(partial, { mode: 0o600 }), { signal: opts.signal });
-    const digest = hash.digest('hex');
+    const digest = tap.digest();
+    const bytes = tap.bytes;
     if (digest !== opts.sha256 || bytes !== opts.size) {
       await rm(partial, { force: true });
       throw new LifeboatError('ChecksumMismatch', `${dest}: copied ${bytes} bytes with SHA-256 ${digest}, expected ${opts.size} bytes ${opts.sha256}`);

@@ -2,7 +2,6 @@
 // the server checks on receipt; the whole-file SHA-256 travels as metadata and is compared after upload.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename } from 'node:fs/promises';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   DeleteObjectCommand,
@@ -17,6 +16,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type { S3Storage } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import { LifeboatError } from '../shared/errors';
+import { meter } from '../shared/meter';
 import type { ObjectInfo, PutResult, StorageBackend } from './types';
 
 export async function openS3(name: string, cfg: S3Storage): Promise<S3Backend> {
@@ -92,15 +92,7 @@ export class S3Backend implements StorageBackend {
 
   async get(key: string, file: string, opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {}): Promise<void> {
     const res = await this.guard(() => this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) }), { abortSignal: opts.signal }), `read ${key}`);
-    let bytes = 0;
-    const count = new Transform({
-      transform(chunk: Buffer, _e, done) {
-        bytes += chunk.length;
-        opts.onProgress?.(bytes);
-        done(null, chunk);
-      },
-    });
-    await pipeline(res.Body as NodeJS.ReadableStream, count, createWriteStream(`${file}.partial`, { mode: 0o600 }), { signal: opts.signal });
+    await pipeline(res.Body as NodeJS.ReadableStream, meter({ onBytes: opts.onProgress }), createWriteStream(`${file}.partial`, { mode: 0o600 }), { signal: opts.signal });
     await rename(`${file}.partial`, file);
   }
 
