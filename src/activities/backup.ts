@@ -12,6 +12,7 @@ import type {
   FinalizeResult,
   PlanContext,
   PreflightResult,
+  QuiesceRecord,
   SnapshotRecord,
   StorageResult,
   Tier,
@@ -22,6 +23,7 @@ import { mirrorDir, snapshotPaths } from '../snapshot/layout';
 import { archiveKey, recordKey } from '../snapshot/naming';
 import { buildManifest, parseManifest } from '../snapshot/manifest';
 import { buildMetadata, writeMetadata } from '../snapshot/metadata';
+import { failingOn } from '../sources/pull-tree';
 import { sourceModule } from '../sources/registry';
 import type { ArtifactResult } from '../sources/types';
 import { openStorage } from '../storage';
@@ -106,13 +108,14 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
             host,
             source,
             artifact,
+            snapshot,
             snapshotDir: snapshotPaths(ctx.backupRoot, snapshot, ctx.plan.archive.format).workDir,
             mirrorDir: mirrorDir(ctx.backupRoot, ctx.planName, source.name, artifact.name),
             denyList: ctx.denyList,
             signal,
             progress,
           });
-          return { source: source.name, name: artifact.name, type: artifact.type, required: artifact.required, status: 'ok', ...captured };
+          return { source: source.name, name: artifact.name, type: artifact.type, required: artifact.required, ...captured, status: captured.status ?? 'ok' };
         } finally {
           host.close();
         }
@@ -122,7 +125,15 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
     /** metadata.yml + manifest.sha256, deny-list check, then the atomic rename that makes the snapshot real. */
     async finalizeSnapshot(
       ctx: PlanContext,
-      input: { snapshot: string; tier: Tier; deployId?: string; startedAt: string; artifacts: ArtifactResult[]; sources: PreflightResult['sources'] },
+      input: {
+        snapshot: string;
+        tier: Tier;
+        deployId?: string;
+        startedAt: string;
+        artifacts: ArtifactResult[];
+        sources: PreflightResult['sources'];
+        quiesce?: QuiesceRecord[];
+      },
     ): Promise<FinalizeResult> {
       return runActivity(async ({ signal, progress }) => {
         const paths = snapshotPaths(ctx.backupRoot, input.snapshot, ctx.plan.archive.format);
@@ -135,6 +146,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           started_at: input.startedAt,
           captured_at: new Date().toISOString(),
           sources: input.sources,
+          ...(input.quiesce?.length ? { quiesce: input.quiesce } : {}),
           artifacts: input.artifacts,
           archive: { format: ctx.plan.archive.format, file: `${input.snapshot}.${ctx.plan.archive.format}` },
           extra: ctx.plan.metadata,
@@ -228,11 +240,15 @@ async function claimSnapshotName(backupRoot: string, snapshot: string, runId: st
 async function checkSource(ctx: PlanContext, source: Source, signal: AbortSignal) {
   const host = await connectHost(source, ctx, signal);
   try {
-    const tools = [...new Set(source.artifacts.flatMap((a) => sourceModule(a).requiredTools(a)))];
-    const paths = source.artifacts.filter((a) => a.required).flatMap((a) => sourceModule(a).requiredPaths(a));
-    const missingTools = await missing(host, 'command -v "$1" >/dev/null 2>&1', tools, signal);
+    const programs = [...source.artifacts.flatMap((a) => sourceModule(a).requiredTools(a)), ...quiesceProgramsOf(source)];
+    const tools = [...new Set(programs.filter((p) => !p.includes('/')))];
+    const paths = [
+      ...source.artifacts.filter((a) => a.required).flatMap((a) => sourceModule(a).requiredPaths(a)),
+      ...programs.filter((p) => p.includes('/')),
+    ];
+    const missingTools = await failingOn(host, 'command -v "$1" >/dev/null 2>&1', tools, signal);
     if (missingTools.length) throw new LifeboatError('MissingTool', `not installed on ${host.label}: ${missingTools.join(', ')}`);
-    const missingPaths = await missing(host, '[ -e "$1" ]', paths, signal);
+    const missingPaths = await failingOn(host, '[ -e "$1" ]', paths, signal);
     if (missingPaths.length) throw new LifeboatError('MissingPath', `missing on ${host.label}: ${missingPaths.join(', ')}`, { paths: missingPaths });
     let estimatedBytes = 0;
     for (const a of source.artifacts) estimatedBytes += await sourceModule(a).estimateBytes(host, a, signal);
@@ -242,13 +258,12 @@ async function checkSource(ctx: PlanContext, source: Source, signal: AbortSignal
   }
 }
 
-/** Runs a constant test for each value (passed as "$1", never spliced into the script); returns those failing. */
-async function missing(host: Host, test: string, values: string[], signal: AbortSignal): Promise<string[]> {
-  if (values.length === 0) return [];
-  const script = `for v; do set -- "$v"; ${test} || printf '%s\\n' "$v"; done`;
-  const res = await host.exec(['sh', '-c', script, 'lifeboat-check', ...values], { signal });
-  if (res.exitCode !== 0) throw new LifeboatError('CommandFailed', `check on ${host.label} failed: ${res.stderr.trim()}`);
-  return res.stdout.split('\n').filter(Boolean);
+/** Programs the quiesce controller will run: checked before anything is stopped. */
+function quiesceProgramsOf(source: Source): string[] {
+  const q = source.quiesce;
+  if (!q) return [];
+  if (q.type === 'commands') return [q.stop[0]!, q.start[0]!, ...(q.check ? [q.check[0]!] : [])];
+  return [q.command[0]!];
 }
 
 async function appVersion(host: Host, source: Source, signal: AbortSignal): Promise<string | null> {

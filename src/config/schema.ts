@@ -18,6 +18,35 @@ const artifactBase = {
   name,
   /** A required artifact that fails fails the run; an optional one is recorded as failed. */
   required: z.boolean().default(true),
+  /**
+   * Capture this artifact while the source is quiesced (its services stopped). Unset: files are copied
+   * quiesced, dumps run live before the stop (they need the database up). Ignored without source.quiesce.
+   */
+  quiesce: z.boolean().optional(),
+};
+
+/** A command run inside a docker compose service: `<command> [-f file]… exec -T <service> <argv…>`. */
+export const ComposeTarget = z
+  .object({
+    projectDir: absPath,
+    files: z.array(z.string().min(1)).default([]),
+    service: z.string().min(1),
+    command: argv.default(['docker', 'compose']),
+  })
+  .strict();
+export type ComposeTarget = z.infer<typeof ComposeTarget>;
+
+const dbConnection = {
+  /** Empty = local unix socket on the source host. */
+  host: z.string().optional(),
+  port: z.number().int().positive().optional(),
+  password: SecretRef.optional(),
+  /** Run the client inside this compose service (connects over the container's own socket). */
+  compose: ComposeTarget.optional(),
+};
+const noPasswordInCompose = {
+  check: (a: { compose?: unknown; password?: unknown }) => !(a.compose && a.password),
+  message: 'inside a compose service the client uses the container\'s local socket; drop password or compose',
 };
 
 export const PostgresArtifact = z
@@ -27,30 +56,148 @@ export const PostgresArtifact = z
     database: z.string().min(1),
     /** Database role (pg_dump -U). */
     user: z.string().default('postgres'),
-    /** Empty = local unix socket on the source host. */
-    host: z.string().optional(),
-    port: z.number().int().positive().optional(),
-    password: SecretRef.optional(),
+    ...dbConnection,
     /** OS user to run pg_dump as (`sudo -n -u <runAs>`), for peer authentication; not combined with password. */
     runAs: z.string().optional(),
     format: z.enum(['plain', 'custom']).default('plain'),
+    /** Also dump roles and tablespaces with `pg_dumpall --globals-only`. */
+    globals: z.boolean().default(false),
   })
   .strict()
-  .refine((a) => !(a.runAs && a.password), { message: 'use either runAs (peer authentication) or password, not both', path: ['runAs'] });
+  .refine((a) => !(a.runAs && a.password), { message: 'use either runAs (peer authentication) or password, not both', path: ['runAs'] })
+  .refine((a) => !(a.runAs && a.compose), { message: 'runAs and compose cannot be combined', path: ['runAs'] })
+  .refine(noPasswordInCompose.check, { message: noPasswordInCompose.message, path: ['password'] });
+
+export const MysqlArtifact = z
+  .object({
+    ...artifactBase,
+    type: z.literal('mysql'),
+    database: z.string().min(1),
+    user: z.string().default('root'),
+    ...dbConnection,
+  })
+  .strict()
+  .refine(noPasswordInCompose.check, { message: noPasswordInCompose.message, path: ['password'] });
+
+export const SqliteArtifact = z
+  .object({
+    ...artifactBase,
+    type: z.literal('sqlite'),
+    path: absPath,
+    /**
+     * vacuum: `VACUUM INTO` (one read transaction: consistent and never restarted by writers).
+     * backup: the `.backup` command (online backup API; restarts while other processes keep writing).
+     */
+    method: z.enum(['vacuum', 'backup']).default('vacuum'),
+    /** How long to wait for a writer's lock (sqlite3 `.timeout`). */
+    busyTimeoutSeconds: z.number().int().min(0).default(30),
+  })
+  .strict();
+
+export const RedisArtifact = z
+  .object({
+    ...artifactBase,
+    type: z.literal('redis'),
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().positive().default(6379),
+    password: SecretRef.optional(),
+    /** How long BGSAVE may take before the capture fails. */
+    saveTimeoutSeconds: z.number().int().positive().default(600),
+  })
+  .strict();
+
+export const OpensearchArtifact = z
+  .object({
+    ...artifactBase,
+    type: z.literal('opensearch'),
+    /** The HTTP API as seen from the source host. */
+    url: z.string().url().default('http://127.0.0.1:9200'),
+    /** Snapshot repository name, registered (type fs) on first use. */
+    repository: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lowercase letters, digits, "_" and "-"').default('lifeboat'),
+    /** The repository's directory on the source host; must be listed in OpenSearch's path.repo. */
+    repositoryPath: absPath,
+    indices: z.array(z.string().min(1)).default(['*']),
+    username: z.string().optional(),
+    password: SecretRef.optional(),
+    /** Lifeboat's OpenSearch snapshots kept in the repository (older ones are deleted after a capture). */
+    keepSnapshots: z.number().int().min(1).default(3),
+  })
+  .strict();
+
+export const CommandArtifact = z
+  .object({
+    ...artifactBase,
+    type: z.literal('command'),
+    /** Its stdout is saved as `commands/<name>.txt`; a non-zero exit fails the artifact. */
+    command: argv,
+  })
+  .strict();
 
 export const FilesArtifact = z
   .object({
     ...artifactBase,
     type: z.literal('files'),
-    paths: z.array(absPath).min(1),
+    /** Files and trees that must exist. */
+    paths: z.array(absPath).default([]),
+    /** Files and trees copied when present, skipped (and recorded) when not. */
+    optionalPaths: z.array(absPath).default([]),
     exclude: z.array(z.string()).default([]),
   })
-  .strict();
+  .strict()
+  .refine((a) => a.paths.length + a.optionalPaths.length > 0, { message: 'needs at least one entry in paths or optionalPaths', path: ['paths'] });
 
-export const Artifact = z.discriminatedUnion('type', [PostgresArtifact, FilesArtifact]);
+export const Artifact = z.discriminatedUnion('type', [
+  PostgresArtifact,
+  MysqlArtifact,
+  SqliteArtifact,
+  RedisArtifact,
+  OpensearchArtifact,
+  CommandArtifact,
+  FilesArtifact,
+]);
 export type Artifact = z.infer<typeof Artifact>;
 export type PostgresArtifact = z.infer<typeof PostgresArtifact>;
+export type MysqlArtifact = z.infer<typeof MysqlArtifact>;
+export type SqliteArtifact = z.infer<typeof SqliteArtifact>;
+export type RedisArtifact = z.infer<typeof RedisArtifact>;
+export type OpensearchArtifact = z.infer<typeof OpensearchArtifact>;
+export type CommandArtifact = z.infer<typeof CommandArtifact>;
 export type FilesArtifact = z.infer<typeof FilesArtifact>;
+
+/** Stop → copy → restart around a source's quiesced artifacts. Only what was running is stopped and started. */
+export const Quiesce = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('compose'),
+      projectDir: absPath,
+      files: z.array(z.string().min(1)).default([]),
+      /** Stop only these services (default: every running one). */
+      services: z.array(z.string().min(1)).optional(),
+      /** Start order, dependencies first; services not listed start after, in `ps` order. */
+      order: z.array(z.string().min(1)).default([]),
+      command: argv.default(['docker', 'compose']),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('systemd'),
+      /** Units in start order (dependencies first); only the active ones are stopped and started. */
+      units: z.array(z.string().min(1)).min(1),
+      /** e.g. [sudo, -n, systemctl] for a non-root SSH user. */
+      command: argv.default(['systemctl']),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('commands'),
+      stop: argv,
+      start: argv,
+      /** Exit 0 = running. Without it the service is always stopped and started. */
+      check: argv.optional(),
+    })
+    .strict(),
+]);
+export type Quiesce = z.infer<typeof Quiesce>;
 
 export const Source = z
   .object({
@@ -63,6 +210,9 @@ export const Source = z
     knownHosts: absPath.optional(),
     /** Command whose output is recorded as the app version in metadata.yml. */
     appVersion: argv.optional(),
+    /** rsync exclude patterns for every files artifact of this source (e.g. a media cache). */
+    exclude: z.array(z.string()).default([]),
+    quiesce: Quiesce.optional(),
     artifacts: z.array(Artifact).min(1),
   })
   .strict();

@@ -12,6 +12,8 @@ export const PERMANENT_ERRORS = [
   'SecretUnavailable', // a referenced secret (env var or file) cannot be read
   'ChecksumMismatch', // data read back does not match its recorded SHA-256
   'SnapshotExists', // another run already owns this snapshot name
+  'IntegrityCheckFailed', // a captured copy fails its own check (PRAGMA integrity_check, redis-check-rdb, …)
+  'RestartFailed', // services stopped for a copy could not be started again
 ] as const;
 
 export type PermanentErrorCode = (typeof PERMANENT_ERRORS)[number];

@@ -86,3 +86,13 @@ export interface BackupResult extends SnapshotRecord {
   location: string;
   storages: StorageResult[];
 }
+
+/** What a quiesce controller stopped and started again around a source's copy (kept in metadata.yml). */
+export interface QuiesceRecord {
+  source: string;
+  controller: 'compose' | 'systemd' | 'commands';
+  /** Running before the copy, in start order: exactly these were stopped and started. */
+  services: string[];
+  stopped_at?: string;
+  started_at?: string;
+}

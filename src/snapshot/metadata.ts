@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { ArtifactResult } from '../sources/types';
+import type { QuiesceRecord } from '../shared/types';
 import { LIFEBOAT_VERSION } from '../shared/version';
 import type { ArchiveFormat } from './naming';
 
@@ -17,6 +18,8 @@ export interface SnapshotMetadata {
   started_at: string;
   captured_at: string;
   sources: Array<{ name: string; host: string; app_version?: string | null }>;
+  /** Services stopped for the copy and started again, per source. */
+  quiesce?: QuiesceRecord[];
   components: Record<string, { type: string; source: string; status: string; required: boolean; paths: string[]; bytes: number; error?: string; details: Record<string, unknown> }>;
   archive: { format: ArchiveFormat; file: string };
   extra: Record<string, unknown>;

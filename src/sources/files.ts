@@ -1,13 +1,10 @@
-// Files and trees: rsync pull into the persistent mirror, then hard-link the configured paths into the snapshot.
-// rsync replaces changed files by rename, so a snapshot's hard links keep the old content: cheap and safe.
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { execa } from 'execa';
+// Files and trees (.env files, systemd units, app data): rsync pull with the deny-list and excludes applied.
+// Optional paths are copied when present and recorded as missing otherwise.
 import type { FilesArtifact } from '../config/schema';
 import type { Host } from '../remote/host';
-import { rsyncPull } from '../remote/rsync';
 import { LifeboatError } from '../shared/errors';
 import { rsyncExcludeArgs } from '../snapshot/deny-list';
+import { failingOn, pullTree } from './pull-tree';
 import type { SourceModule } from './types';
 
 export function filesDir(source: string, artifact: string): string {
@@ -19,7 +16,9 @@ export const files: SourceModule<FilesArtifact> = {
   requiredPaths: (a) => a.paths,
 
   async estimateBytes(host: Host, a, signal) {
-    const res = await host.exec(['du', '-s', '-k', '--', ...a.paths], { signal });
+    const present = await presentPaths(host, a, signal);
+    if (present.length === 0) return 0;
+    const res = await host.exec(['du', '-s', '-k', '--', ...present], { signal });
     if (res.exitCode !== 0) {
       throw new LifeboatError('CommandFailed', `du on ${host.label} failed (exit ${res.exitCode}): ${res.stderr.trim()}`);
     }
@@ -31,18 +30,32 @@ export const files: SourceModule<FilesArtifact> = {
   },
 
   async capture({ host, source, artifact: a, snapshotDir, mirrorDir, denyList, signal, progress }) {
-    const excludeArgs = [...rsyncExcludeArgs(denyList), ...rsyncExcludeArgs(a.exclude)];
-    const stats = await rsyncPull(host, a.paths, mirrorDir, {
-      excludeArgs,
+    const optional = await failingOn(host, '[ ! -e "$1" ]', a.optionalPaths, signal); // the present ones
+    const missingOptional = a.optionalPaths.filter((p) => !optional.includes(p));
+    const paths = [...a.paths, ...optional];
+    const rel = filesDir(source.name, a.name);
+    if (paths.length === 0) {
+      return { status: 'skipped', paths: [], bytes: 0, details: { missing_optional: missingOptional } };
+    }
+    const stats = await pullTree(host, {
+      paths,
+      mirrorDir,
+      snapshotDir,
+      rel,
+      excludeArgs: [...rsyncExcludeArgs(denyList), ...rsyncExcludeArgs([...source.exclude, ...a.exclude])],
       signal,
       onProgress: (line) => progress({ artifact: a.name, rsync: line }),
     });
-    const rel = filesDir(source.name, a.name);
-    const dest = join(snapshotDir, rel);
-    await rm(dest, { recursive: true, force: true }); // a retried attempt starts clean
-    await mkdir(dest, { recursive: true, mode: 0o700 });
-    const relPaths = a.paths.map((p) => p.replace(/^\/+/, '').replace(/\/+$/, ''));
-    await execa('cp', ['-a', '-l', '--parents', '--', ...relPaths, dest], { cwd: mirrorDir, cancelSignal: signal });
-    return { paths: [rel], bytes: stats.totalFileSize, details: { rsync: stats } };
+    return {
+      paths: [rel],
+      bytes: stats.totalFileSize,
+      details: { rsync: stats, ...(missingOptional.length ? { missing_optional: missingOptional } : {}) },
+    };
   },
 };
+
+async function presentPaths(host: Host, a: FilesArtifact, signal: AbortSignal): Promise<string[]> {
+  const all = [...a.paths, ...a.optionalPaths];
+  const missing = await failingOn(host, '[ -e "$1" ]', all, signal);
+  return all.filter((p) => !missing.includes(p));
+}

@@ -1,15 +1,18 @@
 // PostgreSQL: pg_dump runs on the source host and streams to the backup host; the dump is never held in memory.
 // A password goes through a private temporary PGPASSFILE (see remote/remote-command.ts), never a command line.
-import { createWriteStream } from 'node:fs';
-import { mkdir, open, rename, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { finished } from 'node:stream/promises';
+// Row counts per table come from the dump itself (pg-rowcounts.ts), for the restore drill to compare against.
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
 import type { PostgresArtifact } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import type { Host } from '../remote/host';
 import type { SecretFile } from '../remote/remote-command';
 import { LifeboatError } from '../shared/errors';
-import { meter } from '../shared/meter';
+import { streamToFile } from './capture-stream';
+import { inService } from './compose-exec';
+import { countCopyRows } from './pg-rowcounts';
 import type { SourceModule } from './types';
 
 const DUMP_COMPLETE = '-- PostgreSQL database dump complete';
@@ -25,8 +28,14 @@ export function pgDumpArgv(a: PostgresArtifact): string[] {
   return ['pg_dump', `--format=${a.format}`, ...pgConnectionArgs(a), `--dbname=${a.database}`];
 }
 
-/** Runs a PostgreSQL client as the configured OS user (peer authentication), when one is set. */
+/** Roles and tablespaces, which a database dump leaves out. */
+export function pgDumpallGlobalsArgv(a: PostgresArtifact): string[] {
+  return ['pg_dumpall', '--globals-only', ...pgConnectionArgs(a), `--database=${a.database}`];
+}
+
+/** Runs a PostgreSQL client inside the compose service, or as the OS user `runAs` (peer authentication). */
 export function pgCommand(a: PostgresArtifact, argv: string[]): string[] {
+  if (a.compose) return inService(a.compose, argv);
   return a.runAs ? ['sudo', '-n', '-u', a.runAs, '--', ...argv] : argv;
 }
 
@@ -37,6 +46,10 @@ export function passfileLine(password: string): string {
 
 export function dumpFileName(a: PostgresArtifact): string {
   return `database/${a.name}.${a.format === 'custom' ? 'dump' : 'sql'}`;
+}
+
+export function globalsFileName(a: PostgresArtifact): string {
+  return `database/${a.name}.globals.sql`;
 }
 
 /** The password as a libpq passfile, resolved here on the worker and handed over as a private temp file. */
@@ -55,12 +68,12 @@ export function classifyPgFailure(label: string, a: PostgresArtifact, exitCode: 
   if (/database ".*" does not exist/.test(stderr)) {
     return new LifeboatError('ConfigError', `pg_dump on ${label}: database "${a.database}" does not exist`);
   }
-  if (exitCode === 127) return new LifeboatError('MissingTool', `pg_dump (or sudo) is not installed on ${label}`);
+  if (exitCode === 127) return new LifeboatError('MissingTool', `pg_dump (or sudo, or docker) is not installed on ${label}`);
   return new LifeboatError('CommandFailed', `pg_dump of ${a.database} on ${label} failed (exit ${exitCode}):\n${text}`);
 }
 
 export const postgres: SourceModule<PostgresArtifact> = {
-  requiredTools: (a) => (a.runAs ? ['pg_dump', 'sudo'] : ['pg_dump']),
+  requiredTools: (a) => (a.compose ? [a.compose.command[0]!] : a.runAs ? ['pg_dump', 'sudo'] : ['pg_dump']),
   requiredPaths: () => [],
 
   async estimateBytes(host: Host, a, signal) {
@@ -71,25 +84,44 @@ export const postgres: SourceModule<PostgresArtifact> = {
   },
 
   async capture({ host, artifact: a, snapshotDir, signal, progress }) {
+    const secretFile = await passfile(a);
     const rel = dumpFileName(a);
     const target = join(snapshotDir, rel);
-    const partial = `${target}.partial`;
-    await mkdir(dirname(target), { recursive: true, mode: 0o700 });
-
-    const counter = meter({ onBytes: (bytes) => progress({ artifact: a.name, bytes }) });
-    const out = createWriteStream(partial, { mode: 0o600 });
-    counter.pipe(out);
-    const res = await host.exec(pgCommand(a, pgDumpArgv(a)), { secretFile: await passfile(a), stdout: counter, signal });
-    counter.end();
-    await finished(out);
-    if (res.exitCode !== 0) throw classifyPgFailure(host.label, a, res.exitCode, res.stderr);
-    if (a.format === 'plain' && !(await endsWith(partial, DUMP_COMPLETE))) {
+    const dump = await streamToFile(host, pgCommand(a, pgDumpArgv(a)), target, { secretFile, signal, onBytes: (bytes) => progress({ artifact: a.name, bytes }) });
+    if (dump.exitCode !== 0) {
+      await dump.discard();
+      throw classifyPgFailure(host.label, a, dump.exitCode, dump.stderr);
+    }
+    if (a.format === 'plain' && !(await endsWith(dump.partial, DUMP_COMPLETE))) {
+      await dump.discard();
       throw new LifeboatError('CommandFailed', `pg_dump of ${a.database} on ${host.label} ended without its completion marker (truncated dump)`);
     }
-    await rename(partial, target);
-    return { paths: [rel], bytes: (await stat(target)).size, details: { database: a.database, format: a.format } };
+    await dump.commit();
+    const paths = [rel];
+    let bytes = dump.bytes;
+    if (a.globals) {
+      const g = await streamToFile(host, pgCommand(a, pgDumpallGlobalsArgv(a)), join(snapshotDir, globalsFileName(a)), { secretFile, signal });
+      if (g.exitCode !== 0) {
+        await g.discard();
+        throw classifyPgFailure(host.label, a, g.exitCode, g.stderr);
+      }
+      await g.commit();
+      paths.push(globalsFileName(a));
+      bytes += g.bytes;
+    }
+    return { paths, bytes, details: { database: a.database, format: a.format, ...(await rowCounts(target, a.format, signal)) } };
   },
 };
+
+/** Row counts from the dump; a custom dump is read through the backup host's pg_restore. Never fails the capture. */
+async function rowCounts(dumpPath: string, format: PostgresArtifact['format'], signal: AbortSignal): Promise<Record<string, unknown>> {
+  if (format === 'plain') return { row_counts: await countCopyRows(createReadStream(dumpPath)) };
+  const child = execa('pg_restore', ['--data-only', '--file=-', dumpPath], { buffer: false, reject: false, cancelSignal: signal, stdin: 'ignore', stderr: 'ignore' });
+  const counts = countCopyRows(child.stdout!);
+  const res = await child;
+  if (res.exitCode !== 0) return { row_counts: null, row_counts_error: `pg_restore on the backup host exited ${res.exitCode ?? (res as { code?: string }).code}` };
+  return { row_counts: await counts };
+}
 
 /** True when `marker` occurs in the last few KiB of the file (a plain dump ends with it). */
 async function endsWith(path: string, marker: string): Promise<boolean> {

@@ -23,6 +23,8 @@ export interface CaptureContext<A extends Artifact = Artifact> {
   host: Host;
   source: Source;
   artifact: A;
+  /** The snapshot's name (`<prefix>-<YYYYmmddTHHMMSS>`). */
+  snapshot: string;
   /** The snapshot directory being written (still `<name>.partial`). */
   snapshotDir: string;
   /** Persistent per-artifact mirror on the backup host, kept between runs. */
@@ -39,5 +41,8 @@ export interface SourceModule<A extends Artifact = Artifact> {
   requiredPaths(artifact: A): string[];
   /** Rough size in bytes of what capture will write, for the free-space check. */
   estimateBytes(host: Host, artifact: A, signal: AbortSignal): Promise<number>;
-  capture(ctx: CaptureContext<A>): Promise<Omit<ArtifactResult, 'source' | 'name' | 'type' | 'required' | 'status'>>;
+  capture(ctx: CaptureContext<A>): Promise<Captured>;
 }
+
+/** What a module reports; `status: 'skipped'` marks an artifact with nothing to capture (e.g. ephemeral Redis). */
+export type Captured = Omit<ArtifactResult, 'source' | 'name' | 'type' | 'required' | 'status'> & { status?: 'skipped' };

@@ -10,10 +10,12 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
+import type { QuiesceActivities } from '../activities/quiesce';
+import { splitForQuiesce } from '../quiesce/plan';
 import { PERMANENT_ERRORS } from '../shared/errors';
 import { SNAPSHOT, STATUS } from '../shared/search-attributes';
 import type { ArtifactResult } from '../sources/types';
-import type { BackupInput, BackupResult, PlanContext, SnapshotRecord, StorageResult } from '../shared/types';
+import type { BackupInput, BackupResult, PlanContext, QuiesceRecord, SnapshotRecord, StorageResult } from '../shared/types';
 import { snapshotName } from '../snapshot/naming';
 
 const retry = (maximumAttempts: number) => ({
@@ -28,12 +30,24 @@ const retry = (maximumAttempts: number) => ({
 const QUICK: ActivityOptions = { startToCloseTimeout: '1m', retry: retry(5) };
 /** Remote checks: SSH, du over large trees. */
 const PREFLIGHT: ActivityOptions = { startToCloseTimeout: '30m', heartbeatTimeout: '1m', retry: retry(3) };
-/** Dumps, rsync, hashing, archiving, uploading: long, heartbeating, cancellable. */
-const LONG: ActivityOptions = { startToCloseTimeout: '12h', heartbeatTimeout: '1m', retry: retry(5) };
+/**
+ * Dumps, rsync, hashing, archiving, uploading: long, heartbeating (every 5 s), cancellable. A 30 s heartbeat
+ * timeout lets a new worker take over within about half a minute when the old one died mid-copy.
+ */
+const LONG: ActivityOptions = { startToCloseTimeout: '12h', heartbeatTimeout: '30s', retry: retry(5) };
+/** Stopping services: quick, retried a little. */
+const QUIESCE: ActivityOptions = { startToCloseTimeout: '10m', heartbeatTimeout: '30s', retry: retry(3) };
+/** Starting them again: retried for minutes before the run reports RestartFailed, never given up lightly. */
+const RESTART: ActivityOptions = {
+  startToCloseTimeout: '10m',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10, nonRetryableErrorTypes: ['ConfigError', 'HostKeyRejected', 'AuthFailed', 'MissingTool'] },
+};
 
 const quick = proxyActivities<BackupActivities>(QUICK);
 const { preflight } = proxyActivities<BackupActivities>(PREFLIGHT);
 const long = proxyActivities<BackupActivities>(LONG);
+const quiesce = proxyActivities<QuiesceActivities>(QUIESCE);
 
 export async function backupPlan(input: BackupInput): Promise<BackupResult> {
   const startedAt = new Date(); // workflow time: the same on replay, so the snapshot name is stable
@@ -48,10 +62,10 @@ export async function backupPlan(input: BackupInput): Promise<BackupResult> {
     ]);
     const checked = await preflight(ctx);
     await quick.prepareSnapshot(ctx, snapshot, workflowInfo().runId);
-    const artifacts = await captureAll(ctx.plan.sources, ctx.plan.parallelism, (source, artifact, required) =>
-      captureOne(ctx!, snapshot!, source, artifact, required),
-    );
-    const status = artifacts.every((a) => a.status === 'ok') ? 'Completed' : 'PartiallyFailed';
+    const captured = await captureAll(ctx.plan.sources, ctx.plan.parallelism, (source) => captureSource(ctx!, snapshot!, source));
+    const artifacts = captured.flatMap((c) => c.artifacts);
+    // Skipped (nothing to capture, e.g. an ephemeral Redis) is recorded, not a failure.
+    const status = artifacts.every((a) => a.status !== 'failed') ? 'Completed' : 'PartiallyFailed';
     const finalized = await long.finalizeSnapshot(ctx, {
       snapshot,
       tier: input.tier,
@@ -59,6 +73,7 @@ export async function backupPlan(input: BackupInput): Promise<BackupResult> {
       startedAt: startedAt.toISOString(),
       artifacts,
       sources: checked.sources,
+      quiesce: captured.flatMap((c) => (c.quiesce ? [c.quiesce] : [])),
     });
     const archive = await long.archiveSnapshot(ctx, snapshot);
     const record: SnapshotRecord = {
@@ -88,23 +103,69 @@ export async function backupPlan(input: BackupInput): Promise<BackupResult> {
   }
 }
 
-type Capture = (source: string, artifact: string, required: boolean) => Promise<ArtifactResult>;
+type Source = PlanContext['plan']['sources'][number];
+interface SourceCapture {
+  artifacts: ArtifactResult[];
+  quiesce?: QuiesceRecord;
+}
 
-/** Sources in parallel (at most `limit` at once); artifacts of one source in order. */
-async function captureAll(sources: PlanContext['plan']['sources'], limit: number, capture: Capture): Promise<ArtifactResult[]> {
-  const results: ArtifactResult[][] = [];
+/** Sources in parallel, at most `limit` at once. */
+async function captureAll(sources: Source[], limit: number, capture: (s: Source) => Promise<SourceCapture>): Promise<SourceCapture[]> {
+  const results: SourceCapture[] = [];
   let next = 0;
   const lane = async () => {
     while (next < sources.length) {
       const i = next++;
-      const source = sources[i]!;
-      const out: ArtifactResult[] = [];
-      for (const a of source.artifacts) out.push(await capture(source.name, a.name, a.required));
-      results[i] = out;
+      results[i] = await capture(sources[i]!);
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, sources.length) }, lane));
-  return results.flat();
+  return results;
+}
+
+/**
+ * One source, in order: live dumps, then stop → quiesced copies → start. The start runs whatever happened to
+ * the copy (failure, cancellation, a worker that died and a new one that resumed this code), and starts
+ * exactly what inspect recorded in history as running before.
+ */
+async function captureSource(ctx: PlanContext, snapshot: string, source: Source): Promise<SourceCapture> {
+  const { live, quiesced } = splitForQuiesce(source);
+  const artifacts: ArtifactResult[] = [];
+  for (const a of live) artifacts.push(await captureOne(ctx, snapshot, source.name, a.name, a.required));
+  if (quiesced.length === 0) return { artifacts };
+
+  const record = await proxyActivities<QuiesceActivities>({ ...QUICK, activityId: `quiesce-inspect:${source.name}` }).quiesceInspect(ctx, source.name);
+  let copyError: unknown;
+  try {
+    record.stopped_at = await proxyActivities<QuiesceActivities>({ ...QUIESCE, activityId: `quiesce-stop:${source.name}` }).quiesceStop(ctx, source.name, record.services);
+    for (const a of quiesced) artifacts.push(await captureOne(ctx, snapshot, source.name, a.name, a.required));
+  } catch (err) {
+    copyError = err;
+  }
+  try {
+    const restart = proxyActivities<QuiesceActivities>({ ...RESTART, activityId: `quiesce-start:${source.name}` });
+    record.started_at = await CancellationScope.nonCancellable(() => restart.quiesceStart(ctx, source.name, record.services));
+  } catch (err) {
+    throw restartFailed(source.name, record.services, err, copyError);
+  }
+  if (copyError !== undefined) throw copyError;
+  return { artifacts, quiesce: record };
+}
+
+/** A restart that fails is the loudest failure a run can have: it names the services and any earlier copy error. */
+function restartFailed(source: string, services: string[], err: unknown, copyError: unknown): ApplicationFailure {
+  const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
+  const before = copyError === undefined ? '' : ` (the copy had already failed: ${describeMessage(copyError)})`;
+  return ApplicationFailure.create({
+    message: `${source}: services stopped for the copy could not be started again: ${services.join(', ')}: ${cause}${before}`,
+    type: 'RestartFailed',
+    nonRetryable: true,
+  });
+}
+
+function describeMessage(err: unknown): string {
+  const described = describeFailure(err);
+  return described instanceof Error ? described.message : String(described);
 }
 
 async function captureOne(ctx: PlanContext, snapshot: string, source: string, artifact: string, required: boolean): Promise<ArtifactResult> {

@@ -1,0 +1,45 @@
+// Streams a command's stdout on the source host into a file in the snapshot: constant memory, written as
+// `<file>.partial` and renamed only once the caller has accepted the result, so a failed or interrupted
+// capture never leaves a plausible-looking file behind.
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { finished } from 'node:stream/promises';
+import type { ExecOptions, ExecResult, Host } from '../remote/host';
+import { meter } from '../shared/meter';
+
+export interface StreamedFile extends ExecResult {
+  bytes: number;
+  /** Path of the still-partial file, for checks before commit(). */
+  partial: string;
+  /** Renames the partial file to its final name. */
+  commit(): Promise<void>;
+  discard(): Promise<void>;
+}
+
+export async function streamToFile(
+  host: Host,
+  argv: string[],
+  target: string,
+  opts: Pick<ExecOptions, 'secretFile' | 'signal'> & { onBytes?: (bytes: number) => void },
+): Promise<StreamedFile> {
+  const partial = `${target}.partial`;
+  await mkdir(dirname(target), { recursive: true, mode: 0o700 });
+  const counter = meter({ onBytes: opts.onBytes });
+  const out = createWriteStream(partial, { mode: 0o600 });
+  counter.pipe(out);
+  let res: ExecResult;
+  try {
+    res = await host.exec(argv, { secretFile: opts.secretFile, signal: opts.signal, stdout: counter });
+  } finally {
+    counter.end();
+    await finished(out);
+  }
+  return {
+    ...res,
+    bytes: counter.bytes,
+    partial,
+    commit: () => rename(partial, target),
+    discard: () => rm(partial, { force: true }),
+  };
+}
