@@ -31,10 +31,14 @@ export async function streamToFile(
   let res: ExecResult;
   try {
     res = await host.exec(argv, { secretFile: opts.secretFile, signal: opts.signal, stdout: counter });
-  } finally {
+  } catch (err) {
     counter.end();
-    await finished(out);
+    await finished(out).catch(() => undefined);
+    await rm(partial, { force: true }); // cancelled or not started: leave nothing behind
+    throw err;
   }
+  counter.end();
+  await finished(out);
   return {
     ...res,
     bytes: counter.bytes,

@@ -23,19 +23,20 @@ describe('activeUnits', () => {
 });
 
 describe('splitForQuiesce', () => {
+  type Source = Parameters<typeof splitForQuiesce>[0];
   const artifacts = [
     { type: 'postgres', name: 'db' },
     { type: 'files', name: 'data' },
     { type: 'sqlite', name: 'lldap', quiesce: true },
     { type: 'files', name: 'logs', quiesce: false },
-  ] as const;
+  ] as unknown as Source['artifacts'];
   it('runs dumps live and copies files with the services stopped, unless an artifact says otherwise', () => {
-    const { live, quiesced } = splitForQuiesce({ quiesce: { type: 'commands', stop: ['x'], start: ['y'] }, artifacts: [...artifacts] as never });
+    const { live, quiesced } = splitForQuiesce({ quiesce: { type: 'commands', stop: ['x'], start: ['y'] }, artifacts });
     expect(live.map((a) => a.name)).toEqual(['db', 'logs']);
     expect(quiesced.map((a) => a.name)).toEqual(['data', 'lldap']);
   });
   it('without a controller everything is live', () => {
-    const { live, quiesced } = splitForQuiesce({ quiesce: undefined, artifacts: [...artifacts] as never });
+    const { live, quiesced } = splitForQuiesce({ quiesce: undefined, artifacts });
     expect(live).toHaveLength(4);
     expect(quiesced).toEqual([]);
   });
