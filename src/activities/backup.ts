@@ -145,7 +145,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           ...(input.deployId ? { deploy_id: input.deployId } : {}),
           started_at: input.startedAt,
           captured_at: new Date().toISOString(),
-          sources: input.sources,
+          sources: input.sources.map((src) => ({ name: src.name, host: src.host, app_version: src.appVersion })),
           ...(input.quiesce?.length ? { quiesce: input.quiesce } : {}),
           artifacts: input.artifacts,
           archive: { format: ctx.plan.archive.format, file: `${input.snapshot}.${ctx.plan.archive.format}` },

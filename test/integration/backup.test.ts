@@ -171,7 +171,7 @@ describe('backupPlan end to end', () => {
 
     const meta = parse(await readFile(join(snap, 'metadata.yml'), 'utf8'));
     expect(meta).toMatchObject({ plan: 'stack', tier: 'manual', snapshot: first.snapshot, extra: { environment: 'integration-test' }, archive: { format: 'tar.zst' } });
-    expect(meta.sources).toContainEqual({ name: 'app', host: '127.0.0.1', appVersion: 'fastdeploy 2.4.1' });
+    expect(meta.sources).toContainEqual({ name: 'app', host: '127.0.0.1', app_version: 'fastdeploy 2.4.1' });
     expect(Object.keys(meta.components).sort()).toEqual(['appdb', 'media', 'site']);
 
     const record = JSON.parse(await (await s3Client().send(new GetObjectCommand({ Bucket: bucket, Key: `stack/${first.snapshot}.json` }))).Body!.transformToString());
