@@ -1,5 +1,4 @@
 // A command's stdout as an artifact (`docker ps`, `crontab -l`, a package list, …), saved byte for byte.
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CommandArtifact } from '../config/schema';
 import { LifeboatError } from '../shared/errors';
@@ -27,7 +26,7 @@ export const command: SourceModule<CommandArtifact> = {
     const rel = commandFileName(a);
     const onBytes = (bytes: number) => progress({ artifact: a.name, bytes });
     const target = join(snapshotDir, rel);
-    const out = await streamToFile(host, a.command, target, { signal, onBytes }).catch(removePartial(target));
+    const out = await streamToFile(host, a.command, target, { signal, onBytes });
     if (out.exitCode !== 0) {
       await out.discard();
       throw classifyCommandFailure(host.label, a, out.exitCode, out.stderr);
@@ -36,11 +35,3 @@ export const command: SourceModule<CommandArtifact> = {
     return { paths: [rel], bytes: out.bytes, details: { command: a.command, exit_code: out.exitCode } };
   },
 };
-
-/** streamToFile leaves `<target>.partial` behind when the command cannot start at all (e.g. ENOENT). */
-export function removePartial(target: string) {
-  return async (err: unknown): Promise<never> => {
-    await rm(`${target}.partial`, { force: true });
-    throw err;
-  };
-}

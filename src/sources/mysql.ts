@@ -8,7 +8,6 @@ import type { Host } from '../remote/host';
 import type { SecretFile } from '../remote/remote-command';
 import { LifeboatError } from '../shared/errors';
 import { streamToFile } from './capture-stream';
-import { removePartial } from './command';
 import { inService } from './compose-exec';
 import type { SourceModule } from './types';
 
@@ -107,7 +106,7 @@ export const mysql: SourceModule<MysqlArtifact> = {
     const onBytes = (bytes: number) => progress({ artifact: a.name, bytes });
     const target = join(snapshotDir, rel);
     const secretFile = await mycnf(a);
-    const out = await streamToFile(host, mysqlDumpArgv(a), target, { secretFile, signal, onBytes }).catch(removePartial(target));
+    const out = await streamToFile(host, mysqlDumpArgv(a), target, { secretFile, signal, onBytes });
     try {
       if (out.exitCode !== 0) throw classifyMysqlFailure(host.label, a, out.exitCode, out.stderr);
       if (!(await tailIncludes(out.partial, DUMP_COMPLETE))) {

@@ -7,7 +7,6 @@ import type { Host } from '../remote/host';
 import { LocalHost } from '../remote/local';
 import { LifeboatError } from '../shared/errors';
 import { streamToFile } from './capture-stream';
-import { removePartial } from './command';
 import type { SourceModule } from './types';
 
 /** Exit status of the capture script when the database file is missing (EX_NOINPUT). */
@@ -91,7 +90,7 @@ export const sqlite: SourceModule<SqliteArtifact> = {
     const rel = sqliteFileName(a);
     const onBytes = (bytes: number) => progress({ artifact: a.name, bytes });
     const target = join(snapshotDir, rel);
-    const out = await streamToFile(host, sqliteCaptureArgv(a), target, { signal, onBytes }).catch(removePartial(target));
+    const out = await streamToFile(host, sqliteCaptureArgv(a), target, { signal, onBytes });
     try {
       if (out.exitCode !== 0) throw classifySqliteFailure(host.label, a, out.exitCode, out.stderr);
       const tables = await checkCopy(out.partial, a, signal);

@@ -131,7 +131,7 @@ describe('parseConfig: valid config', () => {
     expect(pg.password).toEqual({ env: 'PGPASSWORD_APP' });
 
     const files = app!.artifacts[1]!;
-    expect(files).toEqual({ name: 'uploads', type: 'files', paths: ['/var/lib/app/uploads'], exclude: [], required: true });
+    expect(files).toEqual({ name: 'uploads', type: 'files', paths: ['/var/lib/app/uploads'], optionalPaths: [], exclude: [], required: true });
     expect(local!.artifacts[0]!.required).toBe(false);
   });
 
