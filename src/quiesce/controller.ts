@@ -95,10 +95,8 @@ function commandsController(q: Extract<Quiesce, { type: 'commands' }>): QuiesceC
 
 async function run(host: Host, argv: string[], signal: AbortSignal, what: string): Promise<string> {
   const res = await host.exec(argv, { signal });
-  if (res.exitCode === 127) throw new LifeboatError('MissingTool', `${argv[0]} is not installed on ${host.label}`);
-  if (res.exitCode !== 0) {
-    const tail = res.stderr.trim().split('\n').slice(-3).join('\n');
-    throw new LifeboatError('CommandFailed', `${what} on ${host.label} failed (exit ${res.exitCode}): ${tail}`);
-  }
+  const tail = res.stderr.trim().split('\n').slice(-3).join('\n');
+  if (res.exitCode === 127) throw new LifeboatError('MissingTool', `${what} on ${host.label}: command not found (exit 127): ${tail}`);
+  if (res.exitCode !== 0) throw new LifeboatError('CommandFailed', `${what} on ${host.label} failed (exit ${res.exitCode}): ${tail}`);
   return res.stdout;
 }

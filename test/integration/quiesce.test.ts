@@ -69,6 +69,7 @@ beforeAll(async () => {
     fail: await composeProject('fail', ['db', 'app']),
     flaky: await composeProject('flaky', ['db', 'app']),
     idle: await composeProject('idle', []),
+    cancel: await composeProject('cancel', ['db', 'app']),
     crash: await composeProject('crash', ['db', 'app']),
   };
   await writeFile(join(projects.flaky!, 'fail-start-app'), '1');
@@ -93,6 +94,15 @@ beforeAll(async () => {
     },
     flaky: { sources: [source('stack', composeQuiesce(projects.flaky!), [appFiles()])], storages: ['local'] },
     idle: { sources: [source('stack', composeQuiesce(projects.idle!), [appFiles()])], storages: ['local'] },
+    cancel: {
+      sources: [source('stack', composeQuiesce(projects.cancel!), [{ type: 'command', name: 'slow', command: ['sleep', '60'], quiesce: true }])],
+      storages: ['local'],
+    },
+    broken: {
+      // exit 127 = the start program is missing: not retryable, so the run reports RestartFailed at once.
+      sources: [source('stack', { type: 'commands', stop: ['true'], start: ['sh', '-c', 'echo "app: start program missing" >&2; exit 127'] }, [appFiles()])],
+      storages: ['local'],
+    },
     systemd: {
       sources: [source('stack', { type: 'systemd', units: ['redis.service', 'app.service', 'idle.service'], command: [STANDIN_SYSTEMCTL, systemd] }, [appFiles()])],
       storages: ['local'],
@@ -174,6 +184,28 @@ describe('quiesce: compose (stand-in docker)', () => {
     expect(log.filter((l) => /^(start|stop)/.test(l))).toEqual(['stop app', 'stop db', 'start db', 'start app']);
     const backups = await readdir(join(root, 'backups', taskQueue)).catch(() => []);
     expect(backups.filter((d) => d.startsWith('fail-'))).toEqual([]); // no snapshot, not even a .partial one
+  });
+
+  it('a cancelled run restarts the services before it ends Cancelled', async () => {
+    const dir = projects.cancel!;
+    const handle = await t.client.workflow.start('backupPlan', { taskQueue, workflowId: uniqueName('q-cancel'), args: [{ plan: 'cancel', tier: 'manual' }] });
+    const deadline = Date.now() + 60_000;
+    while (!(existsSync(join(dir, 'calls.log')) && (await calls(dir)).includes('stop db'))) {
+      if (Date.now() > deadline) throw new Error('the services were never stopped');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await handle.cancel();
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+    expect(await running(dir)).toEqual(['app', 'db']);
+  });
+
+  it('a restart that cannot succeed fails the run with RestartFailed, naming the services', async () => {
+    const err = await backup('broken').catch((e: unknown) => e);
+    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause.type).toBe('RestartFailed');
+    expect(cause.message).toMatch(/stack: services stopped for the copy could not be started again: commands: .*start program missing/s);
   });
 
   it('a start that fails once is retried until the service runs', async () => {
