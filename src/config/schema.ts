@@ -246,6 +246,23 @@ export type Storage = z.infer<typeof Storage>;
 export type S3Storage = z.infer<typeof S3Storage>;
 export type LocalStorage = z.infer<typeof LocalStorage>;
 
+/** Scratch servers for the restore drill, reached from the backup host; scratch databases are created and dropped. */
+export const VerifySettings = z
+  .object({
+    postgres: z
+      .object({ host: z.string().default('127.0.0.1'), port: z.number().int().positive().default(5432), user: z.string().default('postgres'), password: SecretRef.optional() })
+      .strict()
+      .optional(),
+    mysql: z
+      .object({ host: z.string().optional(), port: z.number().int().positive().optional(), socket: absPath.optional(), user: z.string().default('root'), password: SecretRef.optional() })
+      .strict()
+      .optional(),
+    /** Older snapshots restored besides the latest (chosen at random). */
+    older: z.number().int().min(0).default(1),
+  })
+  .strict();
+export type VerifySettings = z.infer<typeof VerifySettings>;
+
 export const Plan = z
   .object({
     /** Snapshot directory prefix: `<prefix>-<YYYYmmddTHHMMSS>`. Defaults to the plan name. */
@@ -265,6 +282,8 @@ export const Plan = z
     parallelism: z.number().int().min(1).max(32).default(2),
     /** Extra keys copied into metadata.yml. */
     metadata: z.record(z.string(), z.unknown()).default({}),
+    /** The restore drill's scratch targets (verifyRestore). */
+    verify: VerifySettings.default({ older: 1 }),
   })
   .strict();
 export type Plan = z.infer<typeof Plan>;
