@@ -6,6 +6,8 @@ import { LifeboatError } from '../shared/errors';
 import { TIERS, type Tier } from '../shared/types';
 import { followBackup, startBackup } from './backup';
 import { connectClient } from './client';
+import { registerSnapshotCommands } from './snapshots';
+import { runRestore, runVerify } from './restore';
 
 function configPath(opt?: string): string {
   if (opt) return opt;
@@ -53,6 +55,55 @@ program
     if (opts.wait) process.exitCode = await followBackup(handle);
     await client.connection.close();
   });
+
+program
+  .command('restore <plan> <snapshot>')
+  .description('restore a snapshot (a name, or "latest"): checks the archive and its manifest before touching anything')
+  .option('--dry-run', 'print what would go where (and what is in use) and change nothing')
+  .option('--source <name>', 'only this source')
+  .option('--artifact <name>', 'only this artifact')
+  .option('--path <prefix>', 'files: only entries under this absolute path')
+  .option('--to-host <source>', "write to this source's host instead of each artifact's own")
+  .option('--to-dir <dir>', 'files/sqlite/redis: write under this directory instead of the original paths')
+  .option('--database <name>', 'postgres/mysql: restore into this database (created) instead of the original')
+  .option('--force', 'write over targets in use (an existing database, a non-empty directory)')
+  .option('--no-quiesce', "don't stop the target source's services around the restore")
+  .option('--storage <name>', "fetch from this storage (default: the plan's first)")
+  .action(async (plan: string, snapshot: string, o: { dryRun?: boolean; source?: string; artifact?: string; path?: string; toHost?: string; toDir?: string; database?: string; force?: boolean; quiesce: boolean; storage?: string }) => {
+    const config = await loadConfig(cfgFile());
+    if (!config.plans[plan]) throw new LifeboatError('ConfigError', `unknown plan "${plan}" (defined: ${Object.keys(config.plans).join(', ')})`);
+    const client = await connectClient(config.temporal);
+    process.exitCode = await runRestore(client, config, {
+      plan,
+      snapshot,
+      force: Boolean(o.force),
+      dryRun: Boolean(o.dryRun),
+      quiesce: o.quiesce,
+      ...(o.source ? { source: o.source } : {}),
+      ...(o.artifact ? { artifact: o.artifact } : {}),
+      ...(o.path ? { pathPrefix: o.path } : {}),
+      ...(o.toHost ? { toHost: o.toHost } : {}),
+      ...(o.toDir ? { dir: o.toDir } : {}),
+      ...(o.database ? { database: o.database } : {}),
+      ...(o.storage ? { storage: o.storage } : {}),
+    });
+    await client.connection.close();
+  });
+
+program
+  .command('verify <plan>')
+  .description('the restore drill: restore the latest snapshot and random older ones into scratch targets and compare')
+  .option('--snapshot <name...>', 'verify exactly these snapshots')
+  .option('--storage <name>', "fetch from this storage (default: the plan's first)")
+  .action(async (plan: string, o: { snapshot?: string[]; storage?: string }) => {
+    const config = await loadConfig(cfgFile());
+    if (!config.plans[plan]) throw new LifeboatError('ConfigError', `unknown plan "${plan}" (defined: ${Object.keys(config.plans).join(', ')})`);
+    const client = await connectClient(config.temporal);
+    process.exitCode = await runVerify(client, config, { plan, ...(o.snapshot ? { snapshots: o.snapshot } : {}), ...(o.storage ? { storage: o.storage } : {}) });
+    await client.connection.close();
+  });
+
+registerSnapshotCommands(program, cfgFile);
 
 program.parseAsync().catch((err: unknown) => {
   if (err instanceof LifeboatError) {

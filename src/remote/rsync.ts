@@ -1,5 +1,6 @@
-// rsync pull from a source host into a persistent mirror on the backup host, so each run moves only changes.
-import { mkdir } from 'node:fs/promises';
+// rsync pull from a source host into a persistent mirror on the backup host, so each run moves only changes;
+// rsync push from the backup host to a source host for restores.
+import { lstat, mkdir } from 'node:fs/promises';
 import { execa } from 'execa';
 import { LifeboatError } from '../shared/errors';
 import { Tail, type Host } from './host';
@@ -55,18 +56,73 @@ export async function rsyncPull(host: Host, paths: string[], dest: string, opts:
   return parseRsyncStats(stdout.toString());
 }
 
-export function classifyRsyncFailure(label: string, exitCode: number, stderr: string): Error {
+export function classifyRsyncFailure(label: string, exitCode: number, stderr: string, direction: 'from' | 'to' = 'from'): Error {
   const text = stderr.trim().split('\n').slice(-5).join('\n');
   if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(stderr)) {
-    return new LifeboatError('HostKeyRejected', `rsync from ${label}: host key not pinned or changed:\n${text}`);
+    return new LifeboatError('HostKeyRejected', `rsync ${direction} ${label}: host key not pinned or changed:\n${text}`);
   }
-  if (/Permission denied \(publickey/.test(stderr)) return new LifeboatError('AuthFailed', `rsync from ${label}: SSH key refused:\n${text}`);
+  if (/Permission denied \(publickey/.test(stderr)) return new LifeboatError('AuthFailed', `rsync ${direction} ${label}: SSH key refused:\n${text}`);
   const missing = [...stderr.matchAll(/link_stat "([^"]+)" failed: No such file or directory/g)].map((m) => m[1]);
   if (missing.length) return new LifeboatError('MissingPath', `missing on ${label}: ${missing.join(', ')}`, { paths: missing });
   if (/rsync: (command )?not found|rsync: not found/.test(stderr) || exitCode === 127) {
     return new LifeboatError('MissingTool', `rsync is not installed on ${label}`);
   }
-  return new LifeboatError('CommandFailed', `rsync from ${label} failed (exit ${exitCode}):\n${text}`);
+  return new LifeboatError('CommandFailed', `rsync ${direction} ${label} failed (exit ${exitCode}):\n${text}`);
+}
+
+export interface PushOptions {
+  signal?: AbortSignal;
+  /** Remove what localPath lacks from remotePath (never files matched by excludeArgs). Default false. */
+  delete?: boolean;
+  /** Keep owner and group (takes effect when the SSH user is root). false: the SSH user owns the result. Default true. */
+  owner?: boolean;
+  excludeArgs?: string[];
+  onProgress?: (line: string) => void;
+}
+
+/**
+ * Pushes `localPath` on the backup host to absolute `remotePath` on `host` (a restore). rsync's trailing-slash
+ * rule applies to localPath: `dir/` copies dir's contents into remotePath (which receives dir's own mode and
+ * owner), `dir` creates remotePath/dir; a file is written as remotePath, or into it if that is a directory.
+ * Only remotePath's last component is created; its parent must exist. Each file lands by rename, complete.
+ */
+export async function rsyncPush(host: Host, localPath: string, remotePath: string, opts: PushOptions = {}): Promise<RsyncStats> {
+  if (!remotePath.startsWith('/')) throw new Error(`rsyncPush: remote path must be absolute: ${remotePath}`);
+  // Checked here: rsync would name the backup host's missing path as missing "on" the target.
+  await lstat(localPath).catch(() => {
+    throw new LifeboatError('MissingPath', `${localPath} is missing on the backup host`);
+  });
+  const { rsh, prefix } = host.rsyncTarget();
+  const args = [
+    '-aH', '--numeric-ids', '--stats', '--info=progress2', '--no-inc-recursive',
+    ...(opts.owner === false ? ['--no-owner', '--no-group'] : []),
+    ...(opts.delete ? ['--delete'] : []),
+    ...(rsh ? ['-e', rsh] : []),
+    ...(opts.excludeArgs ?? []),
+    '--',
+    localPath,
+    `${prefix}${remotePath}`,
+  ];
+  const stdout = await runRsync(args, host.label, opts);
+  return parseRsyncStats(stdout);
+}
+
+/** Runs a push; returns stdout's tail (the --stats block). */
+async function runRsync(args: string[], label: string, opts: Pick<PushOptions, 'signal' | 'onProgress'>): Promise<string> {
+  const stderr = new Tail();
+  const stdout = new Tail(256 * 1024);
+  const child = execa('rsync', args, { env: { LC_ALL: 'C' }, reject: false, cancelSignal: opts.signal, forceKillAfterDelay: 5000, buffer: false, stdin: 'ignore' });
+  child.stderr?.on('data', (d: Buffer) => stderr.push(d));
+  child.stdout?.on('data', (d: Buffer) => {
+    stdout.push(d);
+    const line = d.toString().split('\r').filter((l) => l.trim()).pop();
+    if (line && opts.onProgress) opts.onProgress(line.trim());
+  });
+  const result = await child;
+  if (result.isCanceled) throw new Error(`rsync to ${label} was cancelled`);
+  if ((result as { code?: string }).code === 'ENOENT') throw new LifeboatError('MissingTool', 'rsync is not installed on the backup host');
+  if (result.exitCode !== 0) throw classifyRsyncFailure(label, result.exitCode ?? -1, stderr.toString(), 'to');
+  return stdout.toString();
 }
 
 /** Parses rsync's `--stats` block. */

@@ -96,3 +96,71 @@ export interface QuiesceRecord {
   stopped_at?: string;
   started_at?: string;
 }
+
+/** `lifeboat restore`: what to restore, from where, to where. Names only; the archive stays on the worker. */
+export interface RestoreInput {
+  plan: string;
+  /** Snapshot name or `latest`. */
+  snapshot: string;
+  /** Storage to fetch from (default: the plan's first). */
+  storage?: string;
+  /** Only this source / artifact. */
+  source?: string;
+  artifact?: string;
+  /** files: only entries under this absolute path. */
+  pathPrefix?: string;
+  /** Write to this source's host instead of each artifact's own. */
+  toHost?: string;
+  /** files/sqlite/redis: under this directory instead of the original paths. */
+  dir?: string;
+  /** postgres/mysql: into this database instead of the original. */
+  database?: string;
+  force: boolean;
+  dryRun: boolean;
+  /** Stop the target source's services around the restore (its backup quiesce controller). Default true. */
+  quiesce?: boolean;
+}
+
+/** One artifact in a fetched snapshot (from metadata.yml). */
+export interface FetchedArtifact {
+  source: string;
+  name: string;
+  type: string;
+  status: string;
+}
+
+export interface FetchedSnapshot {
+  snapshot: string;
+  storage: string;
+  /** Private work directory on the backup host (removed at the end of the run). */
+  workDir: string;
+  /** The extracted, verified snapshot directory. */
+  dir: string;
+  archiveSha256: string;
+  artifacts: FetchedArtifact[];
+}
+
+export interface RestoreResult {
+  snapshot: string;
+  storage: string;
+  dryRun: boolean;
+  steps: Array<{ artifact: string; type: string; target: string; targetInUse: boolean; action: string; host: string }>;
+  restored: Array<{ artifact: string; target: string; bytes: number }>;
+  durationMs: number;
+}
+
+export interface VerifyInput {
+  plan: string;
+  storage?: string;
+  /** Verify exactly these snapshots instead of latest + random older ones. */
+  snapshots?: string[];
+}
+
+export interface SnapshotVerification {
+  snapshot: string;
+  ok: boolean;
+  /** Fetch + check + scratch restore, in milliseconds: the restore time objective actually achieved. */
+  duration_ms: number;
+  verified_at: string;
+  checks: Array<{ artifact: string; check: string; ok: boolean; detail: string }>;
+}

@@ -1,10 +1,11 @@
 // Files and trees (.env files, systemd units, app data): rsync pull with the deny-list and excludes applied.
 // Optional paths are copied when present and recorded as missing otherwise.
+import { join } from 'node:path';
 import type { FilesArtifact } from '../config/schema';
 import type { Host } from '../remote/host';
 import { LifeboatError } from '../shared/errors';
 import { rsyncExcludeArgs } from '../snapshot/deny-list';
-import { failingOn, pullTree } from './pull-tree';
+import { failingOn, pullTree, treeStats } from './pull-tree';
 import type { SourceModule } from './types';
 
 export function filesDir(source: string, artifact: string): string {
@@ -49,7 +50,7 @@ export const files: SourceModule<FilesArtifact> = {
     return {
       paths: [rel],
       bytes: stats.totalFileSize,
-      details: { rsync: stats, ...(missingOptional.length ? { missing_optional: missingOptional } : {}) },
+      details: { ...(await treeStats(join(snapshotDir, rel))), rsync: stats, ...(missingOptional.length ? { missing_optional: missingOptional } : {}) },
     };
   },
 };

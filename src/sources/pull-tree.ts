@@ -1,7 +1,7 @@
 // Trees from the source host into the snapshot: rsync pull into the persistent mirror (only changes cross
 // the wire), then hard-link the pulled paths into the snapshot. rsync replaces changed files by rename, so a
 // snapshot's hard links keep the old content: cheap and safe. Used by files, redis (AOF) and opensearch.
-import { mkdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Host } from '../remote/host';
@@ -36,4 +36,16 @@ export async function failingOn(host: Host, test: string, values: string[], sign
   const res = await host.exec(['sh', '-c', script, 'lifeboat-check', ...values], { signal });
   if (res.exitCode !== 0) throw new Error(`check on ${host.label} failed: ${res.stderr.trim()}`);
   return res.stdout.split('\n').filter(Boolean);
+}
+
+/** Regular files and their bytes under a directory: what a restore drill compares the restored tree against. */
+export async function treeStats(dir: string): Promise<{ file_count: number; total_bytes: number }> {
+  let fileCount = 0;
+  let totalBytes = 0;
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    fileCount += 1;
+    totalBytes += (await lstat(join(entry.parentPath, entry.name))).size;
+  }
+  return { file_count: fileCount, total_bytes: totalBytes };
 }

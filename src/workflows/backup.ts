@@ -10,8 +10,8 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
-import type { QuiesceActivities } from '../activities/quiesce';
 import { splitForQuiesce } from '../quiesce/plan';
+import { withQuiesce } from './quiesce';
 import { PERMANENT_ERRORS } from '../shared/errors';
 import { SNAPSHOT, STATUS } from '../shared/search-attributes';
 import type { ArtifactResult } from '../sources/types';
@@ -35,19 +35,9 @@ const PREFLIGHT: ActivityOptions = { startToCloseTimeout: '30m', heartbeatTimeou
  * timeout lets a new worker take over within about half a minute when the old one died mid-copy.
  */
 const LONG: ActivityOptions = { startToCloseTimeout: '12h', heartbeatTimeout: '30s', retry: retry(5) };
-/** Stopping services: quick, retried a little. */
-const QUIESCE: ActivityOptions = { startToCloseTimeout: '10m', heartbeatTimeout: '30s', retry: retry(3) };
-/** Starting them again: retried for minutes before the run reports RestartFailed, never given up lightly. */
-const RESTART: ActivityOptions = {
-  startToCloseTimeout: '10m',
-  heartbeatTimeout: '30s',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10, nonRetryableErrorTypes: ['ConfigError', 'HostKeyRejected', 'AuthFailed', 'MissingTool'] },
-};
-
 const quick = proxyActivities<BackupActivities>(QUICK);
 const { preflight } = proxyActivities<BackupActivities>(PREFLIGHT);
 const long = proxyActivities<BackupActivities>(LONG);
-const quiesce = proxyActivities<QuiesceActivities>(QUIESCE);
 
 export async function backupPlan(input: BackupInput): Promise<BackupResult> {
   const startedAt = new Date(); // workflow time: the same on replay, so the snapshot name is stable
@@ -123,44 +113,21 @@ async function captureAll(sources: Source[], limit: number, capture: (s: Source)
   return results;
 }
 
-/**
- * One source, in order: live dumps, then stop → quiesced copies → start. The start runs whatever happened to
- * the copy (failure, cancellation, a worker that died and a new one that resumed this code), and starts
- * exactly what inspect recorded in history as running before.
- */
+/** One source, in order: live dumps, then the quiesced copies inside stop → start (see withQuiesce). */
 async function captureSource(ctx: PlanContext, snapshot: string, source: Source): Promise<SourceCapture> {
   const { live, quiesced } = splitForQuiesce(source);
   const artifacts: ArtifactResult[] = [];
   for (const a of live) artifacts.push(await captureOne(ctx, snapshot, source.name, a.name, a.required));
   if (quiesced.length === 0) return { artifacts };
-
-  const record = await proxyActivities<QuiesceActivities>({ ...QUICK, activityId: `quiesce-inspect:${source.name}` }).quiesceInspect(ctx, source.name);
-  let copyError: unknown;
-  try {
-    record.stopped_at = await proxyActivities<QuiesceActivities>({ ...QUIESCE, activityId: `quiesce-stop:${source.name}` }).quiesceStop(ctx, source.name, record.services);
-    for (const a of quiesced) artifacts.push(await captureOne(ctx, snapshot, source.name, a.name, a.required));
-  } catch (err) {
-    copyError = err;
-  }
-  try {
-    const restart = proxyActivities<QuiesceActivities>({ ...RESTART, activityId: `quiesce-start:${source.name}` });
-    record.started_at = await CancellationScope.nonCancellable(() => restart.quiesceStart(ctx, source.name, record.services));
-  } catch (err) {
-    throw restartFailed(source.name, record.services, err, copyError);
-  }
-  if (copyError !== undefined) throw copyError;
+  const { record } = await withQuiesce(
+    ctx,
+    source.name,
+    async () => {
+      for (const a of quiesced) artifacts.push(await captureOne(ctx, snapshot, source.name, a.name, a.required));
+    },
+    describeMessage,
+  );
   return { artifacts, quiesce: record };
-}
-
-/** A restart that fails is the loudest failure a run can have: it names the services and any earlier copy error. */
-function restartFailed(source: string, services: string[], err: unknown, copyError: unknown): ApplicationFailure {
-  const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
-  const before = copyError === undefined ? '' : ` (the copy had already failed: ${describeMessage(copyError)})`;
-  return ApplicationFailure.create({
-    message: `${source}: services stopped for the copy could not be started again: ${services.join(', ')}: ${cause}${before}`,
-    type: 'RestartFailed',
-    nonRetryable: true,
-  });
 }
 
 function describeMessage(err: unknown): string {

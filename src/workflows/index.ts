@@ -1,2 +1,3 @@
 // Every workflow the worker runs. Workflow code: deterministic, no Node built-ins, activities by type only.
 export { backupPlan } from './backup';
+export { restoreSnapshot, verifyRestore } from './restore';

@@ -1,0 +1,212 @@
+// Restore and restore-drill activities. Nothing is written to a target before the archive's SHA-256 and every
+// manifest line have been checked (fetchSnapshot). Work files live under `<backupRoot>/.restore/<run id>`.
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import type { Artifact, Source } from '../config/schema';
+import { connectHost } from '../remote/host';
+import { fetchSnapshot, findSnapshots, resolveSnapshotId } from '../restore/fetch';
+import { LifeboatError } from '../shared/errors';
+import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, SnapshotVerification } from '../shared/types';
+import { recordKey } from '../snapshot/naming';
+import { restoreModule } from '../sources/restore';
+import type { RecordedComponent, RestoreOptions, VerifyCheck } from '../sources/types';
+import { openStorage } from '../storage';
+import type { StorageBackend } from '../storage/types';
+import { runActivity } from './run';
+
+type Step = RestoreResult['steps'][number];
+
+export function createRestoreActivities() {
+  return {
+    /** Downloads, checks (archive SHA-256, then every manifest line) and extracts; returns names and paths only. */
+    async fetchForRestore(ctx: PlanContext, input: Pick<RestoreInput, 'snapshot' | 'storage'>, runId: string): Promise<FetchedSnapshot> {
+      return runActivity(async ({ signal, progress }) => {
+        const { name, backend } = await storageOf(ctx, input.storage);
+        const listing = await findSnapshots({ [name]: backend }, { plan: ctx.planName });
+        const snapshot = resolveSnapshotId(listing, input.snapshot).record.snapshot;
+        const workDir = join(ctx.backupRoot, '.restore', runId);
+        await rm(workDir, { recursive: true, force: true }); // an earlier attempt's leftovers are not trusted
+        await mkdir(workDir, { recursive: true, mode: 0o700 });
+        const fetched = await fetchSnapshot({ storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: (bytes: number) => progress({ fetched_bytes: bytes }) }).catch(
+          async (err: unknown) => {
+            await rm(workDir, { recursive: true, force: true }); // the workflow only cleans up what it was told about
+            throw err;
+          },
+        );
+        const components = componentsOf(fetched.metadata);
+        return {
+          snapshot,
+          storage: name,
+          workDir,
+          dir: fetched.dir,
+          archiveSha256: fetched.record.checksum_sha256,
+          artifacts: Object.entries(components).map(([n, c]) => ({ source: c.source, name: n, type: c.type, status: c.status })),
+        };
+      });
+    },
+
+    /** What would go where, and whether it is in use; the dry run prints exactly this. */
+    async planRestore(ctx: PlanContext, fetched: FetchedSnapshot, input: RestoreInput): Promise<Step[]> {
+      return runActivity(async ({ signal }) => {
+        const components = await readComponents(fetched.dir);
+        const steps: Step[] = [];
+        for (const sel of selectArtifacts(ctx, fetched, input)) {
+          const mod = restoreModule(sel.artifact);
+          if (!mod) throw new LifeboatError('ConfigError', `${sel.artifact.type} artifacts (${sel.artifact.name}) cannot be restored by Lifeboat; fetch the snapshot and restore by hand`);
+          const target = targetSource(ctx, sel.source, input);
+          const host = await connectHost(target, ctx, signal);
+          try {
+            const step = await mod.planRestore({ host, artifact: sel.artifact, snapshotDir: fetched.dir, component: components[sel.artifact.name]!, options: optionsOf(input), signal });
+            steps.push({ ...step, host: target.name });
+          } finally {
+            host.close();
+          }
+        }
+        return steps;
+      });
+    },
+
+    async restoreArtifact(ctx: PlanContext, fetched: FetchedSnapshot, input: RestoreInput, artifactName: string): Promise<{ artifact: string; target: string; bytes: number }> {
+      return runActivity(async ({ signal, progress }) => {
+        const sel = selectArtifacts(ctx, fetched, { ...input, artifact: artifactName })[0]!;
+        const components = await readComponents(fetched.dir);
+        const target = targetSource(ctx, sel.source, input);
+        const host = await connectHost(target, ctx, signal);
+        try {
+          const mod = restoreModule(sel.artifact)!;
+          const res = await mod.restore({ host, artifact: sel.artifact, snapshotDir: fetched.dir, component: components[artifactName]!, options: optionsOf(input), signal, progress });
+          return { artifact: artifactName, target: res.target, bytes: res.bytes };
+        } finally {
+          host.close();
+        }
+      });
+    },
+
+    async discardRestoreWork(ctx: PlanContext, workDir: string): Promise<void> {
+      return runActivity(async () => {
+        if (!workDir.startsWith(join(ctx.backupRoot, '.restore'))) throw new LifeboatError('ConfigError', `refusing to remove ${workDir}`);
+        await rm(workDir, { recursive: true, force: true });
+      });
+    },
+
+    /** Snapshot names in storage, newest first (only complete ones: a record exists). */
+    async listSnapshotNames(ctx: PlanContext, storage?: string): Promise<string[]> {
+      return runActivity(async () => {
+        const { name, backend } = await storageOf(ctx, storage);
+        return (await findSnapshots({ [name]: backend }, { plan: ctx.planName })).map((l) => l.record.snapshot);
+      });
+    },
+
+    /**
+     * The drill for one snapshot: fetch + checksums, then each artifact restored into scratch targets and compared
+     * with what the backup recorded. Scratch objects are removed in every outcome; a bad archive is a failed check.
+     */
+    async verifySnapshot(ctx: PlanContext, storage: string | undefined, snapshot: string, runId: string): Promise<SnapshotVerification> {
+      return runActivity(async ({ signal, progress }) => {
+        const started = Date.now();
+        const { backend } = await storageOf(ctx, storage);
+        const workDir = join(ctx.backupRoot, '.verify', `${runId}-${snapshot}`);
+        await rm(workDir, { recursive: true, force: true });
+        await mkdir(workDir, { recursive: true, mode: 0o700 });
+        const checks: VerifyCheck[] = [];
+        try {
+          const fetched = await fetchSnapshot({ storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: (bytes: number) => progress({ snapshot, fetched_bytes: bytes }) });
+          checks.push({ artifact: '*', check: 'archive and manifest checksums', ok: true, detail: fetched.record.checksum_sha256 });
+          checks.push(...(await verifyComponents(ctx, componentsOf(fetched.metadata), fetched.dir, workDir, signal, progress)));
+        } catch (err) {
+          if (!(err instanceof LifeboatError && err.permanent)) throw err; // transient: let Temporal retry
+          checks.push({ artifact: '*', check: err.code, ok: false, detail: err.message });
+        } finally {
+          await rm(workDir, { recursive: true, force: true });
+        }
+        return { snapshot, ok: checks.every((c) => c.ok), duration_ms: Date.now() - started, verified_at: new Date().toISOString(), checks };
+      });
+    },
+
+    /** Adds the drill's result to the snapshot's record in storage, so `snapshots show` tells when it was last proven. */
+    async recordVerification(ctx: PlanContext, storage: string | undefined, result: SnapshotVerification): Promise<void> {
+      return runActivity(async () => {
+        const { backend } = await storageOf(ctx, storage);
+        const key = recordKey(ctx.planName, result.snapshot);
+        const record = await backend.getJson<Record<string, unknown>>(key);
+        if (!record) throw new LifeboatError('ConfigError', `record ${key} disappeared from storage`);
+        await backend.putJson(key, { ...record, verification: result });
+      });
+    },
+  };
+}
+
+export type RestoreActivities = ReturnType<typeof createRestoreActivities>;
+
+async function verifyComponents(
+  ctx: PlanContext,
+  components: Record<string, RecordedComponent>,
+  dir: string,
+  workDir: string,
+  signal: AbortSignal,
+  progress: (d: Record<string, unknown>) => void,
+): Promise<VerifyCheck[]> {
+  const checks: VerifyCheck[] = [];
+  for (const [name, component] of Object.entries(components)) {
+    if (component.status !== 'ok') continue; // skipped/failed at backup time: nothing to prove
+    const artifact = findArtifact(ctx, component.source, name);
+    const mod = artifact && restoreModule(artifact);
+    if (!artifact || !mod) {
+      checks.push({ artifact: name, check: 'restorable', ok: true, detail: `${component.type}: checksums only (no scratch restore for this type)` });
+      continue;
+    }
+    const scratchDir = join(workDir, 'scratch', name);
+    await mkdir(scratchDir, { recursive: true, mode: 0o700 });
+    progress({ verifying: name });
+    checks.push(...(await mod.verify({ artifact, snapshotDir: dir, component, scratchDir, scratch: ctx.plan.verify, signal, progress })));
+  }
+  return checks;
+}
+
+async function storageOf(ctx: PlanContext, name?: string): Promise<{ name: string; backend: StorageBackend }> {
+  const storageName = name ?? ctx.plan.storages[0]!;
+  const cfg = ctx.storages[storageName];
+  if (!cfg) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no storage ${storageName} (it has: ${ctx.plan.storages.join(', ')})`);
+  return { name: storageName, backend: await openStorage(storageName, cfg) };
+}
+
+function componentsOf(metadata: unknown): Record<string, RecordedComponent> {
+  const components = (metadata as { components?: Record<string, RecordedComponent> }).components;
+  if (!components) throw new LifeboatError('IntegrityCheckFailed', 'metadata.yml has no components');
+  return components;
+}
+
+async function readComponents(dir: string): Promise<Record<string, RecordedComponent>> {
+  return componentsOf(parse(await readFile(join(dir, 'metadata.yml'), 'utf8')));
+}
+
+function findArtifact(ctx: PlanContext, source: string, name: string): Artifact | undefined {
+  return ctx.plan.sources.find((s) => s.name === source)?.artifacts.find((a) => a.name === name);
+}
+
+/** The artifacts a restore touches: captured ones, narrowed by --source / --artifact. */
+function selectArtifacts(ctx: PlanContext, fetched: FetchedSnapshot, input: Pick<RestoreInput, 'source' | 'artifact'>): Array<{ source: Source; artifact: Artifact }> {
+  const chosen = fetched.artifacts.filter((a) => a.status === 'ok' && (!input.source || a.source === input.source) && (!input.artifact || a.name === input.artifact));
+  if (chosen.length === 0) {
+    const what = [input.source && `source ${input.source}`, input.artifact && `artifact ${input.artifact}`].filter(Boolean).join(', ') || 'anything';
+    throw new LifeboatError('ConfigError', `snapshot ${fetched.snapshot} holds no captured ${what} (it has: ${fetched.artifacts.map((a) => `${a.source}/${a.name} (${a.status})`).join(', ')})`);
+  }
+  return chosen.map((a) => {
+    const source = ctx.plan.sources.find((s) => s.name === a.source);
+    const artifact = source?.artifacts.find((x) => x.name === a.name);
+    if (!source || !artifact) throw new LifeboatError('ConfigError', `plan ${ctx.planName} no longer defines ${a.source}/${a.name}; restore it by hand from the fetched snapshot`);
+    return { source, artifact };
+  });
+}
+
+function targetSource(ctx: PlanContext, own: Source, input: Pick<RestoreInput, 'toHost'>): Source {
+  if (!input.toHost) return own;
+  const other = ctx.plan.sources.find((s) => s.name === input.toHost);
+  if (!other) throw new LifeboatError('ConfigError', `--to-host ${input.toHost}: plan ${ctx.planName} has no such source (it has: ${ctx.plan.sources.map((s) => s.name).join(', ')})`);
+  return other;
+}
+
+function optionsOf(input: RestoreInput): RestoreOptions {
+  return { database: input.database, dir: input.dir, pathPrefix: input.pathPrefix, force: input.force };
+}

@@ -1,0 +1,69 @@
+// `lifeboat restore` and `lifeboat verify`: start restoreSnapshot / verifyRestore and (always) wait, because
+// a person restoring under stress wants to see the outcome, not a workflow id.
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
+import type { Config } from '../config/schema';
+import { PLAN } from '../shared/search-attributes';
+import type { RestoreInput, RestoreResult, SnapshotVerification, VerifyInput } from '../shared/types';
+import type { restoreSnapshot, verifyRestore } from '../workflows';
+import { RESULT_PREFIX } from './backup';
+
+const stamp = () => new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+
+export async function runRestore(client: Client, config: Config, input: RestoreInput, log = console.error): Promise<number> {
+  const handle = await client.workflow.start<typeof restoreSnapshot>('restoreSnapshot', {
+    taskQueue: config.temporal.taskQueue,
+    workflowId: `restore-${input.plan}-${input.snapshot}-${stamp()}`,
+    args: [input],
+    typedSearchAttributes: new TypedSearchAttributes([{ key: PLAN, value: input.plan }]),
+  });
+  log(`started ${handle.workflowId}`);
+  try {
+    const result = await handle.result();
+    printPlan(result, log);
+    console.log(`${RESULT_PREFIX}${JSON.stringify({ success: true, ...result })}`);
+    return 0;
+  } catch (err) {
+    return failed('restore', handle.workflowId, err, log);
+  }
+}
+
+function printPlan(result: RestoreResult, log: (line: string) => void): void {
+  log(`snapshot ${result.snapshot} from ${result.storage} (archive and every manifest line checked)${result.dryRun ? ' — dry run, nothing written' : ''}`);
+  for (const s of result.steps) log(`  ${s.artifact} (${s.type}) → ${s.target}${s.targetInUse ? '  [in use: would be overwritten]' : ''}\n      ${s.action}`);
+  if (!result.dryRun) log(`restored ${result.restored.length} artifact(s) in ${(result.durationMs / 1000).toFixed(1)} s`);
+}
+
+export async function runVerify(client: Client, config: Config, input: VerifyInput, log = console.error): Promise<number> {
+  const handle = await client.workflow.start<typeof verifyRestore>('verifyRestore', {
+    taskQueue: config.temporal.taskQueue,
+    workflowId: `verify-${input.plan}-${stamp()}`,
+    args: [input],
+    typedSearchAttributes: new TypedSearchAttributes([{ key: PLAN, value: input.plan }]),
+  });
+  log(`started ${handle.workflowId}`);
+  try {
+    const results = await handle.result();
+    for (const r of results) printVerification(r, log);
+    console.log(`${RESULT_PREFIX}${JSON.stringify({ success: true, verifications: results })}`);
+    return 0;
+  } catch (err) {
+    const details = err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure ? (err.cause.details?.[0] as SnapshotVerification[] | undefined) : undefined;
+    for (const r of details ?? []) printVerification(r, log);
+    return failed('restore drill', handle.workflowId, err, log);
+  }
+}
+
+function printVerification(r: SnapshotVerification, log: (line: string) => void): void {
+  log(`${r.ok ? 'OK  ' : 'FAIL'} ${r.snapshot} in ${(r.duration_ms / 1000).toFixed(1)} s`);
+  for (const c of r.checks) log(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.artifact}: ${c.check}: ${c.detail}`);
+}
+
+function failed(what: string, workflowId: string, err: unknown, log: (line: string) => void): number {
+  const cause = err instanceof WorkflowFailedError ? err.cause : err;
+  const type = cause instanceof ApplicationFailure ? cause.type : (cause as Error)?.name;
+  const message = (cause as Error)?.message ?? String(cause);
+  log(`${what} failed (${type}): ${message}`);
+  console.log(`${RESULT_PREFIX}${JSON.stringify({ success: false, workflow_id: workflowId, error_type: type, error: message })}`);
+  return 1;
+}

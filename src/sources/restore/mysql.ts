@@ -1,0 +1,268 @@
+// MySQL / MariaDB restore and restore drill. The dump was made with `--databases <db>`, so it creates and
+// selects its database itself; restoring under another name rewrites those lines (renameDatabase).
+// Restore pushes the dump to a private temp dir on the target host and feeds it to the client there;
+// the drill streams it into a throwaway database on the scratch server from the backup host.
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { execa } from 'execa';
+import type { MysqlArtifact, VerifySettings } from '../../config/schema';
+import { resolveSecret } from '../../config/secrets';
+import type { Host } from '../../remote/host';
+import type { SecretFile } from '../../remote/remote-command';
+import { rsyncPush } from '../../remote/rsync';
+import { LifeboatError } from '../../shared/errors';
+import { CLIENT_TOOLS, MYCNF_ENV, MYSQL_SCRIPT, mysqlConnectionArgs, mysqlProgram, optionFile } from '../mysql';
+import type { RecordedComponent, RestoreContext, RestoreModule, RestoreStep, VerifyCheck, VerifyContext } from '../types';
+import { lastLines, withInputFile, withRemoteTempDir } from './remote';
+
+/** A MySQL identifier in backticks. */
+export function quoteName(name: string): string {
+  return `\`${name.replace(/`/g, '``')}\``;
+}
+
+/** A string literal that needs no escaping rules at all: the value's UTF-8 bytes as hex. */
+function literal(value: string): string {
+  return `CONVERT(X'${Buffer.from(value, 'utf8').toString('hex')}' USING utf8mb4)`;
+}
+
+// The only statements of a `--databases` dump that name its database (ALTER DATABASE appears around routines
+// whose character set differs). Data never starts a line with them: INSERTs are one line each.
+const NAMING_LINE = /^(CREATE DATABASE (?:\/\*!32312 IF NOT EXISTS\*\/ )?|USE |ALTER DATABASE )`((?:[^`]|``)+)`/;
+const PREFIXES = ['CREATE DATABASE ', 'USE `', 'ALTER DATABASE '].map((p) => Buffer.from(p));
+
+/**
+ * Rewrites the database name in those lines from `from` to `to`; every other byte passes unchanged (lines are
+ * handled as latin1, which maps bytes 1:1, so binary column data survives).
+ */
+export function renameDatabase(from: string, to: string): Transform {
+  const fromQuoted = Buffer.from(quoteName(from), 'utf8').toString('latin1');
+  const toQuoted = Buffer.from(quoteName(to), 'utf8').toString('latin1');
+  const rewrite = (line: Buffer): Buffer => {
+    if (!PREFIXES.some((p) => line.subarray(0, p.length).equals(p))) return line;
+    const text = line.toString('latin1');
+    const m = NAMING_LINE.exec(text);
+    if (!m || `\`${m[2]}\`` !== fromQuoted) return line;
+    return Buffer.from(`${m[1]}${toQuoted}${text.slice(m[0].length)}`, 'latin1');
+  };
+  let rest = Buffer.alloc(0);
+  return new Transform({
+    transform(chunk: Buffer, _enc, done: TransformCallback) {
+      const buf = rest.length ? Buffer.concat([rest, chunk]) : chunk;
+      const out: Buffer[] = [];
+      let start = 0;
+      for (let nl = buf.indexOf(10); nl !== -1; nl = buf.indexOf(10, start)) {
+        out.push(rewrite(buf.subarray(start, nl + 1)));
+        start = nl + 1;
+      }
+      rest = Buffer.from(buf.subarray(start));
+      done(null, Buffer.concat(out));
+    },
+    flush(done: TransformCallback) {
+      done(null, rewrite(rest));
+    },
+  });
+}
+
+async function mycnf(a: MysqlArtifact): Promise<SecretFile | undefined> {
+  if (!a.password) return undefined;
+  const password = await resolveSecret(a.password, `password of mysql artifact ${a.name}`);
+  if (password.includes('\0')) throw new LifeboatError('ConfigError', `password of mysql artifact ${a.name} contains a NUL byte, which an option file cannot hold`);
+  return { env: MYCNF_ENV, content: optionFile(a.user, password) };
+}
+
+function dumpPath(c: RecordedComponent): string {
+  const dump = c.paths.find((p) => p.endsWith('.sql'));
+  if (!dump) throw new LifeboatError('IntegrityCheckFailed', 'metadata.yml records no dump file for this mysql artifact');
+  return dump;
+}
+
+function originalDb(a: MysqlArtifact, c: RecordedComponent): string {
+  return typeof c.details.database === 'string' ? c.details.database : a.database;
+}
+
+interface Target {
+  host: Host;
+  a: MysqlArtifact;
+  secretFile?: SecretFile;
+  signal: AbortSignal;
+}
+
+/** stderr without the line the program-picking script adds. */
+function clientErrors(stderr: string): string {
+  return lastLines(stderr.split('\n').filter((l) => !l.startsWith('lifeboat: running')).join('\n'));
+}
+
+function mysqlFailure(host: Host, what: string, exitCode: number, stderr: string): LifeboatError {
+  const text = clientErrors(stderr);
+  if (/Access denied/i.test(stderr)) return new LifeboatError('AuthFailed', `${what} on ${host.label}: access denied:\n${text}`);
+  if (exitCode === 127) return new LifeboatError('MissingTool', `${what} on ${host.label}: a MySQL/MariaDB client is not installed:\n${text}`);
+  return new LifeboatError('CommandFailed', `${what} on ${host.label} failed (exit ${exitCode}):\n${text}`);
+}
+
+/** The client on the target host (picked there, run in the compose service when configured), stdin from a host file. */
+async function client(t: Target, args: string[], what: string, input?: string): Promise<string> {
+  const argv = mysqlProgram(t.a, CLIENT_TOOLS, [...mysqlConnectionArgs(t.a), ...args]);
+  const res = await t.host.exec(input ? withInputFile(input, argv) : argv, { secretFile: t.secretFile, signal: t.signal });
+  if (res.exitCode !== 0) throw mysqlFailure(t.host, what, res.exitCode, res.stderr);
+  return res.stdout;
+}
+
+/** Tables and views in the database; undefined when it does not exist. */
+async function tableCount(t: Target, db: string): Promise<number | undefined> {
+  const sql = `SELECT (SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = ${literal(db)}), (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ${literal(db)})`;
+  const out = await client(t, ['--batch', '--skip-column-names', '-e', sql], `checking database ${db}`);
+  const [exists, tables] = out.trim().split('\t').map(Number);
+  return exists ? (tables ?? 0) : undefined;
+}
+
+async function target(ctx: Omit<RestoreContext<MysqlArtifact>, 'progress'>): Promise<Target> {
+  return { host: ctx.host, a: ctx.artifact, secretFile: await mycnf(ctx.artifact), signal: ctx.signal };
+}
+
+function refusal(db: string, tables: number, label: string): LifeboatError {
+  return new LifeboatError('ConfigError', `database ${db} on ${label} already has ${tables} tables; restore into another one with --database <name>, or pass --force to drop and recreate it`);
+}
+
+/** The dump with its database renamed, next to the snapshot (same filesystem, already sized for it). */
+async function renamedCopy(snapshotDir: string, file: string, from: string, to: string, signal: AbortSignal): Promise<{ path: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(dirname(snapshotDir), '.lifeboat-mysql-'));
+  const path = join(dir, 'dump.sql');
+  try {
+    await pipeline(createReadStream(file), renameDatabase(from, to), createWriteStream(path, { mode: 0o600 }), { signal });
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return { path, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+// With force an existing database is dropped first, so the result is exactly the dump (a dump's own
+// DROP TABLE IF EXISTS would leave tables created after the snapshot behind).
+export const mysqlRestore: RestoreModule<MysqlArtifact> = {
+  async planRestore(ctx): Promise<RestoreStep> {
+    const db = ctx.options.database ?? originalDb(ctx.artifact, ctx.component);
+    const tables = await tableCount(await target(ctx), db);
+    const used = (tables ?? 0) > 0;
+    const load = 'load the dump with the mariadb/mysql client' + (db === originalDb(ctx.artifact, ctx.component) ? '' : ' (database name rewritten)');
+    const action = used ? (ctx.options.force ? `drop the database, then ${load}` : `refused: ${refusal(db, tables!, ctx.host.label).message}`) : load;
+    return { artifact: ctx.artifact.name, type: 'mysql', target: `database ${db} on ${ctx.host.label}`, targetInUse: used, action };
+  },
+
+  async restore(ctx) {
+    const t = await target(ctx);
+    const original = originalDb(ctx.artifact, ctx.component);
+    const db = ctx.options.database ?? original;
+    const tables = await tableCount(t, db);
+    if ((tables ?? 0) > 0 && !ctx.options.force) throw refusal(db, tables!, ctx.host.label);
+    const file = join(ctx.snapshotDir, dumpPath(ctx.component));
+    const bytes = (await stat(file)).size;
+    const copy = db === original ? undefined : await renamedCopy(ctx.snapshotDir, file, original, db, ctx.signal);
+    try {
+      await withRemoteTempDir(ctx.host, ctx.signal, async (dir) => {
+        ctx.progress({ artifact: ctx.artifact.name, phase: 'push' });
+        await rsyncPush(ctx.host, copy?.path ?? file, `${dir}/dump.sql`, { signal: ctx.signal, owner: false, onProgress: (rsync) => ctx.progress({ artifact: ctx.artifact.name, rsync }) });
+        if (tables !== undefined && tables > 0) await client(t, ['-e', `DROP DATABASE ${quoteName(db)}`], `dropping database ${db}`);
+        ctx.progress({ artifact: ctx.artifact.name, phase: 'load' });
+        await client(t, [], `loading the dump into ${db}`, `${dir}/dump.sql`);
+      });
+    } finally {
+      await copy?.remove();
+    }
+    const details = { database: db, dropped: (tables ?? 0) > 0, ...(db === original ? {} : { renamed_from: original }) };
+    return { target: `database ${db} on ${ctx.host.label}`, bytes, details };
+  },
+
+  async verify(ctx) {
+    const scratch = ctx.scratch.mysql;
+    if (!scratch) return [{ artifact: ctx.artifact.name, check: 'scratch restore', ok: false, detail: 'scratch server not configured (plan.verify.mysql)' }];
+    const work = await mkdtemp(join(ctx.scratchDir, 'mysql-'));
+    try {
+      return await drill(ctx, await scratchServer(scratch, work));
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  },
+};
+
+// ------------------------------------------------------------------ restore drill (backup host, scratch server)
+
+type ScratchMysql = NonNullable<VerifySettings['mysql']>;
+
+interface Scratch {
+  args: string[];
+  env: Record<string, string>;
+  label: string;
+}
+
+async function scratchServer(s: ScratchMysql, work: string): Promise<Scratch> {
+  const env: Record<string, string> = {};
+  if (s.password) {
+    const password = await resolveSecret(s.password, 'password of the mysql scratch server (plan.verify.mysql)');
+    env[MYCNF_ENV] = join(work, 'my.cnf');
+    await writeFile(env[MYCNF_ENV], optionFile(s.user, password), { mode: 0o600 });
+  }
+  const args = [`--user=${s.user}`, ...(s.host ? [`--host=${s.host}`] : []), ...(s.port ? [`--port=${s.port}`] : []), ...(s.socket ? [`--socket=${s.socket}`] : [])];
+  return { args, env, label: s.socket ?? `${s.host ?? 'localhost'}:${s.port ?? 3306}` };
+}
+
+/** The backup host's mariadb (or mysql) client, picked and given the option file by capture's own script. */
+function scratchClient(s: Scratch, args: string[], signal?: AbortSignal) {
+  return execa('sh', ['-c', MYSQL_SCRIPT, 'lifeboat-mysql', ...CLIENT_TOOLS, ...s.args, ...args], {
+    env: s.env,
+    reject: false,
+    cancelSignal: signal,
+    forceKillAfterDelay: 5000,
+    stdin: 'pipe',
+    maxBuffer: 16 * 1024 * 1024,
+  });
+}
+
+async function scratchSql(s: Scratch, sql: string, signal?: AbortSignal) {
+  const child = scratchClient(s, ['--batch', '--skip-column-names', '-e', sql], signal);
+  child.stdin?.end();
+  const res = await child;
+  return { exitCode: res.exitCode ?? 1, stdout: String(res.stdout), stderr: String(res.stderr) };
+}
+
+async function drill(ctx: VerifyContext<MysqlArtifact>, s: Scratch): Promise<VerifyCheck[]> {
+  const name = ctx.artifact.name;
+  const db = `lifeboat_verify_${randomBytes(6).toString('hex')}`;
+  const checks: VerifyCheck[] = [];
+  try {
+    const loaded = await loadScratch(ctx, s, db);
+    checks.push(loaded);
+    if (loaded.ok) checks.push(await tablesCheck(ctx, s, db));
+  } finally {
+    const dropped = await scratchSql(s, `DROP DATABASE IF EXISTS ${quoteName(db)}`); // no signal: runs after a cancellation too
+    if (dropped.exitCode !== 0) checks.push({ artifact: name, check: 'cleanup', ok: false, detail: `scratch database ${db} on ${s.label} could not be dropped: ${clientErrors(dropped.stderr)}` });
+  }
+  return checks;
+}
+
+async function loadScratch(ctx: VerifyContext<MysqlArtifact>, s: Scratch, db: string): Promise<VerifyCheck> {
+  const file = join(ctx.snapshotDir, dumpPath(ctx.component));
+  ctx.progress({ artifact: ctx.artifact.name, phase: 'load', database: db });
+  const child = scratchClient(s, [], ctx.signal);
+  // The client may stop reading early (a failed statement): its exit status tells, not the pipe's EPIPE.
+  const fed = pipeline(createReadStream(file), renameDatabase(originalDb(ctx.artifact, ctx.component), db), child.stdin!).catch((err: unknown) => err);
+  const res = await child;
+  await fed;
+  if (res.isCanceled) throw new Error('loading the mysql dump into the scratch server was cancelled');
+  const ok = res.exitCode === 0;
+  const detail = ok ? `dump loaded into ${db} on ${s.label}` : `loading the dump failed (exit ${res.exitCode}): ${clientErrors(String(res.stderr))}`;
+  return { artifact: ctx.artifact.name, check: 'load', ok, detail };
+}
+
+async function tablesCheck(ctx: VerifyContext<MysqlArtifact>, s: Scratch, db: string): Promise<VerifyCheck> {
+  const sql = `SELECT table_type, COUNT(*) FROM information_schema.tables WHERE table_schema = ${literal(db)} GROUP BY table_type`;
+  const res = await scratchSql(s, sql, ctx.signal);
+  const counts = Object.fromEntries(res.stdout.split('\n').filter(Boolean).map((l) => l.split('\t')).map(([type, n]) => [type, Number(n)]));
+  const tables = counts['BASE TABLE'] ?? 0;
+  const ok = res.exitCode === 0 && tables > 0;
+  const detail = res.exitCode !== 0 ? `counting the tables failed: ${lastLines(res.stderr)}` : `${tables} tables, ${counts.VIEW ?? 0} views`;
+  return { artifact: ctx.artifact.name, check: 'tables', ok, detail };
+}

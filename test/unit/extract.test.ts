@@ -1,0 +1,205 @@
+// extractArchive against hand-made hostile archives: each must be refused, naming the entry, with nothing written.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LifeboatError } from '../../src/shared/errors';
+import { createArchive } from '../../src/snapshot/archive';
+import { extractArchive } from '../../src/snapshot/extract';
+
+interface RawEntry {
+  name: string;
+  /** ustar typeflag: '0' file, '1' hard link, '2' symlink, '5' directory, '6' fifo … */
+  type: string;
+  link?: string;
+  data?: string;
+}
+
+let base: string;
+const evil = `evil-${randomBytes(4).toString('hex')}`; // unique, so a stray write is unambiguous
+
+beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), 'lifeboat-extract-'));
+});
+
+afterAll(async () => {
+  await execa('rm', ['-rf', base]);
+});
+
+function octal(buf: Buffer, offset: number, width: number, value: number): void {
+  buf.write(value.toString(8).padStart(width - 1, '0') + '\0', offset, width, 'latin1');
+}
+
+/** One 512-byte ustar header, written by hand so nothing sanitises the name. */
+function header(e: RawEntry, size: number): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(e.name, 0, 100, 'utf8');
+  octal(h, 100, 8, e.type === '5' ? 0o755 : 0o644);
+  octal(h, 108, 8, 0);
+  octal(h, 116, 8, 0);
+  octal(h, 124, 12, size);
+  octal(h, 136, 12, 1_700_000_000);
+  h.fill(' ', 148, 156);
+  h.write(e.type, 156, 1, 'latin1');
+  if (e.link) h.write(e.link, 157, 100, 'utf8');
+  h.write('ustar\u000000', 257, 8, 'latin1');
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
+  return h;
+}
+
+function rawTar(entries: RawEntry[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const e of entries) {
+    const data = Buffer.from(e.data ?? '');
+    blocks.push(header(e, data.length), data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  return Buffer.concat([...blocks, Buffer.alloc(1024)]);
+}
+
+/** Writes `<name>.tar` and `<name>.tar.zst`; returns GNU tar's own listing of the .tar (-P: names as stored). */
+async function hostile(name: string, entries: RawEntry[]): Promise<{ archive: string; listing: string }> {
+  const tar = join(base, `${name}.tar`);
+  await writeFile(tar, rawTar(entries));
+  await execa('zstd', ['-q', '-f', tar, '-o', `${tar}.zst`]);
+  const { stdout } = await execa('tar', ['-tvPf', tar]);
+  return { archive: `${tar}.zst`, listing: stdout };
+}
+
+const dir = (name: string): RawEntry => ({ name, type: '5' });
+const file = (name: string, data = 'x'): RawEntry => ({ name, type: '0', data });
+
+const cases: Array<{ title: string; entry: string; entries: RawEntry[]; reason: RegExp }> = [
+  { title: '../evil', entry: `../${evil}`, entries: [dir('root/'), file(`../${evil}`)], reason: /"\.\." component/ },
+  { title: '/etc/evil', entry: `/etc/${evil}`, entries: [dir('root/'), file(`/etc/${evil}`)], reason: /absolute path/ },
+  { title: 'root/../../evil', entry: `root/../../${evil}`, entries: [dir('root/'), file(`root/../../${evil}`)], reason: /"\.\." component/ },
+  { title: 'symlink root/link -> ../../outside', entry: 'root/link', entries: [dir('root/'), { name: 'root/link', type: '2', link: `../../${evil}` }], reason: /resolves outside/ },
+  { title: 'symlink to /etc/passwd', entry: 'root/passwd', entries: [dir('root/'), { name: 'root/passwd', type: '2', link: '/etc/passwd' }], reason: /absolute path/ },
+  { title: 'hard link to ../x', entry: 'root/hard', entries: [dir('root/'), { name: 'root/hard', type: '1', link: '../x' }], reason: /hard link/ },
+  { title: 'a second top-level directory', entry: `${evil}/`, entries: [dir('root/'), file('root/a'), dir(`${evil}/`), file(`${evil}/x`)], reason: /single top-level/ },
+  { title: 'a fifo', entry: 'root/fifo', entries: [dir('root/'), { name: 'root/fifo', type: '6' }], reason: /FIFO/ },
+  { title: 'a character device', entry: 'root/null', entries: [dir('root/'), { name: 'root/null', type: '3' }], reason: /CharacterDevice/ },
+  // A lexical check alone passes this: `d` is the root itself, so `d/..` leaves it.
+  { title: 'a symlink escaping through another symlink', entry: 'root/e', entries: [dir('root/'), { name: 'root/d', type: '2', link: '.' }, { name: 'root/e', type: '2', link: `d/../${evil}` }], reason: /resolves outside/ },
+  { title: 'a file written through a symlink', entry: 'root/l/x', entries: [dir('root/'), dir('root/sub/'), { name: 'root/l', type: '2', link: 'sub' }, file('root/l/x')], reason: /not a directory/ },
+  { title: 'a hard link to a symlink', entry: 'root/h', entries: [dir('root/'), dir('root/a/'), { name: 'root/a/s', type: '2', link: '../x' }, { name: 'root/h', type: '1', link: 'root/a/s' }], reason: /not a regular file/ },
+  { title: 'a duplicate entry', entry: 'root/a', entries: [dir('root/'), file('root/a'), file('root/a', 'y')], reason: /twice/ },
+  { title: 'an entry type node-tar skips and GNU tar extracts', entry: 'root/label', entries: [dir('root/'), { name: 'root/label', type: 'Z', data: 'zz' }], reason: /entry type/ },
+];
+
+/** A pax record, `<length> <key>=<value>\n`, whose length counts its own digits. */
+function paxRecord(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`;
+  let len = Buffer.byteLength(body) + 1;
+  while (String(len).length + Buffer.byteLength(body) !== len) len++;
+  return `${len}${body}`;
+}
+
+describe('extractArchive refuses unsafe archives before writing anything', () => {
+  it.each(cases)('$title', async ({ entry, entries, reason }) => {
+    const name = `case-${randomBytes(3).toString('hex')}`;
+    const { archive, listing } = await hostile(name, entries);
+    expect(listing).toContain(entry); // the hostile entry really is in the archive
+    const work = join(base, `${name}-work`);
+    const target = join(work, 'target');
+    await mkdir(target, { recursive: true });
+
+    const err = await extractArchive(archive, 'tar.zst', target).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LifeboatError);
+    expect((err as LifeboatError).code).toBe('IntegrityCheckFailed');
+    expect((err as LifeboatError).message).toContain(JSON.stringify(entry));
+    expect((err as LifeboatError).message).toMatch(reason);
+
+    expect(await readdir(target)).toEqual([]);
+    expect(await readdir(work)).toEqual(['target']);
+    expect(existsSync(join(base, evil))).toBe(false);
+    expect(existsSync(join('/etc', evil))).toBe(false);
+  });
+
+  it('removes what GNU tar extracted when it differs from the validated listing', async () => {
+    // node-tar drops a pax path holding a newline (and sees root/a); GNU tar honours it.
+    const name = 'pax-newline';
+    const { archive, listing } = await hostile(name, [dir('root/'), { name: 'root/PaxHeaders/a', type: 'x', data: paxRecord('path', 'root/b\nc') }, file('root/a')]);
+    expect(listing).toContain('root/b\\nc');
+    const target = join(base, `${name}-target`);
+    const err = await extractArchive(archive, 'tar.zst', target).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'IntegrityCheckFailed' });
+    expect((err as Error).message).toContain(JSON.stringify('root/b\nc'));
+    expect(await readdir(target)).toEqual([]);
+  });
+
+  it('refuses an empty stream and a stream that is not tar', async () => {
+    const empty = await hostile('empty', []);
+    await expect(extractArchive(empty.archive, 'tar.zst', join(base, 'empty-target'))).rejects.toMatchObject({ code: 'IntegrityCheckFailed' });
+    const junk = join(base, 'junk.tar.zst');
+    await execa('zstd', ['-q', '-o', junk], { input: randomBytes(4096) });
+    await expect(extractArchive(junk, 'tar.zst', join(base, 'junk-target'))).rejects.toMatchObject({ code: 'IntegrityCheckFailed' });
+    expect(existsSync(join(base, 'junk-target'))).toBe(false);
+  });
+
+  it('a cancelled extraction rejects with the cancellation, not as a bad archive', async () => {
+    const { archive } = await hostile('cancel', [dir('root/'), file('root/a')]);
+    const reason = new Error('cancelled by test');
+    await expect(extractArchive(archive, 'tar.zst', join(base, 'cancel-target'), { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+  });
+
+  it('refuses a non-empty target directory', async () => {
+    const target = join(base, 'busy');
+    await mkdir(target);
+    await writeFile(join(target, 'keep'), 'mine');
+    const { archive } = await hostile('fine', [dir('root/'), file('root/a')]);
+    await expect(extractArchive(archive, 'tar.zst', target)).rejects.toMatchObject({ code: 'ConfigError' });
+    expect(await readdir(target)).toEqual(['keep']);
+  });
+});
+
+describe('extractArchive extracts a real snapshot archive', () => {
+  async function makeSnapshot(): Promise<string> {
+    const snap = join(base, 'src', 'stack-20250102T030405');
+    await mkdir(join(snap, 'files/app/site/var/www/sub dir'), { recursive: true, mode: 0o700 });
+    await mkdir(join(snap, 'database'), { mode: 0o700 });
+    await mkdir(join(snap, 'empty'), { mode: 0o700 });
+    await writeFile(join(snap, 'metadata.yml'), 'plan: stack\n');
+    await writeFile(join(snap, 'database/app.sql'), 'CREATE TABLE t (id int);\n'.repeat(5000));
+    await writeFile(join(snap, 'files/app/site/var/www/sub dir/random.bin'), randomBytes(300_000));
+    await writeFile(join(snap, 'files/app/site/var/www/empty.txt'), '');
+    await writeFile(join(snap, 'files/app/site/var/www/long-' + 'n'.repeat(150)), 'a long name (GNU long-name header)');
+    await link(join(snap, 'database/app.sql'), join(snap, 'files/app/site/var/www/hardlinked.sql'));
+    await symlink('database/app.sql', join(snap, 'current.sql')); // internal, relative
+    await symlink('../files/app/site', join(snap, 'database/site')); // internal, through ".."
+
+    await symlink('sub dir/random.bin', join(snap, 'files/app/site/var/www/latest.bin'));
+    return snap;
+  }
+
+  async function tree(root: string, rel = ''): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const name of (await readdir(join(root, rel))).sort()) {
+      const path = rel ? `${rel}/${name}` : name;
+      const st = await lstat(join(root, path));
+      if (st.isDirectory()) Object.assign(out, { [path]: 'dir' }, await tree(root, path));
+      else if (st.isSymbolicLink()) out[path] = `-> ${await readlink(join(root, path))}`;
+      else out[path] = (await readFile(join(root, path))).toString('base64');
+    }
+    return out;
+  }
+
+  it.each(['tar.zst', 'tar.gz'] as const)('%s: byte for byte, symlinks and hard links included', async (format) => {
+    const snap = join(base, 'src', 'stack-20250102T030405');
+    if (!existsSync(snap)) await makeSnapshot();
+    const archive = await createArchive(snap, join(base, `good.${format}`), format);
+    const target = join(base, `good-${format}`);
+
+    const res = await extractArchive(archive.path, format, target);
+    expect(res.root).toBe(join(target, 'stack-20250102T030405'));
+    expect(res.entries).toBe(18); // 9 directories, 6 files (one a hard link), 3 symlinks
+    expect(await readdir(target)).toEqual(['stack-20250102T030405']);
+    expect((await lstat(target)).mode & 0o777).toBe(0o700);
+    expect(await tree(res.root)).toEqual(await tree(snap));
+    expect(await readlink(join(res.root, 'database/site'))).toBe('../files/app/site');
+  });
+});
