@@ -8,6 +8,10 @@ import { followBackup, startBackup } from './backup';
 import { connectClient } from './client';
 import { registerSnapshotCommands } from './snapshots';
 import { runRestore, runVerify } from './restore';
+import { parseHold, predeployWorkflowId, startPredeploy, waitForSnapshot } from './predeploy';
+import { planRetention } from '../retention/storage-retention';
+import { describeRetention } from '../snapshot/retention';
+import { openStorage } from '../storage';
 
 function configPath(opt?: string): string {
   if (opt) return opt;
@@ -104,6 +108,54 @@ program
   });
 
 registerSnapshotCommands(program, cfgFile);
+
+program
+  .command('predeploy [action]')
+  .description('snapshot before a deployment (tier pre-deploy), held until `predeploy verified` or the hold expires')
+  .requiredOption('--deploy-id <id>', 'the deployment (e.g. the CI pipeline id); the same id never makes a second snapshot')
+  .option('--plan <plan>', 'plan to back up (default: the only plan)')
+  .option('--hold <duration>', 'hold against retention for at most this long (e.g. 7d, 12h)', '7d')
+  .option('--wait', 'exit once the snapshot is uploaded and checksummed; print its id and LIFEBOAT_RESULT:{json}')
+  .action(async (action: string | undefined, o: { deployId: string; plan?: string; hold: string; wait?: boolean }) => {
+    if (action && action !== 'verified') throw new LifeboatError('ConfigError', `unknown predeploy action "${action}" (use: verified)`);
+    const config = await loadConfig(cfgFile());
+    const plans = Object.keys(config.plans);
+    const plan = o.plan ?? (plans.length === 1 ? plans[0]! : undefined);
+    if (!plan || !config.plans[plan]) throw new LifeboatError('ConfigError', `--plan: choose one of ${plans.join(', ')}`);
+    const client = await connectClient(config.temporal);
+    try {
+      if (action === 'verified') {
+        await client.workflow.getHandle(predeployWorkflowId(plan, o.deployId)).signal('deployVerified');
+        console.error(`deploy ${o.deployId} verified: the hold on its snapshot is released`);
+        return;
+      }
+      const handle = await startPredeploy(client, config, plan, o.deployId, parseHold(o.hold));
+      console.error(`pre-deploy run ${handle.workflowId}`);
+      if (o.wait) process.exitCode = await waitForSnapshot(handle);
+    } finally {
+      await client.connection.close();
+    }
+  });
+
+program
+  .command('retention')
+  .description('retention commands')
+  .command('plan <plan>')
+  .description('what GFS retention would keep and delete now, per storage (reads storage only)')
+  .action(async (plan: string) => {
+    const config = await loadConfig(cfgFile());
+    const p = config.plans[plan];
+    if (!p) throw new LifeboatError('ConfigError', `unknown plan "${plan}" (defined: ${Object.keys(config.plans).join(', ')})`);
+    for (const name of p.storages) {
+      const cfg = config.storages[name]!;
+      if (!cfg.retention) {
+        console.log(`${name}: no retention configured, everything is kept`);
+        continue;
+      }
+      const { decisions } = await planRetention(await openStorage(name, cfg), plan, cfg.retention, new Date());
+      console.log(`${name}:\n${describeRetention(decisions)}`);
+    }
+  });
 
 program.parseAsync().catch((err: unknown) => {
   if (err instanceof LifeboatError) {

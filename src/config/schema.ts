@@ -218,9 +218,27 @@ export const Source = z
   .strict();
 export type Source = z.infer<typeof Source>;
 
+/** GFS retention for a plan's snapshots in one storage; absent = keep everything. */
+export const Retention = z
+  .object({
+    daily: z.number().int().min(0).default(0),
+    weekly: z.number().int().min(0).default(0),
+    monthly: z.number().int().min(0).default(0),
+    yearly: z.number().int().min(0).default(0),
+    /** The N newest, whatever their dates (a local copy for fast restores: `last: 2`). */
+    last: z.number().int().min(0).default(0),
+    /** Never fewer than this many snapshots. */
+    minimum: z.number().int().min(1).default(1),
+    /** Calendar periods are counted in this IANA time zone. */
+    timezone: z.string().default('UTC'),
+  })
+  .strict();
+export type Retention = z.infer<typeof Retention>;
+
 export const S3Storage = z
   .object({
     type: z.literal('s3'),
+    retention: Retention.optional(),
     endpoint: z.string().url().optional(),
     region: z.string().default('us-east-1'),
     bucket: z.string().min(1),
@@ -238,6 +256,7 @@ export const LocalStorage = z
   .object({
     type: z.literal('local'),
     path: absPath,
+    retention: Retention.optional(),
   })
   .strict();
 
@@ -263,6 +282,26 @@ export const VerifySettings = z
   .strict();
 export type VerifySettings = z.infer<typeof VerifySettings>;
 
+const cron = z.string().regex(/^\S+( \S+){4}$/, 'a 5-field cron expression, e.g. "30 2 * * *"');
+const duration = z.string().regex(/^\d+(s|m|h|d)$/, 'a duration like 30s, 10m, 6h or 2d');
+
+/** Temporal Schedules for a plan (`lifeboat schedules sync`). Each tier is its own schedule; overlaps are skipped. */
+export const ScheduleSettings = z
+  .object({
+    timezone: z.string().default('UTC'),
+    /** Random delay added to each run, so many plans do not start at once. */
+    jitter: duration.default('0s'),
+    /** Missed runs (server down) are still started if at most this late. */
+    catchupWindow: duration.default('6h'),
+    daily: cron.optional(),
+    weekly: cron.optional(),
+    monthly: cron.optional(),
+    /** The restore drill (verifyRestore). */
+    verify: cron.optional(),
+  })
+  .strict();
+export type ScheduleSettings = z.infer<typeof ScheduleSettings>;
+
 export const Plan = z
   .object({
     /** Snapshot directory prefix: `<prefix>-<YYYYmmddTHHMMSS>`. Defaults to the plan name. */
@@ -284,6 +323,7 @@ export const Plan = z
     metadata: z.record(z.string(), z.unknown()).default({}),
     /** The restore drill's scratch targets (verifyRestore). */
     verify: VerifySettings.default({ older: 1 }),
+    schedule: ScheduleSettings.optional(),
   })
   .strict();
 export type Plan = z.infer<typeof Plan>;

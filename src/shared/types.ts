@@ -10,6 +10,26 @@ export interface BackupInput {
   plan: string;
   tier: Tier;
   deployId?: string;
+  /** Pre-deploy: retention keeps the snapshot until this instant, or until the hold is released. */
+  holdUntil?: string;
+}
+
+/** A hold on a snapshot (kept in its record): retention never deletes it while it holds. */
+export interface SnapshotHold {
+  deploy_id?: string;
+  until: string;
+  released_at?: string;
+}
+
+/** What retention did in one storage after a successful backup. */
+export interface RetentionReport {
+  storage: string;
+  /** No `retention` configured for this storage: everything is kept. */
+  configured: boolean;
+  kept: number;
+  deleted: string[];
+  /** Retention could not run; the snapshot itself is fine. */
+  error?: string;
 }
 
 /** The plan as loaded on the worker: references to secrets, never their values. */
@@ -76,9 +96,11 @@ export interface SnapshotRecord {
   checksum_sha256: string;
   manifest: ManifestSummary;
   artifacts: Array<Pick<ArtifactResult, 'source' | 'name' | 'type' | 'status' | 'bytes'> & { error?: string }>;
+  hold?: SnapshotHold;
 }
 
 export interface BackupResult extends SnapshotRecord {
+  retention?: RetentionReport[];
   snapshot_dir: string;
   /** First storage, for scripts that expect one (like the echoport runner's result line). */
   storage: string;

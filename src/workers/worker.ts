@@ -4,6 +4,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createBackupActivities } from '../activities/backup';
 import { createQuiesceActivities } from '../activities/quiesce';
 import { createRestoreActivities } from '../activities/restore';
+import { createRetentionActivities } from '../activities/retention';
 import { loadConfig } from '../config/load';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -24,7 +25,7 @@ export function createLifeboatWorker(opts: LifeboatWorkerOptions): Promise<Worke
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: { ...createBackupActivities({ configPath: opts.configPath }), ...createQuiesceActivities(), ...createRestoreActivities() },
+    activities: { ...createBackupActivities({ configPath: opts.configPath }), ...createQuiesceActivities(), ...createRestoreActivities(), ...createRetentionActivities() },
     // Capture-heavy work is I/O bound but spawns processes: keep concurrency modest on a small backup host.
     maxConcurrentActivityTaskExecutions: 8,
     shutdownGraceTime: '30s',

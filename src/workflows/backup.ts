@@ -10,12 +10,13 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
+import type { RetentionActivities } from '../activities/retention';
 import { splitForQuiesce } from '../quiesce/plan';
 import { withQuiesce } from './quiesce';
 import { PERMANENT_ERRORS } from '../shared/errors';
 import { SNAPSHOT, STATUS } from '../shared/search-attributes';
 import type { ArtifactResult } from '../sources/types';
-import type { BackupInput, BackupResult, PlanContext, QuiesceRecord, SnapshotRecord, StorageResult } from '../shared/types';
+import type { BackupInput, BackupResult, PlanContext, QuiesceRecord, RetentionReport, SnapshotRecord, StorageResult } from '../shared/types';
 import { snapshotName } from '../snapshot/naming';
 
 const retry = (maximumAttempts: number) => ({
@@ -38,6 +39,7 @@ const LONG: ActivityOptions = { startToCloseTimeout: '12h', heartbeatTimeout: '3
 const quick = proxyActivities<BackupActivities>(QUICK);
 const { preflight } = proxyActivities<BackupActivities>(PREFLIGHT);
 const long = proxyActivities<BackupActivities>(LONG);
+const retentionActs = proxyActivities<RetentionActivities>({ startToCloseTimeout: '30m', retry: retry(5) });
 
 export async function backupPlan(input: BackupInput): Promise<BackupResult> {
   const startedAt = new Date(); // workflow time: the same on replay, so the snapshot name is stable
@@ -73,6 +75,7 @@ export async function backupPlan(input: BackupInput): Promise<BackupResult> {
       plan: input.plan,
       tier: input.tier,
       ...(input.deployId ? { deploy_id: input.deployId } : {}),
+      ...(input.holdUntil ? { hold: { until: input.holdUntil, ...(input.deployId ? { deploy_id: input.deployId } : {}) } } : {}),
       created_at: startedAt.toISOString(),
       format: archive.format,
       size_bytes: archive.size,
@@ -82,14 +85,28 @@ export async function backupPlan(input: BackupInput): Promise<BackupResult> {
     };
     const storages: StorageResult[] = [];
     for (const storage of ctx.plan.storages) storages.push(await long.uploadSnapshot(ctx, storage, archive, record));
+    // Only now, with every storage holding a checked copy, may retention delete anything.
+    const retention: RetentionReport[] = [];
+    for (const storage of ctx.plan.storages) retention.push(await pruneStorage(ctx, storage));
     upsertSearchAttributes([{ key: STATUS, value: status }]);
     const first = storages[0]!;
-    return { ...record, snapshot_dir: finalized.dir, storage: first.storage, key: first.key, location: first.location, storages };
+    return { ...record, snapshot_dir: finalized.dir, storage: first.storage, key: first.key, location: first.location, storages, retention };
   } catch (err) {
     upsertSearchAttributes([{ key: STATUS, value: isCancellation(err) ? 'Cancelled' : 'Failed' }]);
     // Cleanup must run even when the run itself was cancelled.
     if (ctx && snapshot) await CancellationScope.nonCancellable(() => quick.discardIncomplete(ctx!, snapshot!));
     throw describeFailure(err);
+  }
+}
+
+/** A retention failure is reported with the (good) snapshot, never turned into a failed backup. */
+async function pruneStorage(ctx: PlanContext, storage: string): Promise<RetentionReport> {
+  try {
+    return await retentionActs.applyRetention(ctx, storage);
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
+    return { storage, configured: true, kept: 0, deleted: [], error: cause };
   }
 }
 

@@ -1,0 +1,40 @@
+// Retention and holds. Retention runs only after a backup succeeded (the workflow guarantees it), per storage.
+import { LifeboatError } from '../shared/errors';
+import type { PlanContext, RetentionReport, SnapshotHold } from '../shared/types';
+import { applyRetention } from '../retention/storage-retention';
+import { recordKey } from '../snapshot/naming';
+import { openStorage } from '../storage';
+import { runActivity } from './run';
+
+export function createRetentionActivities() {
+  return {
+    async applyRetention(ctx: PlanContext, storageName: string): Promise<RetentionReport> {
+      return runActivity(async () => {
+        const cfg = ctx.storages[storageName];
+        if (!cfg) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no storage ${storageName}`);
+        if (!cfg.retention) return { storage: storageName, configured: false, kept: 0, deleted: [] };
+        const backend = await openStorage(storageName, cfg);
+        const { kept, deleted } = await applyRetention(backend, ctx.planName, cfg.retention, new Date());
+        return { storage: storageName, configured: true, kept, deleted };
+      });
+    },
+
+    /** Marks the hold on a snapshot released in every storage of the plan; retention may then take it. */
+    async releaseHold(ctx: PlanContext, snapshot: string): Promise<string[]> {
+      return runActivity(async () => {
+        const released: string[] = [];
+        for (const name of ctx.plan.storages) {
+          const backend = await openStorage(name, ctx.storages[name]!);
+          const key = recordKey(ctx.planName, snapshot);
+          const record = await backend.getJson<{ hold?: SnapshotHold }>(key);
+          if (!record?.hold || record.hold.released_at) continue;
+          await backend.putJson(key, { ...record, hold: { ...record.hold, released_at: new Date().toISOString() } });
+          released.push(name);
+        }
+        return released;
+      });
+    },
+  };
+}
+
+export type RetentionActivities = ReturnType<typeof createRetentionActivities>;
