@@ -7,6 +7,7 @@ import { TIERS, type Tier } from '../shared/types';
 import { followBackup, startBackup } from './backup';
 import { connectClient } from './client';
 import { registerSnapshotCommands } from './snapshots';
+import { registerScheduleCommands } from './schedules';
 import { runRestore, runVerify } from './restore';
 import { parseHold, predeployWorkflowId, startPredeploy, waitForSnapshot } from './predeploy';
 import { planRetention } from '../retention/storage-retention';
@@ -108,6 +109,7 @@ program
   });
 
 registerSnapshotCommands(program, cfgFile);
+registerScheduleCommands(program, cfgFile);
 
 program
   .command('predeploy [action]')

@@ -38,22 +38,8 @@ export async function rsyncPull(host: Host, paths: string[], dest: string, opts:
     ...paths.map((p) => `${prefix}${p}`),
     dest.endsWith('/') ? dest : `${dest}/`,
   ];
-  const stderr = new Tail();
-  const stdout = new Tail(256 * 1024);
-  // LC_ALL=C: --stats numbers are grouped with ',' only in the C locale; other locales use '.'.
-  const child = execa('rsync', args, { env: { LC_ALL: 'C' }, reject: false, cancelSignal: opts.signal, forceKillAfterDelay: 5000, buffer: false, stdin: 'ignore' });
-  child.stderr?.on('data', (d: Buffer) => stderr.push(d));
-  child.stdout?.on('data', (d: Buffer) => {
-    stdout.push(d);
-    const line = d.toString().split('\r').filter((l) => l.trim()).pop();
-    if (line && opts.onProgress) opts.onProgress(line.trim());
-  });
-  const result = await child;
-  if (result.isCanceled) throw new Error(`rsync from ${host.label} was cancelled`);
-  if ((result as { code?: string }).code === 'ENOENT') throw new LifeboatError('MissingTool', 'rsync is not installed on the backup host');
   // 24 = some files vanished while being copied: normal for live trees, the mirror is still consistent.
-  if (result.exitCode !== 0 && result.exitCode !== 24) throw classifyRsyncFailure(host.label, result.exitCode ?? -1, stderr.toString());
-  return parseRsyncStats(stdout.toString());
+  return parseRsyncStats(await runRsync(args, host.label, opts, 'from', [0, 24]));
 }
 
 export function classifyRsyncFailure(label: string, exitCode: number, stderr: string, direction: 'from' | 'to' = 'from'): Error {
@@ -103,14 +89,14 @@ export async function rsyncPush(host: Host, localPath: string, remotePath: strin
     localPath,
     `${prefix}${remotePath}`,
   ];
-  const stdout = await runRsync(args, host.label, opts);
-  return parseRsyncStats(stdout);
+  return parseRsyncStats(await runRsync(args, host.label, opts, 'to'));
 }
 
-/** Runs a push; returns stdout's tail (the --stats block). */
-async function runRsync(args: string[], label: string, opts: Pick<PushOptions, 'signal' | 'onProgress'>): Promise<string> {
+/** Runs rsync; returns stdout's tail (the --stats block). */
+async function runRsync(args: string[], label: string, opts: Pick<PushOptions, 'signal' | 'onProgress'>, direction: 'from' | 'to', okCodes = [0]): Promise<string> {
   const stderr = new Tail();
   const stdout = new Tail(256 * 1024);
+  // LC_ALL=C: --stats numbers are grouped with ',' only in the C locale; other locales use '.'.
   const child = execa('rsync', args, { env: { LC_ALL: 'C' }, reject: false, cancelSignal: opts.signal, forceKillAfterDelay: 5000, buffer: false, stdin: 'ignore' });
   child.stderr?.on('data', (d: Buffer) => stderr.push(d));
   child.stdout?.on('data', (d: Buffer) => {
@@ -119,9 +105,9 @@ async function runRsync(args: string[], label: string, opts: Pick<PushOptions, '
     if (line && opts.onProgress) opts.onProgress(line.trim());
   });
   const result = await child;
-  if (result.isCanceled) throw new Error(`rsync to ${label} was cancelled`);
+  if (result.isCanceled) throw new Error(`rsync ${direction} ${label} was cancelled`);
   if ((result as { code?: string }).code === 'ENOENT') throw new LifeboatError('MissingTool', 'rsync is not installed on the backup host');
-  if (result.exitCode !== 0) throw classifyRsyncFailure(label, result.exitCode ?? -1, stderr.toString(), 'to');
+  if (!okCodes.includes(result.exitCode ?? -1)) throw classifyRsyncFailure(label, result.exitCode ?? -1, stderr.toString(), direction);
   return stdout.toString();
 }
 

@@ -256,8 +256,8 @@ async function withId(id: string, fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
   } catch (err) {
-    const invalid = (err as { cause?: { code?: number } }).cause?.code === 3; // gRPC INVALID_ARGUMENT
-    throw new LifeboatError(invalid ? 'ConfigError' : 'CommandFailed', `schedule ${id}: ${(err as Error).message}`);
+    // The SDK turns the server's INVALID_ARGUMENT into a TypeError.
+    throw new LifeboatError(err instanceof TypeError ? 'ConfigError' : 'CommandFailed', `schedule ${id}: ${(err as Error).message}`);
   }
 }
 

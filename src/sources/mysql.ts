@@ -67,7 +67,7 @@ export function optionFile(user: string, password: string): string {
   return `[client]\nuser=${optionFileValue(user)}\npassword=${optionFileValue(password)}\n`;
 }
 
-async function mycnf(a: MysqlArtifact): Promise<SecretFile | undefined> {
+export async function mycnf(a: MysqlArtifact): Promise<SecretFile | undefined> {
   if (!a.password) return undefined;
   const password = await resolveSecret(a.password, `password of mysql artifact ${a.name}`);
   if (password.includes('\0')) throw new LifeboatError('ConfigError', `password of mysql artifact ${a.name} contains a NUL byte, which an option file cannot hold`);

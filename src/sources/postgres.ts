@@ -53,7 +53,7 @@ export function globalsFileName(a: PostgresArtifact): string {
 }
 
 /** The password as a libpq passfile, resolved here on the worker and handed over as a private temp file. */
-async function passfile(a: PostgresArtifact): Promise<SecretFile | undefined> {
+export async function passfile(a: PostgresArtifact): Promise<SecretFile | undefined> {
   if (!a.password) return undefined;
   const password = await resolveSecret(a.password, `password of postgres artifact ${a.name}`);
   if (/[\r\n]/.test(password)) throw new LifeboatError('ConfigError', `password of postgres artifact ${a.name} contains a line break, which a passfile cannot hold`);

@@ -166,6 +166,20 @@ describe('quiesce: compose (stand-in docker)', () => {
     expect(await psql('SELECT count(*) FROM recipes', `${db}_restored`)).toBe('40');
   });
 
+  it('a restore reuses the controller: stop, write, start the same services', async () => {
+    const dir = projects.compose!;
+    const before = (await calls(dir)).length;
+    await writeFile(join(host.dataDir, 'appdata', 'state.json'), '{"ok":false}\n'); // damaged since the backup
+    await t.client.workflow.execute('restoreSnapshot', {
+      taskQueue,
+      workflowId: uniqueName('q-restore'),
+      args: [{ plan: 'compose', snapshot: 'latest', artifact: 'appdata', force: true, dryRun: false }],
+    });
+    expect(await readFile(join(host.dataDir, 'appdata', 'state.json'), 'utf8')).toBe('{"ok":true}\n');
+    expect((await calls(dir)).slice(before).filter((l) => /^(start|stop)/.test(l))).toEqual(['stop app', 'stop db', 'start db', 'start app']);
+    expect(await running(dir)).toEqual(['app', 'db']);
+  });
+
   it('when nothing was running, starts nothing', async () => {
     const result = await backup('idle');
     expect(result.status).toBe('Completed');

@@ -15,7 +15,7 @@ import type { Host } from '../../remote/host';
 import type { SecretFile } from '../../remote/remote-command';
 import { rsyncPush } from '../../remote/rsync';
 import { LifeboatError } from '../../shared/errors';
-import { CLIENT_TOOLS, MYCNF_ENV, MYSQL_SCRIPT, mysqlConnectionArgs, mysqlProgram, optionFile } from '../mysql';
+import { CLIENT_TOOLS, MYCNF_ENV, MYSQL_SCRIPT, mycnf, mysqlConnectionArgs, mysqlProgram, optionFile } from '../mysql';
 import type { RecordedComponent, RestoreContext, RestoreModule, RestoreStep, VerifyCheck, VerifyContext } from '../types';
 import { lastLines, withInputFile, withRemoteTempDir } from './remote';
 
@@ -65,13 +65,6 @@ export function renameDatabase(from: string, to: string): Transform {
       done(null, rewrite(rest));
     },
   });
-}
-
-async function mycnf(a: MysqlArtifact): Promise<SecretFile | undefined> {
-  if (!a.password) return undefined;
-  const password = await resolveSecret(a.password, `password of mysql artifact ${a.name}`);
-  if (password.includes('\0')) throw new LifeboatError('ConfigError', `password of mysql artifact ${a.name} contains a NUL byte, which an option file cannot hold`);
-  return { env: MYCNF_ENV, content: optionFile(a.user, password) };
 }
 
 function dumpPath(c: RecordedComponent): string {

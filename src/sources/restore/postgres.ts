@@ -12,7 +12,7 @@ import type { Host } from '../../remote/host';
 import type { SecretFile } from '../../remote/remote-command';
 import { rsyncPush } from '../../remote/rsync';
 import { LifeboatError } from '../../shared/errors';
-import { passfileLine, pgCommand, pgConnectionArgs } from '../postgres';
+import { passfile, passfileLine, pgCommand, pgConnectionArgs } from '../postgres';
 import type { RecordedComponent, RestoreContext, RestoreModule, RestoreStep, VerifyCheck, VerifyContext } from '../types';
 import { lastLines, withInputFile, withRemoteTempDir } from './remote';
 
@@ -22,14 +22,6 @@ type DbState = { exists: false } | { exists: true; relations: number };
 // User relations (tables, views, sequences, …) outside the system schemas: a database with none is "empty".
 const RELATIONS_SQL =
   "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'";
-
-/** Same as capture's passfile (postgres.ts keeps its own private). */
-async function passfile(a: PostgresArtifact): Promise<SecretFile | undefined> {
-  if (!a.password) return undefined;
-  const password = await resolveSecret(a.password, `password of postgres artifact ${a.name}`);
-  if (/[\r\n]/.test(password)) throw new LifeboatError('ConfigError', `password of postgres artifact ${a.name} contains a line break, which a passfile cannot hold`);
-  return { env: 'PGPASSFILE', content: passfileLine(password) };
-}
 
 function files(c: RecordedComponent): { dump: string; globals?: string; format: Format } {
   const globals = c.paths.find((p) => p.endsWith('.globals.sql'));
