@@ -4,6 +4,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleDescription } from '@temporalio/client';
+import type { TypedSearchAttributes } from '@temporalio/common';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load';
@@ -31,6 +32,8 @@ let configPath: string;
 const cli = (...args: string[]) => execa('node', [LIFEBOAT_BIN, '-c', configPath, 'schedules', ...args], { reject: false });
 const describeSchedule = (scheduleId: string) => t.client.schedule.getHandle(scheduleId).describe();
 const token = (d: ScheduleDescription) => Buffer.from(d.raw.conflictToken ?? []).toString('hex');
+// describe() decodes the action's search attributes as TypedSearchAttributes.
+const actionAttrs = (d: ScheduleDescription) => d.action.typedSearchAttributes as TypedSearchAttributes;
 
 async function writePlans(a: Record<string, unknown>, b: Record<string, unknown>): Promise<void> {
   const plan = (schedule: Record<string, unknown>) => ({
@@ -97,16 +100,16 @@ describe('lifeboat schedules', () => {
     expect(daily.memo).toEqual({ lifeboatTaskQueue: taskQueue, lifeboatPlan: planA, lifeboatTier: 'daily' });
     expect(daily.action).toMatchObject({ workflowType: 'backupPlan', taskQueue, workflowId: `scheduled-${planA}-daily`, args: [{ plan: planA, tier: 'daily' }] });
     expect(daily.action.memo).toEqual({ lifeboatFingerprint: desired[id(planA, 'daily')]!.fingerprint });
-    expect(daily.action.typedSearchAttributes?.get(TIER)).toBe('daily');
-    expect(daily.action.typedSearchAttributes?.get(PLAN)).toBe(planA);
+    expect(actionAttrs(daily).get(TIER)).toBe('daily');
+    expect(actionAttrs(daily).get(PLAN)).toBe(planA);
 
     const weekly = await describeSchedule(id(planA, 'weekly'));
     expect(weekly.spec.calendars?.[0]).toMatchObject({ minute: [{ start: 0 }], hour: [{ start: 4 }], dayOfWeek: [{ start: 'SUNDAY', end: 'SUNDAY' }] });
 
     const verify = await describeSchedule(id(planA, 'verify'));
     expect(verify.action).toMatchObject({ workflowType: 'verifyRestore', args: [{ plan: planA }], workflowId: `scheduled-${planA}-verify` });
-    expect(verify.action.typedSearchAttributes?.get(TIER)).toBeUndefined();
-    expect(verify.action.typedSearchAttributes?.get(PLAN)).toBe(planA);
+    expect(actionAttrs(verify).get(TIER)).toBeUndefined();
+    expect(actionAttrs(verify).get(PLAN)).toBe(planA);
 
     const b = await describeSchedule(id(planB, 'daily'));
     expect(b.spec.timezone).toBe('UTC');
