@@ -1,5 +1,5 @@
 // Backup activities: thin adapters from Temporal to the modules under sources/, snapshot/, storage/, remote/.
-import { chmod, mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
@@ -19,7 +19,7 @@ import type {
 } from '../shared/types';
 import { createArchive } from '../snapshot/archive';
 import { BUILTIN_DENY, isDenied } from '../snapshot/deny-list';
-import { mirrorDir, snapshotPaths } from '../snapshot/layout';
+import { localSnapshotsToPrune, mirrorDir, snapshotPaths } from '../snapshot/layout';
 import { archiveKey, recordKey } from '../snapshot/naming';
 import { buildManifest, parseManifest } from '../snapshot/manifest';
 import { buildMetadata, writeMetadata } from '../snapshot/metadata';
@@ -209,6 +209,24 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           checksum_sha256: archive.sha256,
           already_present: put.alreadyPresent,
         };
+      });
+    },
+
+    /**
+     * Keeps the newest `keepLocal` snapshot directories and archives of this plan on the backup host; storages
+     * hold the rest. Runs after a successful upload, so the snapshot just made is always among those kept.
+     */
+    async pruneLocal(ctx: PlanContext): Promise<string[]> {
+      return runActivity(async () => {
+        const prefix = ctx.plan.prefix ?? ctx.planName;
+        const old = localSnapshotsToPrune(await readdir(ctx.backupRoot), prefix, ctx.plan.keepLocal);
+        for (const snapshot of old) {
+          const { dir, archive } = snapshotPaths(ctx.backupRoot, snapshot, ctx.plan.archive.format);
+          await rm(dir, { recursive: true, force: true });
+          for (const f of [archive, `${archive}.sha256`]) await rm(f, { force: true });
+          await rm(join(ctx.backupRoot, '.claims', snapshot), { force: true });
+        }
+        return old;
       });
     },
 

@@ -317,6 +317,8 @@ export const Plan = z
       .default({ format: 'tar.zst' }),
     /** Estimated size × overheadRatio must fit the free space under backupRoot. */
     overheadRatio: z.number().min(1).default(1.5),
+    /** Finished snapshot directories (and their archives) kept on the backup host for fast restores. */
+    keepLocal: z.number().int().min(1).default(2),
     /** How many sources are captured at once. */
     parallelism: z.number().int().min(1).max(32).default(2),
     /** Extra keys copied into metadata.yml. */

@@ -1,5 +1,6 @@
 // Snapshots back out of storage. Nothing is trusted until checked: the archive's SHA-256 against the record
 // before anything is extracted, then (after a safe extraction) every manifest line, and no file beyond them.
+import { createHash } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import pLimit from 'p-limit';
@@ -117,8 +118,14 @@ async function verifyTree(root: string, record: StoredRecord, signal?: AbortSign
 async function readManifest(root: string, record: StoredRecord): Promise<ManifestEntry[]> {
   const path = join(root, MANIFEST);
   if (!(await isRegularFile(path))) throw new LifeboatError('IntegrityCheckFailed', `snapshot ${record.snapshot} has no ${MANIFEST}`);
+  const text = await readFile(path, 'utf8');
+  // The record holds the manifest's own hash: a manifest rewritten after the backup is refused too.
+  const recorded = record.manifest?.sha256;
+  if (recorded && createHash('sha256').update(text).digest('hex') !== recorded) {
+    throw new LifeboatError('ChecksumMismatch', `snapshot ${record.snapshot}: ${MANIFEST} differs from the one recorded at backup time (sha256 ${recorded})`);
+  }
   try {
-    return parseManifest(await readFile(path, 'utf8'));
+    return parseManifest(text);
   } catch (err) {
     throw new LifeboatError('IntegrityCheckFailed', `snapshot ${record.snapshot}: ${(err as Error).message}`);
   }

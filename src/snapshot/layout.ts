@@ -1,6 +1,6 @@
 // Where snapshots live on the backup host.
 import { join } from 'node:path';
-import type { ArchiveFormat } from './naming';
+import { parseSnapshotName, type ArchiveFormat } from './naming';
 
 export const PARTIAL_SUFFIX = '.partial';
 
@@ -15,4 +15,17 @@ export function snapshotPaths(backupRoot: string, snapshot: string, format: Arch
 
 export function mirrorDir(backupRoot: string, plan: string, source: string, artifact: string): string {
   return join(backupRoot, '.mirror', plan, source, artifact);
+}
+
+/**
+ * Finished snapshots of one prefix on the backup host beyond the newest `keep`: what local pruning removes.
+ * Pure over directory entry names; `.partial` directories (a run in progress) are never candidates.
+ */
+export function localSnapshotsToPrune(entries: string[], prefix: string, keep: number): string[] {
+  const mine = entries
+    .map((e) => ({ e, parsed: parseSnapshotName(e) }))
+    .filter((x) => x.parsed?.prefix === prefix)
+    .sort((a, b) => b.parsed!.at.getTime() - a.parsed!.at.getTime())
+    .map((x) => x.e);
+  return mine.slice(Math.max(keep, 1));
 }

@@ -88,6 +88,9 @@ export async function backupPlan(input: BackupInput): Promise<BackupResult> {
     // Only now, with every storage holding a checked copy, may retention delete anything.
     const retention: RetentionReport[] = [];
     for (const storage of ctx.plan.storages) retention.push(await pruneStorage(ctx, storage));
+    await quick.pruneLocal(ctx).catch((err: unknown) => {
+      if (isCancellation(err)) throw err; // a full backup host shows up in the next preflight; not this run's failure
+    });
     upsertSearchAttributes([{ key: STATUS, value: status }]);
     const first = storages[0]!;
     return { ...record, snapshot_dir: finalized.dir, storage: first.storage, key: first.key, location: first.location, storages, retention };

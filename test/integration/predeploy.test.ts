@@ -42,6 +42,7 @@ afterAll(async () => {
 
 describe('pre-deploy snapshots and retention', () => {
   let held: string;
+  let second: string;
 
   it('two predeploy calls with one deploy id make one workflow run and one snapshot', async () => {
     const [a, b] = await Promise.all([cli('predeploy', '--plan', plan, '--deploy-id', 'ci-1234', '--wait'), cli('predeploy', '--plan', plan, '--deploy-id', 'ci-1234', '--wait')]);
@@ -68,9 +69,10 @@ describe('pre-deploy snapshots and retention', () => {
 
   it('retention keeps the held snapshot while it is held, even outside the policy', async () => {
     await tick();
-    const second = await backup();
-    expect(second.retention).toEqual([{ storage: 'local', configured: true, kept: 2, deleted: [] }]);
-    expect(await snapshotsInStorage()).toEqual([held, second.snapshot].sort());
+    const run = await backup();
+    second = run.snapshot;
+    expect(run.retention).toEqual([{ storage: 'local', configured: true, kept: 2, deleted: [] }]);
+    expect(await snapshotsInStorage()).toEqual([held, second].sort());
   });
 
   it('after `predeploy verified`, the next backup lets retention take it', async () => {
@@ -84,6 +86,10 @@ describe('pre-deploy snapshots and retention', () => {
     expect(third.retention?.[0]?.deleted).toContain(held);
     expect(await snapshotsInStorage()).toEqual([third.snapshot]);
     expect(await readdir(join(store, plan))).toEqual([`${third.snapshot}.json`, `${third.snapshot}.tar.zst`, `${third.snapshot}.tar.zst.sha256`].sort());
+    // The backup host keeps only the newest `keepLocal` (2) snapshot directories and archives of the plan.
+    const local = (await readdir(join(root, 'backups'))).filter((e) => e.startsWith(`${plan}-`));
+    expect(local.filter((e) => !e.includes('.')).sort()).toEqual([second, third.snapshot].sort());
+    expect(local.filter((e) => e.endsWith('.tar.zst'))).toHaveLength(2);
     // `retention plan` agrees: nothing more to delete.
     const p = await cli('retention', 'plan', plan);
     expect(p.stdout).toMatch(/1 kept, 0 removed/);

@@ -1,4 +1,5 @@
 // Restore and the restore drill end to end: real Temporal, PostgreSQL, MinIO, two OpenSSH hosts, rsync.
+import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -162,7 +163,8 @@ describe('verifyRestore (the restore drill)', () => {
     const storage = await openStorage('minio', S3Storage.parse(minioStorage));
     await storage.put(`shop/${second.snapshot}.tar.zst`, forged, { sha256: archive.sha256, size: archive.size });
     const record = await storage.getJson<Record<string, unknown>>(`shop/${second.snapshot}.json`);
-    await storage.putJson(`shop/${second.snapshot}.json`, { ...record, checksum_sha256: archive.sha256, size_bytes: archive.size });
+    const manifestSha = createHash('sha256').update(manifest.text).digest('hex');
+    await storage.putJson(`shop/${second.snapshot}.json`, { ...record, checksum_sha256: archive.sha256, size_bytes: archive.size, manifest: { ...(record!.manifest as object), sha256: manifestSha } });
 
     const cause = await failureOf(verify([second.snapshot]));
     expect(cause.type).toBe('VerificationFailed');

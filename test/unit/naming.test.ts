@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { snapshotName, parseSnapshotName, archiveKey, recordKey } from '../../src/snapshot/naming';
+import { localSnapshotsToPrune } from '../../src/snapshot/layout';
 import { LIFEBOAT_VERSION } from '../../src/shared/version';
 
 describe('snapshotName', () => {
@@ -93,5 +94,23 @@ describe('LIFEBOAT_VERSION', () => {
   it("equals package.json's version", () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     expect(LIFEBOAT_VERSION).toBe(pkg.version);
+  });
+});
+
+describe('localSnapshotsToPrune', () => {
+  const entries = [
+    'shop-20261120T023000', 'shop-20261122T023000', 'shop-20261121T023000', 'shop-20261122T023000.tar.zst',
+    'shop-20261123T023000.partial', 'shop-eu-20261101T000000', '.mirror', '.claims', 'shop-20261399T000000',
+  ];
+  it('keeps the newest N finished snapshots of the prefix and names the rest, oldest last', () => {
+    expect(localSnapshotsToPrune(entries, 'shop', 2)).toEqual(['shop-20261120T023000']);
+    expect(localSnapshotsToPrune(entries, 'shop', 1)).toEqual(['shop-20261121T023000', 'shop-20261120T023000']);
+  });
+  it('never touches a run in progress, another prefix, or names that are not snapshots', () => {
+    const pruned = localSnapshotsToPrune(entries, 'shop', 1);
+    for (const other of ['shop-20261123T023000.partial', 'shop-eu-20261101T000000', '.mirror', 'shop-20261399T000000']) expect(pruned).not.toContain(other);
+  });
+  it('always keeps at least the newest', () => {
+    expect(localSnapshotsToPrune(entries, 'shop', 0)).toHaveLength(2);
   });
 });
