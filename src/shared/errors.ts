@@ -17,7 +17,7 @@ export const PERMANENT_ERRORS = [
 ] as const;
 
 export type PermanentErrorCode = (typeof PERMANENT_ERRORS)[number];
-export type ErrorCode = PermanentErrorCode | 'CommandFailed' | 'StorageError';
+export type ErrorCode = PermanentErrorCode | 'CommandFailed' | 'StorageError' | 'PlanBusy';
 
 export class LifeboatError extends Error {
   constructor(

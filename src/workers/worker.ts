@@ -4,6 +4,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createBackupActivities } from '../activities/backup';
 import { createQuiesceActivities } from '../activities/quiesce';
 import { createRestoreActivities } from '../activities/restore';
+import { createPlanLockActivities } from '../activities/plan-lock';
 import { createRetentionActivities } from '../activities/retention';
 import { loadConfig } from '../config/load';
 
@@ -25,7 +26,7 @@ export function createLifeboatWorker(opts: LifeboatWorkerOptions): Promise<Worke
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: { ...createBackupActivities({ configPath: opts.configPath }), ...createQuiesceActivities(), ...createRestoreActivities(), ...createRetentionActivities() },
+    activities: { ...createBackupActivities({ configPath: opts.configPath }), ...createQuiesceActivities(), ...createRestoreActivities(), ...createRetentionActivities(), ...createPlanLockActivities({ configPath: opts.configPath }) },
     // Capture-heavy work is I/O bound but spawns processes: keep concurrency modest on a small backup host.
     maxConcurrentActivityTaskExecutions: 8,
     shutdownGraceTime: '30s',

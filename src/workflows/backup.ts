@@ -10,6 +10,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
+import type { PlanLockActivities } from '../activities/plan-lock';
 import type { RetentionActivities } from '../activities/retention';
 import { splitForQuiesce } from '../quiesce/plan';
 import { withQuiesce } from './quiesce';
@@ -40,13 +41,37 @@ const quick = proxyActivities<BackupActivities>(QUICK);
 const { preflight } = proxyActivities<BackupActivities>(PREFLIGHT);
 const long = proxyActivities<BackupActivities>(LONG);
 const retentionActs = proxyActivities<RetentionActivities>({ startToCloseTimeout: '30m', retry: retry(5) });
+/** Waiting for another run of the plan: PlanBusy is retried every few seconds, then every 2 min, for up to a day. */
+const lock = proxyActivities<PlanLockActivities>({
+  startToCloseTimeout: '1m',
+  scheduleToCloseTimeout: '24h',
+  retry: { initialInterval: '3s', backoffCoefficient: 1.5, maximumInterval: '2m', nonRetryableErrorTypes: [...PERMANENT_ERRORS] },
+});
 
+/** One run of a plan at a time (see activities/plan-lock.ts), released whatever happens. */
 export async function backupPlan(input: BackupInput): Promise<BackupResult> {
-  const startedAt = new Date(); // workflow time: the same on replay, so the snapshot name is stable
-  let ctx: PlanContext | undefined;
-  let snapshot: string | undefined;
+  const me = { workflowId: workflowInfo().workflowId, runId: workflowInfo().runId };
+  let ctx: PlanContext;
   try {
     ctx = await quick.loadPlan(input.plan);
+    upsertSearchAttributes([{ key: STATUS, value: 'Waiting' }]);
+    await lock.acquirePlanLock(ctx, me);
+  } catch (err) {
+    upsertSearchAttributes([{ key: STATUS, value: isCancellation(err) ? 'Cancelled' : 'Failed' }]);
+    throw describeFailure(err);
+  }
+  try {
+    return await backupLocked(input, ctx);
+  } finally {
+    await CancellationScope.nonCancellable(() => lock.releasePlanLock(ctx, me));
+  }
+}
+
+async function backupLocked(input: BackupInput, ctx: PlanContext): Promise<BackupResult> {
+  // Workflow time once the lock is ours: the same on replay, so the snapshot name is stable.
+  const startedAt = new Date();
+  let snapshot: string | undefined;
+  try {
     snapshot = snapshotName(ctx.plan.prefix ?? input.plan, startedAt);
     upsertSearchAttributes([
       { key: STATUS, value: 'Running' },
@@ -54,7 +79,7 @@ export async function backupPlan(input: BackupInput): Promise<BackupResult> {
     ]);
     const checked = await preflight(ctx);
     await quick.prepareSnapshot(ctx, snapshot, workflowInfo().runId);
-    const captured = await captureAll(ctx.plan.sources, ctx.plan.parallelism, (source) => captureSource(ctx!, snapshot!, source));
+    const captured = await captureAll(ctx.plan.sources, ctx.plan.parallelism, (source) => captureSource(ctx, snapshot!, source));
     const artifacts = captured.flatMap((c) => c.artifacts);
     // Skipped (nothing to capture, e.g. an ephemeral Redis) is recorded, not a failure.
     const status = artifacts.every((a) => a.status !== 'failed') ? 'Completed' : 'PartiallyFailed';
@@ -97,7 +122,7 @@ export async function backupPlan(input: BackupInput): Promise<BackupResult> {
   } catch (err) {
     upsertSearchAttributes([{ key: STATUS, value: isCancellation(err) ? 'Cancelled' : 'Failed' }]);
     // Cleanup must run even when the run itself was cancelled.
-    if (ctx && snapshot) await CancellationScope.nonCancellable(() => quick.discardIncomplete(ctx!, snapshot!));
+    if (snapshot) await CancellationScope.nonCancellable(() => quick.discardIncomplete(ctx, snapshot!));
     throw describeFailure(err);
   }
 }

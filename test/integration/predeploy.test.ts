@@ -31,7 +31,14 @@ beforeAll(async () => {
     temporal: { address: inject('temporalAddress'), taskQueue },
     // The seed's hybrid: a local copy that keeps only the newest snapshot.
     storages: { local: { type: 'local', path: store, retention: { last: 1, minimum: 1 } } },
-    plans: { [plan]: { storages: ['local'], sources: [{ name: 'web', host: 'local', artifacts: [{ type: 'files', name: 'site', paths: [data] }] }] } },
+    plans: {
+      [plan]: { storages: ['local'], sources: [{ name: 'web', host: 'local', artifacts: [{ type: 'files', name: 'site', paths: [data] }] }] },
+      // Its capture records when it ran, to show two runs of one plan never overlap.
+      [`${plan}slow`]: {
+        storages: ['local'],
+        sources: [{ name: 'clock', host: 'local', artifacts: [{ type: 'command', name: 'clock', command: ['sh', '-c', 'date +%s%N; sleep 2; date +%s%N'] }] }],
+      },
+    },
   });
   t = await temporalFixture(configPath, taskQueue);
 });
@@ -106,5 +113,16 @@ describe('pre-deploy snapshots and retention', () => {
       await rename(`${data}.away`, data);
     }
     expect(await readdir(join(store, plan))).toEqual(before);
+  });
+
+  it('two runs of one plan started together never overlap: the second waits for the first', async () => {
+    const start = () => t.client.workflow.execute('backupPlan', { taskQueue, workflowId: uniqueName('pd-slow'), args: [{ plan: `${plan}slow`, tier: 'daily' }] }) as Promise<BackupResult>;
+    const runs = await Promise.all([start(), start()]);
+    expect(new Set(runs.map((r) => r.snapshot)).size).toBe(2);
+    const spans = await Promise.all(
+      runs.map(async (r) => (await readFile(join(r.snapshot_dir, 'commands/clock.txt'), 'utf8')).trim().split('\n').map((n) => BigInt(n))),
+    );
+    spans.sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
+    expect(spans[1]![0]! > spans[0]![1]!).toBe(true); // the second started after the first ended
   });
 });
