@@ -9,12 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, waitForPort } from '../../scripts/lib/services';
 import { CommandArtifact, FilesArtifact, MysqlArtifact, OpensearchArtifact, PostgresArtifact, RedisArtifact, SqliteArtifact, type Artifact } from '../../src/config/schema';
 import { LocalHost } from '../../src/remote/local';
-import { LifeboatError } from '../../src/shared/errors';
 import { restoreModule } from '../../src/sources/restore';
 import { renameDatabase } from '../../src/sources/restore/mysql';
 import { quoteIdent } from '../../src/sources/sqlite';
 import type { RecordedComponent, RestoreContext, RestoreModule, RestoreOptions, ScratchServers, VerifyCheck } from '../../src/sources/types';
-import { psql, tempDir, uniqueName } from '../support/fixtures';
+import { psql, tempDir, uniqueName, lifeboatFailure } from '../support/fixtures';
 
 const root = await tempDir('restore-src');
 // Host-side temp dirs (mktemp) and secret files land under TMPDIR: a private one shows whether they are removed.
@@ -54,14 +53,7 @@ async function verify<A extends Artifact>(artifact: A, snapshotDir: string, comp
 
 const failed = (checks: VerifyCheck[]) => checks.filter((c) => !c.ok).map((c) => c.check);
 
-async function failure(p: Promise<unknown>): Promise<LifeboatError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, 'expected a failure').toBeInstanceOf(LifeboatError);
-  return err as LifeboatError;
-}
+const failure = lifeboatFailure;
 
 async function hostTmpIsClean(): Promise<void> {
   expect(await readdir(hostTmp)).toEqual([]);

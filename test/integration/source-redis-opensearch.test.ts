@@ -9,12 +9,11 @@ import { freePort, waitForPort } from '../../scripts/lib/services';
 import { OpensearchArtifact, RedisArtifact, type Artifact, type Source } from '../../src/config/schema';
 import type { ExecOptions, Host } from '../../src/remote/host';
 import { LocalHost } from '../../src/remote/local';
-import { LifeboatError } from '../../src/shared/errors';
 import { opensearch } from '../../src/sources/opensearch';
 import { redis } from '../../src/sources/redis';
 import type { CaptureContext, Captured } from '../../src/sources/types';
 import { startOpensearchStandin, type OpensearchStandin } from '../support/opensearch-standin';
-import { tempDir } from '../support/fixtures';
+import { tempDir, lifeboatFailure } from '../support/fixtures';
 
 const root = await tempDir('redis-os');
 const host = new LocalHost('app');
@@ -66,14 +65,7 @@ function ctx<A extends Artifact>(artifact: A, opts: { snapshot?: string; signal?
   };
 }
 
-async function failure(p: Promise<unknown>): Promise<LifeboatError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, 'expected a failure').toBeInstanceOf(LifeboatError);
-  return err as LifeboatError;
-}
+const failure = lifeboatFailure;
 
 /** Starts a throwaway server on a copy of the RDB and returns its keys' count and a sample value. */
 async function restore(rdb: string, sampleKey: string): Promise<{ dbsize: number; sample: string }> {

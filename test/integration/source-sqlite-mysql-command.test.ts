@@ -11,8 +11,8 @@ import { LifeboatError } from '../../src/shared/errors';
 import { command } from '../../src/sources/command';
 import { mysql } from '../../src/sources/mysql';
 import { quoteIdent, sqlite } from '../../src/sources/sqlite';
-import type { CaptureContext, Captured } from '../../src/sources/types';
-import { tempDir, uniqueName } from '../support/fixtures';
+import type { CaptureContext } from '../../src/sources/types';
+import { tempDir, uniqueName, lifeboatFailure } from '../support/fixtures';
 
 const root = await tempDir('sqlmc');
 // Source-side scripts make their temp dirs under TMPDIR: a private one shows whether they clean up.
@@ -42,14 +42,7 @@ function context<A extends Artifact>(artifact: A, signal = new AbortController()
   return { ctx, snapshotDir, progress };
 }
 
-async function failure(p: Promise<Captured>): Promise<LifeboatError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(LifeboatError);
-  return err as LifeboatError;
-}
+const failure = lifeboatFailure;
 
 /** Every file under dir, relative, sorted ([] when dir does not exist). */
 async function filesUnder(dir: string): Promise<string[]> {

@@ -6,8 +6,9 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type Worker } from '@temporalio/worker';
 import { execa } from 'execa';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { stringify } from 'yaml';
+import { LifeboatError } from '../../src/shared/errors';
 import { createLifeboatWorker, WORKFLOWS_PATH } from '../../src/workers/worker';
 
 let bundle: Awaited<ReturnType<typeof bundleWorkflowCode>> | undefined;
@@ -90,4 +91,14 @@ export async function historyText(handle: WorkflowHandle): Promise<string> {
 
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/** The LifeboatError a promise rejects with (the test fails if it resolves or rejects with anything else). */
+export async function lifeboatFailure(p: Promise<unknown>): Promise<LifeboatError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, 'expected a LifeboatError').toBeInstanceOf(LifeboatError);
+  return err as LifeboatError;
 }
