@@ -2,7 +2,7 @@
 // `<file>.partial` and renamed only once the caller has accepted the result, so a failed or interrupted
 // capture never leaves a plausible-looking file behind.
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { ExecOptions, ExecResult, Host } from '../remote/host';
@@ -46,4 +46,18 @@ export async function streamToFile(
     commit: () => rename(partial, target),
     discard: () => rm(partial, { force: true }),
   };
+}
+
+/** True when `marker` occurs in the file's last `window` bytes (a complete dump ends with its marker). */
+export async function tailIncludes(path: string, marker: string, window: number): Promise<boolean> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    const len = Math.min(size, window);
+    const buf = Buffer.alloc(len);
+    await fh.read(buf, 0, len, size - len);
+    return buf.toString().includes(marker);
+  } finally {
+    await fh.close();
+  }
 }

@@ -1,13 +1,12 @@
 // MySQL / MariaDB: mariadb-dump (or mysqldump) runs on the source host, or inside its compose service, and
 // streams a plain SQL dump to the backup host. A password only ever travels in a private option file.
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MysqlArtifact } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import type { Host } from '../remote/host';
 import type { SecretFile } from '../remote/remote-command';
 import { LifeboatError } from '../shared/errors';
-import { streamToFile } from './capture-stream';
+import { streamToFile, tailIncludes } from './capture-stream';
 import { inService } from './compose-exec';
 import type { SourceModule } from './types';
 
@@ -109,7 +108,7 @@ export const mysql: SourceModule<MysqlArtifact> = {
     const out = await streamToFile(host, mysqlDumpArgv(a), target, { secretFile, signal, onBytes });
     try {
       if (out.exitCode !== 0) throw classifyMysqlFailure(host.label, a, out.exitCode, out.stderr);
-      if (!(await tailIncludes(out.partial, DUMP_COMPLETE))) {
+      if (!(await tailIncludes(out.partial, DUMP_COMPLETE, 1024))) {
         throw new LifeboatError('CommandFailed', `mysql dump of ${a.database} on ${host.label} ended without "${DUMP_COMPLETE}" (truncated dump)`);
       }
       await out.commit();
@@ -120,17 +119,3 @@ export const mysql: SourceModule<MysqlArtifact> = {
     }
   },
 };
-
-/** True when `marker` occurs in the file's last KiB (a complete dump ends with it). */
-async function tailIncludes(path: string, marker: string): Promise<boolean> {
-  const fh = await open(path, 'r');
-  try {
-    const { size } = await fh.stat();
-    const len = Math.min(size, 1024);
-    const buf = Buffer.alloc(len);
-    await fh.read(buf, 0, len, size - len);
-    return buf.toString().includes(marker);
-  } finally {
-    await fh.close();
-  }
-}

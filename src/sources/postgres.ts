@@ -2,7 +2,6 @@
 // A password goes through a private temporary PGPASSFILE (see remote/remote-command.ts), never a command line.
 // Row counts per table come from the dump itself (pg-rowcounts.ts), for the restore drill to compare against.
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { PostgresArtifact } from '../config/schema';
@@ -10,7 +9,7 @@ import { resolveSecret } from '../config/secrets';
 import type { Host } from '../remote/host';
 import type { SecretFile } from '../remote/remote-command';
 import { LifeboatError } from '../shared/errors';
-import { streamToFile } from './capture-stream';
+import { streamToFile, tailIncludes } from './capture-stream';
 import { inService } from './compose-exec';
 import { countCopyRows } from './pg-rowcounts';
 import type { SourceModule } from './types';
@@ -92,7 +91,7 @@ export const postgres: SourceModule<PostgresArtifact> = {
       await dump.discard();
       throw classifyPgFailure(host.label, a, dump.exitCode, dump.stderr);
     }
-    if (a.format === 'plain' && !(await endsWith(dump.partial, DUMP_COMPLETE))) {
+    if (a.format === 'plain' && !(await tailIncludes(dump.partial, DUMP_COMPLETE, 4096))) {
       await dump.discard();
       throw new LifeboatError('CommandFailed', `pg_dump of ${a.database} on ${host.label} ended without its completion marker (truncated dump)`);
     }
@@ -121,18 +120,4 @@ async function rowCounts(dumpPath: string, format: PostgresArtifact['format'], s
   const res = await child;
   if (res.exitCode !== 0) return { row_counts: null, row_counts_error: `pg_restore on the backup host exited ${res.exitCode ?? (res as { code?: string }).code}` };
   return { row_counts: await counts };
-}
-
-/** True when `marker` occurs in the last few KiB of the file (a plain dump ends with it). */
-async function endsWith(path: string, marker: string): Promise<boolean> {
-  const fh = await open(path, 'r');
-  try {
-    const { size } = await fh.stat();
-    const len = Math.min(size, 4096);
-    const buf = Buffer.alloc(len);
-    await fh.read(buf, 0, len, size - len);
-    return buf.toString().includes(marker);
-  } finally {
-    await fh.close();
-  }
 }

@@ -13,6 +13,7 @@ import type { BackupActivities } from '../activities/backup';
 import type { PlanLockActivities } from '../activities/plan-lock';
 import type { RetentionActivities } from '../activities/retention';
 import { splitForQuiesce } from '../quiesce/plan';
+import { causeMessage, describeFailure } from './failures';
 import { withQuiesce } from './quiesce';
 import { PERMANENT_ERRORS } from '../shared/errors';
 import { SNAPSHOT, STATUS } from '../shared/search-attributes';
@@ -133,8 +134,7 @@ async function pruneStorage(ctx: PlanContext, storage: string): Promise<Retentio
     return await retentionActs.applyRetention(ctx, storage);
   } catch (err) {
     if (isCancellation(err)) throw err;
-    const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
-    return { storage, configured: true, kept: 0, deleted: [], error: cause };
+    return { storage, configured: true, kept: 0, deleted: [], error: causeMessage(err) };
   }
 }
 
@@ -164,20 +164,10 @@ async function captureSource(ctx: PlanContext, snapshot: string, source: Source)
   const artifacts: ArtifactResult[] = [];
   for (const a of live) artifacts.push(await captureOne(ctx, snapshot, source.name, a.name, a.required));
   if (quiesced.length === 0) return { artifacts };
-  const { record } = await withQuiesce(
-    ctx,
-    source.name,
-    async () => {
-      for (const a of quiesced) artifacts.push(await captureOne(ctx, snapshot, source.name, a.name, a.required));
-    },
-    describeMessage,
-  );
+  const { record } = await withQuiesce(ctx, source.name, async () => {
+    for (const a of quiesced) artifacts.push(await captureOne(ctx, snapshot, source.name, a.name, a.required));
+  });
   return { artifacts, quiesce: record };
-}
-
-function describeMessage(err: unknown): string {
-  const described = describeFailure(err);
-  return described instanceof Error ? described.message : String(described);
 }
 
 async function captureOne(ctx: PlanContext, snapshot: string, source: string, artifact: string, required: boolean): Promise<ArtifactResult> {
@@ -202,17 +192,4 @@ async function captureOne(ctx: PlanContext, snapshot: string, source: string, ar
       details: {},
     };
   }
-}
-
-/** Re-raises the root cause with its type, so the Web UI and `lifeboat backup --wait` name it directly. */
-function describeFailure(err: unknown): unknown {
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
-    const { message, type, details } = err.cause;
-    return ApplicationFailure.create({ message: `${activityLabel(err)}: ${message}`, type: type ?? 'ActivityFailed', nonRetryable: true, details: details as unknown[] | undefined });
-  }
-  return err;
-}
-
-function activityLabel(err: ActivityFailure): string {
-  return err.activityId?.startsWith('capture:') ? err.activityId.slice('capture:'.length) : err.activityType ?? 'activity';
 }

@@ -1,8 +1,9 @@
 // Stop → work → restart, shared by backup and restore. Workflow code: deterministic, activities by type only.
-import { ActivityFailure, ApplicationFailure, CancellationScope, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { QuiesceActivities } from '../activities/quiesce';
 import { PERMANENT_ERRORS } from '../shared/errors';
 import type { PlanContext, QuiesceRecord } from '../shared/types';
+import { causeMessage, failureMessage } from './failures';
 
 const INSPECT: ActivityOptions = { startToCloseTimeout: '2m', retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 5, nonRetryableErrorTypes: [...PERMANENT_ERRORS] } };
 /** Stopping services: quick, retried a little. */
@@ -19,7 +20,7 @@ const RESTART: ActivityOptions = {
  * cancellation, a worker that died and a new one that resumed this code), and starts exactly what inspect
  * recorded in history as running before. A failed start fails the run as RestartFailed.
  */
-export async function withQuiesce<T>(ctx: PlanContext, sourceName: string, work: () => Promise<T>, describe: (err: unknown) => string): Promise<{ value: T; record: QuiesceRecord }> {
+export async function withQuiesce<T>(ctx: PlanContext, sourceName: string, work: () => Promise<T>): Promise<{ value: T; record: QuiesceRecord }> {
   const act = (opts: ActivityOptions, step: string) => proxyActivities<QuiesceActivities>({ ...opts, activityId: `quiesce-${step}:${sourceName}` });
   const record = await act(INSPECT, 'inspect').quiesceInspect(ctx, sourceName);
   let failure: { err: unknown } | undefined;
@@ -33,8 +34,8 @@ export async function withQuiesce<T>(ctx: PlanContext, sourceName: string, work:
   try {
     record.started_at = await CancellationScope.nonCancellable(() => act(RESTART, 'start').quiesceStart(ctx, sourceName, record.services));
   } catch (err) {
-    const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
-    const before = failure ? ` (the work had already failed: ${describe(failure.err)})` : '';
+    const cause = causeMessage(err);
+    const before = failure ? ` (the work had already failed: ${failureMessage(failure.err)})` : '';
     throw ApplicationFailure.create({
       message: `${sourceName}: services stopped for the copy could not be started again: ${record.services.join(', ')}: ${cause}${before}`,
       type: 'RestartFailed',

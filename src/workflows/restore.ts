@@ -1,11 +1,12 @@
 // restoreSnapshot: fetch and check before touching anything, plan, refuse targets in use without force, then
 // restore per target source inside its quiesce controller. verifyRestore: the monthly restore drill.
-import { ActivityFailure, ApplicationFailure, CancellationScope, proxyActivities, upsertSearchAttributes, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, proxyActivities, upsertSearchAttributes, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import type { RestoreActivities } from '../activities/restore';
 import { PERMANENT_ERRORS } from '../shared/errors';
 import { SNAPSHOT, STATUS } from '../shared/search-attributes';
 import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, SnapshotVerification, VerifyInput } from '../shared/types';
+import { describeFailure } from './failures';
 import { withQuiesce } from './quiesce';
 
 const retry = (maximumAttempts: number) => ({ initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts, nonRetryableErrorTypes: [...PERMANENT_ERRORS] });
@@ -42,7 +43,7 @@ export async function restoreSnapshot(input: RestoreInput): Promise<RestoreResul
     return { ...base, dryRun: false, restored, durationMs: Date.now() - started };
   } catch (err) {
     upsertSearchAttributes([{ key: STATUS, value: 'Failed' }]);
-    throw rootCause(err);
+    throw describeFailure(err);
   } finally {
     if (fetched) {
       const workDir = fetched.workDir;
@@ -60,7 +61,7 @@ async function restoreByHost(ctx: PlanContext, fetched: FetchedSnapshot, input: 
       for (const s of mine) restored.push(await proxyActivities<RestoreActivities>({ ...LONG, activityId: `restore:${s.artifact}` }).restoreArtifact(ctx, fetched, input, s.artifact));
     };
     const quiesce = input.quiesce !== false && ctx.plan.sources.find((src) => src.name === host)?.quiesce;
-    if (quiesce) await withQuiesce(ctx, host, work, (e) => rootMessage(e));
+    if (quiesce) await withQuiesce(ctx, host, work);
     else await work();
   }
   return restored;
@@ -96,18 +97,4 @@ function pickSnapshots(names: string[], older: number): string[] {
   const picked: string[] = [];
   while (picked.length < older && rest.length > 0) picked.push(rest.splice(Math.floor(Math.random() * rest.length), 1)[0]!);
   return [latest, ...picked];
-}
-
-function rootCause(err: unknown): unknown {
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
-    const { message, type } = err.cause;
-    const label = err.activityId?.startsWith('restore:') ? err.activityId : err.activityType ?? 'activity';
-    return ApplicationFailure.create({ message: `${label}: ${message}`, type: type ?? 'ActivityFailed', nonRetryable: true });
-  }
-  return err;
-}
-
-function rootMessage(err: unknown): string {
-  const e = rootCause(err);
-  return e instanceof Error ? e.message : String(e);
 }
