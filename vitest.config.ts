@@ -13,7 +13,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts', 'test/support/**/*.test.ts'],
+          include: ['test/integration/**/*.test.ts', 'test/workflows/**/*.test.ts', 'test/support/**/*.test.ts'],
           globalSetup: ['test/support/global-setup.ts'],
           // Temporal's native runtime: one per process, and worker threads ran out of wasm memory elsewhere.
           pool: 'forks',

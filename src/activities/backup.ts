@@ -7,6 +7,7 @@ import { getPlan, loadConfig } from '../config/load';
 import type { Source } from '../config/schema';
 import { connectHost, type Host } from '../remote/host';
 import { LifeboatError } from '../shared/errors';
+import { formatBytes, parseDurationMs } from '../shared/units';
 import type {
   ArchiveResult,
   FinalizeResult,
@@ -27,7 +28,10 @@ import { failingOn } from '../sources/pull-tree';
 import { sourceModule } from '../sources/registry';
 import type { ArtifactResult } from '../sources/types';
 import { openStorage } from '../storage';
-import { runActivity } from './run';
+import { DEFAULT_STALL_MS, runActivity } from './run';
+
+/** du over a large tree reports nothing until it ends. */
+const PREFLIGHT_STALL_MS = 30 * 60_000;
 
 export interface BackupActivityDeps {
   configPath: string;
@@ -66,6 +70,15 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
             }),
           ),
         );
+        for (const name of ctx.plan.storages) {
+          progress({ checking: `storage ${name}` });
+          try {
+            await checkStorage(ctx, name);
+          } catch (err) {
+            if (err instanceof LifeboatError && err.permanent) problems.push(err);
+            else throw err;
+          }
+        }
         await mkdir(ctx.backupRoot, { recursive: true, mode: 0o700 });
         const estimatedBytes = sources.reduce((sum, s) => sum + s.estimatedBytes, 0);
         const requiredBytes = Math.ceil(estimatedBytes * ctx.plan.overheadRatio);
@@ -73,14 +86,14 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         const freeBytes = fs.bavail * fs.bsize;
         if (requiredBytes > freeBytes) {
           problems.push(
-            new LifeboatError('InsufficientSpace', `${ctx.backupRoot} has ${fmtBytes(freeBytes)} free; the snapshot needs about ${fmtBytes(requiredBytes)} (${fmtBytes(estimatedBytes)} × ${ctx.plan.overheadRatio})`),
+            new LifeboatError('InsufficientSpace', `${ctx.backupRoot} has ${formatBytes(freeBytes)} free; the snapshot needs about ${formatBytes(requiredBytes)} (${formatBytes(estimatedBytes)} × ${ctx.plan.overheadRatio})`),
           );
         }
         if (problems.length > 0) {
           throw new LifeboatError(problems[0]!.code, `preflight failed for plan ${ctx.planName}:\n- ${problems.map((p) => p.message).join('\n- ')}`);
         }
         return { estimatedBytes, requiredBytes, freeBytes, sources: sources.map(({ name, host, appVersion }) => ({ name, host, appVersion })) };
-      });
+      }, { stallMs: PREFLIGHT_STALL_MS });
     },
 
     /**
@@ -98,9 +111,10 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
     },
 
     async captureArtifact(ctx: PlanContext, snapshot: string, sourceName: string, artifactName: string): Promise<ArtifactResult> {
-      return runActivity(async ({ signal, progress }) => {
-        const source = ctx.plan.sources.find((s) => s.name === sourceName);
-        const artifact = source?.artifacts.find((a) => a.name === artifactName);
+      const source = ctx.plan.sources.find((s) => s.name === sourceName);
+      const artifact = source?.artifacts.find((a) => a.name === artifactName);
+      const stallMs = parseDurationMs(artifact?.stallTimeout ?? '') ?? DEFAULT_STALL_MS;
+      return runActivity(async ({ signal, progress, quiet }) => {
         if (!source || !artifact) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no artifact ${sourceName}/${artifactName}`);
         const host = await connectHost(source, ctx, signal);
         try {
@@ -114,12 +128,13 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
             denyList: ctx.denyList,
             signal,
             progress,
+            quiet,
           });
           return { source: source.name, name: artifact.name, type: artifact.type, required: artifact.required, ...captured, status: captured.status ?? 'ok' };
         } finally {
           host.close();
         }
-      });
+      }, { stallMs, what: `capture ${sourceName}/${artifactName}` });
     },
 
     /** metadata.yml + manifest.sha256, deny-list check, then the atomic rename that makes the snapshot real. */
@@ -276,6 +291,20 @@ async function checkSource(ctx: PlanContext, source: Source, signal: AbortSignal
   }
 }
 
+/** Secrets resolved, credentials accepted, bucket or directory reachable: found before any capture work. */
+async function checkStorage(ctx: PlanContext, name: string): Promise<void> {
+  const cfg = ctx.storages[name];
+  if (!cfg) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no storage ${name}`);
+  const backend = await openStorage(name, cfg);
+  try {
+    await backend.check();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw new LifeboatError('PermissionDenied', `storage ${name}: ${(err as Error).message}`);
+    throw err;
+  }
+}
+
 /** Programs the quiesce controller will run: checked before anything is stopped. */
 function quiesceProgramsOf(source: Source): string[] {
   const q = source.quiesce;
@@ -312,14 +341,4 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-export function fmtBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }

@@ -15,6 +15,9 @@ import { openStorage } from '../storage';
 import type { StorageBackend } from '../storage/types';
 import { runActivity } from './run';
 
+/** Loading a dump into a database reports no progress until it ends: restores allow an hour of silence. */
+const RESTORE_STALL_MS = 3_600_000;
+
 type Step = RestoreResult['steps'][number];
 
 export function createRestoreActivities() {
@@ -53,7 +56,12 @@ export function createRestoreActivities() {
         const steps: Step[] = [];
         for (const sel of selectArtifacts(ctx, fetched, input)) {
           const mod = restoreModule(sel.artifact);
-          if (!mod) throw new LifeboatError('ConfigError', `${sel.artifact.type} artifacts (${sel.artifact.name}) cannot be restored by Lifeboat; fetch the snapshot and restore by hand`);
+          if (!mod && input.artifact) throw new LifeboatError('ConfigError', `${sel.artifact.type} artifacts (${sel.artifact.name}) cannot be restored by Lifeboat; ${byHand(sel.artifact)}`);
+          if (!mod) {
+            // A whole-plan restore goes on without it, and says how to put it back.
+            steps.push({ artifact: sel.artifact.name, type: sel.artifact.type, host: sel.source.name, target: '(by hand)', targetInUse: false, manual: true, action: `not restored by Lifeboat: ${byHand(sel.artifact)}` });
+            continue;
+          }
           const target = targetSource(ctx, sel.source, input);
           const host = await connectHost(target, ctx, signal);
           try {
@@ -80,7 +88,7 @@ export function createRestoreActivities() {
         } finally {
           host.close();
         }
-      });
+      }, { stallMs: RESTORE_STALL_MS });
     },
 
     async discardRestoreWork(ctx: PlanContext, workDir: string): Promise<void> {
@@ -121,7 +129,7 @@ export function createRestoreActivities() {
           await rm(workDir, { recursive: true, force: true });
         }
         return { snapshot, ok: checks.every((c) => c.ok), duration_ms: Date.now() - started, verified_at: new Date().toISOString(), checks };
-      });
+      }, { stallMs: RESTORE_STALL_MS });
     },
 
     /** Adds the drill's result to the snapshot's record in storage, so `snapshots show` tells when it was last proven. */
@@ -205,6 +213,13 @@ function targetSource(ctx: PlanContext, own: Source, input: Pick<RestoreInput, '
   const other = ctx.plan.sources.find((s) => s.name === input.toHost);
   if (!other) throw new LifeboatError('ConfigError', `--to-host ${input.toHost}: plan ${ctx.planName} has no such source (it has: ${ctx.plan.sources.map((s) => s.name).join(', ')})`);
   return other;
+}
+
+/** How to put back an artifact type Lifeboat does not restore itself. */
+function byHand(a: Artifact): string {
+  if (a.type === 'opensearch') return `fetch the snapshot (lifeboat snapshots fetch), copy opensearch/${a.name}/ into the repository path ${a.repositoryPath} and restore with POST _snapshot/${a.repository}/<snapshot>/_restore`;
+  if (a.type === 'command') return `its output is in commands/${a.name}.txt of the fetched snapshot (lifeboat snapshots fetch); there is nothing to write back`;
+  return 'fetch the snapshot (lifeboat snapshots fetch) and restore it by hand';
 }
 
 function optionsOf(input: RestoreInput): RestoreOptions {

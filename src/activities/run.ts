@@ -1,34 +1,102 @@
-// The Temporal side of every activity: periodic heartbeats (which also deliver cancellation), the
-// cancellation signal for child processes, and permanent LifeboatErrors turned into non-retryable failures.
+// The Temporal side of every activity: heartbeats that carry progress (and deliver cancellation), a progress
+// watchdog that fails a hung step as Stalled, the abort signal that kills child processes, and the mapping of
+// errors to Lifeboat's vocabulary (permanent ones non-retryable).
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { LifeboatError } from '../shared/errors';
 
 export interface ActivityTools {
+  /** Aborted on cancellation and when the step stalls: child processes (ssh, rsync, pg_dump) are killed with it. */
   signal: AbortSignal;
-  /** Latest progress; sent with the next heartbeat, visible in the Web UI's pending activity. */
+  /** Latest progress; sent with the next heartbeat, visible in the Web UI's pending activity. A change is "movement". */
   progress(details: Record<string, unknown>): void;
+  /**
+   * A phase that is silent by nature (SQLite VACUUM INTO, an OpenSearch snapshot, Redis BGSAVE): the watchdog allows
+   * up to `boundMs` of silence instead of the step's stall timeout, until the first progress after it starts.
+   */
+  quiet<T>(phase: string, boundMs: number, fn: () => Promise<T>): Promise<T>;
 }
 
-const HEARTBEAT_EVERY_MS = 5_000;
+export interface RunOptions {
+  /** Fail as Stalled when progress has not moved for this long (default: DEFAULT_STALL_MS). */
+  stallMs?: number;
+  /** Names the step in a Stalled message. */
+  what?: string;
+}
 
-export async function runActivity<T>(fn: (tools: ActivityTools) => Promise<T>): Promise<T> {
+export const DEFAULT_STALL_MS = 10 * 60_000;
+const HEARTBEAT_EVERY_MS = 3_000;
+
+export async function runActivity<T>(fn: (tools: ActivityTools) => Promise<T>, opts: RunOptions = {}): Promise<T> {
   const ctx = Context.current();
+  const stallMs = opts.stallMs ?? DEFAULT_STALL_MS;
+  const abort = new AbortController();
+  const onCancel = () => abort.abort(ctx.cancellationSignal.reason);
+  ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
   let latest: Record<string, unknown> = {};
+  let latestKey = '{}';
+  let movedAt = Date.now();
+  let quietUntil = 0;
+  let stalled: string | undefined;
   ctx.heartbeat(latest);
-  const timer = setInterval(() => ctx.heartbeat(latest), HEARTBEAT_EVERY_MS);
+  const timer = setInterval(() => {
+    ctx.heartbeat(latest);
+    const now = Date.now();
+    if (!stalled && now - movedAt > stallMs && now > quietUntil) {
+      stalled = `${opts.what ?? ctx.info.activityType}: no progress for ${Math.round((now - movedAt) / 1000)} s (stall timeout ${Math.round(stallMs / 1000)} s); last progress: ${latestKey}`;
+      abort.abort(new LifeboatError('Stalled', stalled));
+    }
+  }, Math.min(HEARTBEAT_EVERY_MS, Math.max(250, stallMs / 4)));
+  const tools: ActivityTools = {
+    signal: abort.signal,
+    progress(details) {
+      latest = { ...latest, ...details };
+      const key = JSON.stringify(latest);
+      if (key !== latestKey) {
+        latestKey = key;
+        movedAt = Date.now();
+        quietUntil = 0;
+      }
+    },
+    async quiet(phase, boundMs, work) {
+      tools.progress({ phase });
+      quietUntil = Date.now() + boundMs;
+      try {
+        return await work();
+      } finally {
+        quietUntil = 0;
+        movedAt = Date.now();
+      }
+    },
+  };
   try {
-    return await fn({ signal: ctx.cancellationSignal, progress: (d) => (latest = { ...latest, ...d }) });
+    return await fn(tools);
   } catch (err) {
     // Report a cancellation as such (the reason is Temporal's CancelledFailure), not as the child's error.
     if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+    if (stalled) throw ApplicationFailure.retryable(stalled, 'Stalled', latest);
     throw toFailure(err);
   } finally {
     clearInterval(timer);
+    ctx.cancellationSignal.removeEventListener('abort', onCancel);
   }
 }
 
+/** Node's errno codes that no retry fixes, in Lifeboat's words. */
+const ERRNO_CODES: Record<string, 'InsufficientSpace' | 'PermissionDenied'> = {
+  ENOSPC: 'InsufficientSpace',
+  EDQUOT: 'InsufficientSpace',
+  EACCES: 'PermissionDenied',
+  EPERM: 'PermissionDenied',
+  EROFS: 'PermissionDenied',
+};
+
 export function toFailure(err: unknown): unknown {
+  const errno = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (!(err instanceof LifeboatError) && errno && ERRNO_CODES[errno]) {
+    const e = err as NodeJS.ErrnoException;
+    err = new LifeboatError(ERRNO_CODES[errno], `${e.message}${e.path && !e.message.includes(e.path) ? ` (${e.path})` : ''}`);
+  }
   if (err instanceof LifeboatError) {
     const details = err.details ? [err.details] : undefined;
     return err.permanent

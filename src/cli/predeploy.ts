@@ -1,10 +1,11 @@
 // `lifeboat predeploy`: a snapshot before a deployment that CI can wait on, and its release after the deploy is
 // verified. The workflow id comes from plan + deploy id, so a retried CI job attaches to the same run and
-// never makes a second snapshot, whether the first run is still going or long finished.
+// never makes a second snapshot while the first run is going or has succeeded; a failed one can be retried.
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import { LifeboatError } from '../shared/errors';
+import { parseDurationMs } from '../shared/units';
 import { DEPLOY_ID, PLAN, TIER } from '../shared/search-attributes';
 import type { predeployBackup, PredeployState } from '../workflows/predeploy';
 import { RESULT_PREFIX } from './backup';
@@ -16,9 +17,9 @@ export function predeployWorkflowId(plan: string, deployId: string): string {
 
 /** `7d`, `12h`, `30m`, `90s` → seconds. */
 export function parseHold(text: string): number {
-  const m = /^(\d+)([smhd])$/.exec(text);
-  if (!m) throw new LifeboatError('ConfigError', `--hold ${text}: use a number and s, m, h or d (e.g. 7d)`);
-  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  const ms = parseDurationMs(text);
+  if (ms === undefined) throw new LifeboatError('ConfigError', `--hold ${text}: use a number and s, m, h or d (e.g. 7d)`);
+  return ms / 1000;
 }
 
 export async function startPredeploy(client: Client, config: Config, plan: string, deployId: string, holdSeconds: number): Promise<WorkflowHandle<typeof predeployBackup>> {
@@ -29,7 +30,8 @@ export async function startPredeploy(client: Client, config: Config, plan: strin
       workflowId,
       args: [{ plan, deployId, holdSeconds }],
       workflowIdConflictPolicy: 'USE_EXISTING', // still running: attach
-      workflowIdReusePolicy: 'REJECT_DUPLICATE', // finished: never run again for this deploy id
+      // Completed: attach to it (never a second snapshot). Failed, cancelled or timed out: a CI retry starts anew.
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
       typedSearchAttributes: new TypedSearchAttributes([
         { key: PLAN, value: plan },
         { key: TIER, value: 'pre-deploy' },

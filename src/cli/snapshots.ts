@@ -7,6 +7,7 @@ import { loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { downloadArchive, findSnapshots, resolveSnapshotId, type SnapshotListing, type StoredRecord } from '../restore/fetch';
 import { LifeboatError } from '../shared/errors';
+import { formatBytes } from '../shared/units';
 import { openStorage } from '../storage';
 import type { StorageBackend } from '../storage/types';
 
@@ -111,16 +112,6 @@ function printRecord(found: SnapshotListing, listing: SnapshotListing[]): void {
   console.log(lines.join('\n'));
 }
 
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
-}
 
 function formatTime(iso: string): string {
   return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');

@@ -1,12 +1,15 @@
 // lifeboat.yaml schema. Secrets are never values here, only references ({ env } or { file })
 // resolved inside the activity that needs them, so they never reach workflow inputs or history.
 import { z } from 'zod';
+import { DURATION_PATTERN } from '../shared/units';
 
 const name = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, "_", "-" and "." (no slashes or spaces)');
 const absPath = z.string().refine((p) => p.startsWith('/'), 'must be an absolute path');
 const argv = z.array(z.string()).min(1, 'needs at least the program name');
+const cron = z.string().regex(/^\S+( \S+){4}$/, 'a 5-field cron expression, e.g. "30 2 * * *"');
+const duration = z.string().regex(DURATION_PATTERN, 'a duration like 30s, 10m, 6h or 2d');
 
 export const SecretRef = z.union(
   [z.object({ env: z.string().min(1) }).strict(), z.object({ file: absPath }).strict()],
@@ -23,6 +26,11 @@ const artifactBase = {
    * quiesced, dumps run live before the stop (they need the database up). Ignored without source.quiesce.
    */
   quiesce: z.boolean().optional(),
+  /**
+   * Fail the capture (retryably, as Stalled) when its progress has not moved for this long; its remote process
+   * is stopped. Silent phases (SQLite VACUUM INTO, OpenSearch snapshots, Redis BGSAVE) have their own bounds.
+   */
+  stallTimeout: duration.default('10m'),
 };
 
 /** A command run inside a docker compose service: `<command> [-f file]… exec -T <service> <argv…>`. */
@@ -282,8 +290,6 @@ export const VerifySettings = z
   .strict();
 export type VerifySettings = z.infer<typeof VerifySettings>;
 
-const cron = z.string().regex(/^\S+( \S+){4}$/, 'a 5-field cron expression, e.g. "30 2 * * *"');
-const duration = z.string().regex(/^\d+(s|m|h|d)$/, 'a duration like 30s, 10m, 6h or 2d');
 
 /** Temporal Schedules for a plan (`lifeboat schedules sync`). Each tier is its own schedule; overlaps are skipped. */
 export const ScheduleSettings = z
@@ -319,6 +325,8 @@ export const Plan = z
     overheadRatio: z.number().min(1).default(1.5),
     /** Finished snapshot directories (and their archives) kept on the backup host for fast restores. */
     keepLocal: z.number().int().min(1).default(2),
+    /** The whole run's bound; past it, the run is cancelled (services restarted, `.partial` removed) as TimedOut. */
+    timeout: duration.default('24h'),
     /** How many sources are captured at once. */
     parallelism: z.number().int().min(1).max(32).default(2),
     /** Extra keys copied into metadata.yml. */

@@ -13,6 +13,7 @@ import {
 import type { SearchAttributePair } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import { LifeboatError } from '../shared/errors';
+import { parseDurationMs } from '../shared/units';
 import { PLAN, TIER } from '../shared/search-attributes';
 import type { BackupInput, VerifyInput } from '../shared/types';
 
@@ -66,12 +67,10 @@ export interface SyncReport {
   warnings: string[];
 }
 
-const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
 export function durationMs(d: string): number {
-  const m = /^(\d+)([smhd])$/.exec(d);
-  if (!m) throw new LifeboatError('ConfigError', `"${d}" is not a duration like 30s, 10m, 6h or 2d`);
-  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  const ms = parseDurationMs(d);
+  if (ms === undefined) throw new LifeboatError('ConfigError', `"${d}" is not a duration like 30s, 10m, 6h or 2d`);
+  return ms;
 }
 
 /** JSON with object keys sorted at every level, so equal definitions hash equally whatever their key order. */

@@ -14,10 +14,27 @@ export const PERMANENT_ERRORS = [
   'SnapshotExists', // another run already owns this snapshot name
   'IntegrityCheckFailed', // a captured copy fails its own check (PRAGMA integrity_check, redis-check-rdb, …)
   'RestartFailed', // services stopped for a copy could not be started again
+  'PermissionDenied', // the backup host may not read or write a path (EACCES, EPERM, read-only file system)
+  'TargetInUse', // a restore would write over a database or files in use (pass --force)
+  'VerificationFailed', // the restore drill found a snapshot that does not restore to what was recorded
+] as const;
+
+/**
+ * Failures that end a run without being permanent errors of a step: retryable step errors that ran out of
+ * attempts keep their own type (Stalled, CommandFailed, StorageError), the rest are the workflow's own.
+ */
+export const RUN_FAILURES = [
+  'Stalled', // a step's progress did not move for its stall timeout; its processes were stopped (retried)
+  'CommandFailed', // a remote or local command failed in a way that may pass (retried)
+  'StorageError', // the storage answered with an error that may pass (retried)
+  'StepTimedOut', // a step exceeded its start-to-close, schedule-to-close or heartbeat timeout
+  'PlanTimeout', // the whole run exceeded the plan's `timeout`; it was stopped and cleaned up (status TimedOut)
+  'PlanBusy', // another backup, restore or verify of the plan held it for longer than a run waits
+  'ActivityFailed', // a step failed without a Lifeboat type (a bug: please report it)
 ] as const;
 
 export type PermanentErrorCode = (typeof PERMANENT_ERRORS)[number];
-export type ErrorCode = PermanentErrorCode | 'CommandFailed' | 'StorageError' | 'PlanBusy';
+export type ErrorCode = PermanentErrorCode | 'CommandFailed' | 'StorageError' | 'Stalled';
 
 export class LifeboatError extends Error {
   constructor(

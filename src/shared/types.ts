@@ -166,7 +166,8 @@ export interface RestoreResult {
   snapshot: string;
   storage: string;
   dryRun: boolean;
-  steps: Array<{ artifact: string; type: string; target: string; targetInUse: boolean; action: string; host: string }>;
+  /** `manual`: Lifeboat cannot restore this type (command output, OpenSearch); `action` says how to by hand. */
+  steps: Array<{ artifact: string; type: string; target: string; targetInUse: boolean; action: string; host: string; manual?: boolean }>;
   restored: Array<{ artifact: string; target: string; bytes: number }>;
   durationMs: number;
 }

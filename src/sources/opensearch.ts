@@ -175,6 +175,9 @@ interface SnapshotResult {
 }
 
 /** Creates the snapshot and waits for it. One left by an earlier attempt of this capture is replaced. */
+/** How long an OpenSearch snapshot (wait_for_completion) may take. */
+export const OPENSEARCH_SNAPSHOT_BOUND_MS = 3 * 3_600_000;
+
 async function createSnapshot(http: Http, a: OpensearchArtifact, name: string): Promise<SnapshotResult> {
   const path = `/_snapshot/${a.repository}/${encodeURIComponent(name)}`;
   const body = { indices: a.indices.join(','), include_global_state: false };
@@ -223,12 +226,13 @@ export const opensearch: SourceModule<OpensearchArtifact> = {
     return primaries + (du.exitCode === 0 ? (Number(du.stdout.split('\t')[0]) || 0) * 1024 : 0);
   },
 
-  async capture({ host, artifact: a, snapshot, snapshotDir, mirrorDir, denyList, signal, progress }) {
+  async capture({ host, artifact: a, snapshot, snapshotDir, mirrorDir, denyList, signal, progress, quiet }) {
     const http = await httpClient(host, a, signal);
     const name = opensearchSnapshotName(snapshot);
     const registered = await ensureRepository(http, a);
     progress({ artifact: a.name, phase: 'snapshot', opensearch_snapshot: name });
-    const snap = await createSnapshot(http, a, name);
+    // wait_for_completion answers only at the end: silent within its own bound.
+    const snap = await quiet('opensearch snapshot', OPENSEARCH_SNAPSHOT_BOUND_MS, () => createSnapshot(http, a, name));
     const rel = opensearchDir(a);
     const stats = await pullTree(host, {
       paths: [a.repositoryPath],

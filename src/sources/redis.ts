@@ -254,7 +254,7 @@ export const redis: SourceModule<RedisArtifact> = {
     return used + (du.exitCode === 0 ? (Number(du.stdout.split('\t')[0]) || 0) * 1024 : 0);
   },
 
-  async capture({ host, artifact: a, snapshotDir, mirrorDir, denyList, signal, progress }) {
+  async capture({ host, artifact: a, snapshotDir, mirrorDir, denyList, signal, progress, quiet }) {
     const cli = await redisCli(host, a, signal);
     const c = await readConfig(cli);
     if (isEphemeral(c)) {
@@ -262,7 +262,8 @@ export const redis: SourceModule<RedisArtifact> = {
     }
     const where = `redis ${a.name} (${a.host}:${a.port}) on ${host.label}`;
     progress({ artifact: a.name, phase: 'bgsave' });
-    const saved = await freshSave(cli, a, where, signal);
+    // BGSAVE is bounded by saveTimeoutSeconds; allow that much silence (plus a margin for the polling).
+    const saved = await quiet('redis bgsave', a.saveTimeoutSeconds * 1000 + 60_000, () => freshSave(cli, a, where, signal));
     const rdb = await captureRdb(host, a, c, snapshotDir, signal, (bytes) => progress({ artifact: a.name, bytes }));
     const info = parseInfo(await cli(['INFO']));
     const aof = aofPath(c);

@@ -76,6 +76,9 @@ export function classifySqliteFailure(label: string, a: SqliteArtifact, exitCode
   return new LifeboatError('CommandFailed', `${what} failed (exit ${exitCode})${hint}:\n${text}`);
 }
 
+/** How long the copy on the source host may run before its first byte arrives. */
+export const SQLITE_COPY_BOUND_MS = 2 * 3_600_000;
+
 export const sqlite: SourceModule<SqliteArtifact> = {
   requiredTools: () => ['sqlite3'],
   requiredPaths: (a) => [a.path],
@@ -86,11 +89,12 @@ export const sqlite: SourceModule<SqliteArtifact> = {
     return sumLines(res.stdout);
   },
 
-  async capture({ host, artifact: a, snapshotDir, signal, progress }) {
+  async capture({ host, artifact: a, snapshotDir, signal, progress, quiet }) {
     const rel = sqliteFileName(a);
     const onBytes = (bytes: number) => progress({ artifact: a.name, bytes });
     const target = join(snapshotDir, rel);
-    const out = await streamToFile(host, sqliteCaptureArgv(a), target, { signal, onBytes });
+    // VACUUM INTO (or .backup) writes its copy before the first byte streams: silent until then, within its own bound.
+    const out = await quiet(`sqlite ${a.method}`, SQLITE_COPY_BOUND_MS, () => streamToFile(host, sqliteCaptureArgv(a), target, { signal, onBytes }));
     try {
       if (out.exitCode !== 0) throw classifySqliteFailure(host.label, a, out.exitCode, out.stderr);
       const tables = await checkCopy(out.partial, a, signal);

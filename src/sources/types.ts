@@ -32,6 +32,8 @@ export interface CaptureContext<A extends Artifact = Artifact> {
   denyList: readonly string[];
   signal: AbortSignal;
   progress(details: Record<string, unknown>): void;
+  /** Allows up to `boundMs` of silence for a phase that reports no progress by nature (see activities/run.ts). */
+  quiet<T>(phase: string, boundMs: number, fn: () => Promise<T>): Promise<T>;
 }
 
 export interface SourceModule<A extends Artifact = Artifact> {

@@ -39,6 +39,13 @@ export class LocalBackend implements StorageBackend {
     return { location: dest, alreadyPresent: false };
   }
 
+  async check(): Promise<void> {
+    await mkdir(this.cfg.path, { recursive: true, mode: 0o700 });
+    const probe = join(this.cfg.path, `.lifeboat-check-${process.pid}`);
+    await writeFile(probe, '', { mode: 0o600 });
+    await rm(probe, { force: true });
+  }
+
   async putJson(key: string, value: unknown): Promise<string> {
     const dest = this.location(key);
     await mkdir(dirname(dest), { recursive: true, mode: 0o700 });

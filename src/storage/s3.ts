@@ -132,6 +132,11 @@ export class S3Backend implements StorageBackend {
     }
   }
 
+  /** Credentials, bucket and reachability, with one cheap listing (preflight). */
+  async check(): Promise<void> {
+    await this.guard(() => this.client.send(new ListObjectsV2Command({ Bucket: this.cfg.bucket, Prefix: this.full(''), MaxKeys: 1 })), 'list (preflight check)');
+  }
+
   async delete(key: string): Promise<void> {
     await this.guard(() => this.client.send(new DeleteObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) })), `delete ${key}`);
   }
@@ -149,11 +154,15 @@ export class S3Backend implements StorageBackend {
     const e = err as S3ServiceException;
     const name = e?.name ?? '';
     const msg = `storage ${this.name} (${this.cfg.endpoint ?? 'aws'} bucket ${this.cfg.bucket}): ${what} failed: ${name} ${e?.message ?? err}`;
-    if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidClientTokenId'].includes(name)) return new LifeboatError('AuthFailed', msg);
+    // A HEAD's 403 has no body, so its error name is lost ("UnknownError"): the status code says it instead.
+    const status = e?.$metadata?.httpStatusCode;
+    if (AUTH_ERRORS.includes(name) || status === 401 || status === 403) return new LifeboatError('AuthFailed', msg);
     if (name === 'NoSuchBucket') return new LifeboatError('ConfigError', msg);
     return new LifeboatError('StorageError', msg);
   }
 }
+
+const AUTH_ERRORS = ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidClientTokenId', 'ExpiredToken', 'InvalidToken'];
 
 function isNotFound(err: unknown): boolean {
   const e = err as S3ServiceException;

@@ -24,5 +24,7 @@ export interface StorageBackend {
   list(prefix: string): Promise<ObjectInfo[]>;
   stat(key: string): Promise<ObjectInfo | null>;
   delete(key: string): Promise<void>;
+  /** Preflight: credentials, reachability and write access, before any capture work is done. */
+  check(): Promise<void>;
   location(key: string): string;
 }

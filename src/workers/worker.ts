@@ -4,7 +4,6 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createBackupActivities } from '../activities/backup';
 import { createQuiesceActivities } from '../activities/quiesce';
 import { createRestoreActivities } from '../activities/restore';
-import { createPlanLockActivities } from '../activities/plan-lock';
 import { createRetentionActivities } from '../activities/retention';
 import { loadConfig } from '../config/load';
 
@@ -18,7 +17,15 @@ export interface LifeboatWorkerOptions {
   configPath: string;
   /** A pre-built bundle (bundleWorkflowCode) saves the webpack step; tests share one. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Workflow tests register fake activities with the same names; production uses lifeboatActivities. */
+  activities?: object;
 }
+
+export function lifeboatActivities(configPath: string) {
+  return { ...createBackupActivities({ configPath }), ...createQuiesceActivities(), ...createRestoreActivities(), ...createRetentionActivities() };
+}
+
+export type LifeboatActivities = ReturnType<typeof lifeboatActivities>;
 
 export function createLifeboatWorker(opts: LifeboatWorkerOptions): Promise<Worker> {
   return Worker.create({
@@ -26,7 +33,7 @@ export function createLifeboatWorker(opts: LifeboatWorkerOptions): Promise<Worke
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: { ...createBackupActivities({ configPath: opts.configPath }), ...createQuiesceActivities(), ...createRestoreActivities(), ...createRetentionActivities(), ...createPlanLockActivities({ configPath: opts.configPath }) },
+    activities: opts.activities ?? lifeboatActivities(opts.configPath),
     // Capture-heavy work is I/O bound but spawns processes: keep concurrency modest on a small backup host.
     maxConcurrentActivityTaskExecutions: 8,
     shutdownGraceTime: '30s',

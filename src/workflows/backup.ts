@@ -1,86 +1,51 @@
 // backupPlan: one durable run per backup. Deterministic code only: every side effect is an activity.
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  CancellationScope,
-  isCancellation,
-  proxyActivities,
-  upsertSearchAttributes,
-  workflowInfo,
-  type ActivityOptions,
-} from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
-import type { PlanLockActivities } from '../activities/plan-lock';
 import type { RetentionActivities } from '../activities/retention';
 import { splitForQuiesce } from '../quiesce/plan';
-import { causeMessage, describeFailure } from './failures';
+import { LONG, QUICK, REMOTE } from './activity-options';
+import { causeMessage, describeFailure, failedStatus, setStatus, withRunTimeout } from './failures';
+import { withPlanLock } from './plan-lock';
 import { withQuiesce } from './quiesce';
-import { PERMANENT_ERRORS } from '../shared/errors';
-import { SNAPSHOT, STATUS } from '../shared/search-attributes';
+import { SNAPSHOT } from '../shared/search-attributes';
 import type { ArtifactResult } from '../sources/types';
 import type { BackupInput, BackupResult, PlanContext, QuiesceRecord, RetentionReport, SnapshotRecord, StorageResult } from '../shared/types';
 import { snapshotName } from '../snapshot/naming';
 
-const retry = (maximumAttempts: number) => ({
-  initialInterval: '5s',
-  backoffCoefficient: 2,
-  maximumInterval: '5m',
-  maximumAttempts,
-  nonRetryableErrorTypes: [...PERMANENT_ERRORS],
-});
-
-/** Quick steps on the worker. */
-const QUICK: ActivityOptions = { startToCloseTimeout: '1m', retry: retry(5) };
-/** Remote checks: SSH, du over large trees. */
-const PREFLIGHT: ActivityOptions = { startToCloseTimeout: '30m', heartbeatTimeout: '1m', retry: retry(3) };
-/**
- * Dumps, rsync, hashing, archiving, uploading: long, heartbeating (every 5 s), cancellable. A 30 s heartbeat
- * timeout lets a new worker take over within about half a minute when the old one died mid-copy.
- */
-const LONG: ActivityOptions = { startToCloseTimeout: '12h', heartbeatTimeout: '30s', retry: retry(5) };
 const quick = proxyActivities<BackupActivities>(QUICK);
-const { preflight } = proxyActivities<BackupActivities>(PREFLIGHT);
+const { preflight } = proxyActivities<BackupActivities>(REMOTE);
 const long = proxyActivities<BackupActivities>(LONG);
-const retentionActs = proxyActivities<RetentionActivities>({ startToCloseTimeout: '30m', retry: retry(5) });
-/** Waiting for another run of the plan: PlanBusy is retried every few seconds, then every 2 min, for up to a day. */
-const lock = proxyActivities<PlanLockActivities>({
-  startToCloseTimeout: '1m',
-  scheduleToCloseTimeout: '24h',
-  retry: { initialInterval: '3s', backoffCoefficient: 1.5, maximumInterval: '2m', nonRetryableErrorTypes: [...PERMANENT_ERRORS] },
-});
+const retentionActs = proxyActivities<RetentionActivities>({ ...QUICK, startToCloseTimeout: '30m', scheduleToCloseTimeout: '2h' });
 
-/** One run of a plan at a time (see activities/plan-lock.ts), released whatever happens. */
+/** How long a run waits for another run of its plan before it gives up (PlanBusy). */
+export const LOCK_WAIT_MS = 24 * 3_600_000;
+
+/**
+ * One run of a plan at a time (see plan-lock.ts), bounded by the plan's `timeout`. Every path sets the final
+ * LifeboatStatus; every failure leaves with a type from Lifeboat's vocabulary.
+ */
 export async function backupPlan(input: BackupInput): Promise<BackupResult> {
-  const me = { workflowId: workflowInfo().workflowId, runId: workflowInfo().runId };
-  let ctx: PlanContext;
   try {
-    ctx = await quick.loadPlan(input.plan);
-    upsertSearchAttributes([{ key: STATUS, value: 'Waiting' }]);
-    await lock.acquirePlanLock(ctx, me);
+    return await withPlanLock(input.plan, 'backup', { maxWaitMs: LOCK_WAIT_MS, onWait: () => setStatus('Waiting') }, async () => {
+      const ctx = await quick.loadPlan(input.plan);
+      return withRunTimeout(ctx.plan.timeout, `backup of plan ${input.plan}`, () => backupLocked(input, ctx));
+    });
   } catch (err) {
-    upsertSearchAttributes([{ key: STATUS, value: isCancellation(err) ? 'Cancelled' : 'Failed' }]);
+    setStatus(failedStatus(err));
     throw describeFailure(err);
-  }
-  try {
-    return await backupLocked(input, ctx);
-  } finally {
-    await CancellationScope.nonCancellable(() => lock.releasePlanLock(ctx, me));
   }
 }
 
 async function backupLocked(input: BackupInput, ctx: PlanContext): Promise<BackupResult> {
   // Workflow time once the lock is ours: the same on replay, so the snapshot name is stable.
   const startedAt = new Date();
-  let snapshot: string | undefined;
+  const snapshot = snapshotName(ctx.plan.prefix ?? input.plan, startedAt);
+  setStatus('Running');
+  const checked = await preflight(ctx);
+  upsertSearchAttributes([{ key: SNAPSHOT, value: snapshot }]);
   try {
-    snapshot = snapshotName(ctx.plan.prefix ?? input.plan, startedAt);
-    upsertSearchAttributes([
-      { key: STATUS, value: 'Running' },
-      { key: SNAPSHOT, value: snapshot },
-    ]);
-    const checked = await preflight(ctx);
     await quick.prepareSnapshot(ctx, snapshot, workflowInfo().runId);
-    const captured = await captureAll(ctx.plan.sources, ctx.plan.parallelism, (source) => captureSource(ctx, snapshot!, source));
+    const captured = await captureAll(ctx.plan.sources, ctx.plan.parallelism, (source) => captureSource(ctx, snapshot, source));
     const artifacts = captured.flatMap((c) => c.artifacts);
     // Skipped (nothing to capture, e.g. an ephemeral Redis) is recorded, not a failure.
     const status = artifacts.every((a) => a.status !== 'failed') ? 'Completed' : 'PartiallyFailed';
@@ -117,14 +82,14 @@ async function backupLocked(input: BackupInput, ctx: PlanContext): Promise<Backu
     await quick.pruneLocal(ctx).catch((err: unknown) => {
       if (isCancellation(err)) throw err; // a full backup host shows up in the next preflight; not this run's failure
     });
-    upsertSearchAttributes([{ key: STATUS, value: status }]);
+    setStatus(status);
     const first = storages[0]!;
     return { ...record, snapshot_dir: finalized.dir, storage: first.storage, key: first.key, location: first.location, storages, retention };
   } catch (err) {
-    upsertSearchAttributes([{ key: STATUS, value: isCancellation(err) ? 'Cancelled' : 'Failed' }]);
-    // Cleanup must run even when the run itself was cancelled.
-    if (snapshot) await CancellationScope.nonCancellable(() => quick.discardIncomplete(ctx, snapshot!));
-    throw describeFailure(err);
+    // Every lane has settled (captureAll waits for all of them), so nothing writes here any more. Cleanup runs
+    // even when the run itself was cancelled.
+    await CancellationScope.nonCancellable(() => quick.discardIncomplete(ctx, snapshot));
+    throw err;
   }
 }
 
@@ -144,17 +109,31 @@ interface SourceCapture {
   quiesce?: QuiesceRecord;
 }
 
-/** Sources in parallel, at most `limit` at once. */
+/**
+ * Sources in parallel, at most `limit` at once. When one source fails, the other lanes take no new source and
+ * their captures are cancelled, but each lane runs to its end: a stopped source is started again (withQuiesce)
+ * before this returns. Only then does the first failure propagate. The same holds when the whole run is cancelled.
+ */
 async function captureAll(sources: Source[], limit: number, capture: (s: Source) => Promise<SourceCapture>): Promise<SourceCapture[]> {
   const results: SourceCapture[] = [];
   let next = 0;
+  let failure: { err: unknown } | undefined;
+  const scope = new CancellationScope();
   const lane = async () => {
-    while (next < sources.length) {
+    while (next < sources.length && !failure) {
       const i = next++;
-      results[i] = await capture(sources[i]!);
+      try {
+        results[i] = await capture(sources[i]!);
+      } catch (err) {
+        if (!failure) {
+          failure = { err };
+          scope.cancel();
+        }
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(limit, sources.length) }, lane));
+  await scope.run(() => Promise.all(Array.from({ length: Math.min(limit, sources.length) }, lane)));
+  if (failure) throw failure.err;
   return results;
 }
 

@@ -3,10 +3,11 @@
 import { condition, defineQuery, defineSignal, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import type { RetentionActivities } from '../activities/retention';
-import { PERMANENT_ERRORS } from '../shared/errors';
 import { DEPLOY_ID, PLAN, TIER } from '../shared/search-attributes';
 import type { BackupResult } from '../shared/types';
+import { BOOKKEEPING } from './activity-options';
 import { backupPlan } from './backup';
+import { describeFailure, failedStatus, setStatus } from './failures';
 
 export interface PredeployInput {
   plan: string;
@@ -25,10 +26,7 @@ export interface PredeployState {
 export const deployVerified = defineSignal('deployVerified');
 export const predeployState = defineQuery<PredeployState>('predeployState');
 
-const acts = proxyActivities<BackupActivities & RetentionActivities>({
-  startToCloseTimeout: '5m',
-  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 10, nonRetryableErrorTypes: [...PERMANENT_ERRORS] },
-});
+const acts = proxyActivities<BackupActivities & RetentionActivities>(BOOKKEEPING);
 
 export async function predeployBackup(input: PredeployInput): Promise<PredeployState> {
   const holdUntil = new Date(Date.now() + input.holdSeconds * 1000).toISOString();
@@ -36,6 +34,7 @@ export async function predeployBackup(input: PredeployInput): Promise<PredeployS
   let verified = false;
   setHandler(predeployState, () => state);
   setHandler(deployVerified, () => void (verified = true));
+  setStatus('Running');
   try {
     state.result = await executeChild(backupPlan, {
       workflowId: `${workflowInfo().workflowId}-backup`,
@@ -47,15 +46,22 @@ export async function predeployBackup(input: PredeployInput): Promise<PredeployS
       ],
     });
   } catch (err) {
-    const cause = (err as { cause?: { type?: string; message?: string } }).cause;
+    const described = describeFailure(err) as { type?: string; message?: string };
     state.phase = 'failed';
-    state.error = { type: cause?.type, message: cause?.message ?? (err as Error).message };
-    throw err;
+    state.error = { type: described.type, message: described.message ?? String(err) };
+    setStatus(failedStatus(err));
+    throw described;
   }
   state.phase = 'held';
-  // Until CI says the deploy is good, or the hold runs out; the record's hold.until covers a lost workflow.
-  await condition(() => verified, input.holdSeconds * 1000);
-  await acts.releaseHold(await acts.loadPlan(input.plan), state.result.snapshot);
+  try {
+    // Until CI says the deploy is good, or the hold runs out; the record's hold.until covers a lost workflow.
+    await condition(() => verified, input.holdSeconds * 1000);
+    await acts.releaseHold(await acts.loadPlan(input.plan), state.result.snapshot);
+  } catch (err) {
+    setStatus(failedStatus(err));
+    throw describeFailure(err);
+  }
   state.phase = 'released';
+  setStatus('Completed');
   return state;
 }

@@ -1,19 +1,9 @@
 // Stop → work → restart, shared by backup and restore. Workflow code: deterministic, activities by type only.
 import { ApplicationFailure, CancellationScope, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { QuiesceActivities } from '../activities/quiesce';
-import { PERMANENT_ERRORS } from '../shared/errors';
 import type { PlanContext, QuiesceRecord } from '../shared/types';
+import { QUICK, RESTART, STOP } from './activity-options';
 import { causeMessage, failureMessage } from './failures';
-
-const INSPECT: ActivityOptions = { startToCloseTimeout: '2m', retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 5, nonRetryableErrorTypes: [...PERMANENT_ERRORS] } };
-/** Stopping services: quick, retried a little. */
-const STOP: ActivityOptions = { startToCloseTimeout: '10m', heartbeatTimeout: '30s', retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 3, nonRetryableErrorTypes: [...PERMANENT_ERRORS] } };
-/** Starting them again: retried for minutes before the run reports RestartFailed, never given up lightly. */
-const RESTART: ActivityOptions = {
-  startToCloseTimeout: '10m',
-  heartbeatTimeout: '30s',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10, nonRetryableErrorTypes: ['ConfigError', 'HostKeyRejected', 'AuthFailed', 'MissingTool'] },
-};
 
 /**
  * Runs `work` with the source's services stopped. The start runs whatever happened to the work (failure,
@@ -22,7 +12,7 @@ const RESTART: ActivityOptions = {
  */
 export async function withQuiesce<T>(ctx: PlanContext, sourceName: string, work: () => Promise<T>): Promise<{ value: T; record: QuiesceRecord }> {
   const act = (opts: ActivityOptions, step: string) => proxyActivities<QuiesceActivities>({ ...opts, activityId: `quiesce-${step}:${sourceName}` });
-  const record = await act(INSPECT, 'inspect').quiesceInspect(ctx, sourceName);
+  const record = await act(QUICK, 'inspect').quiesceInspect(ctx, sourceName);
   let failure: { err: unknown } | undefined;
   let value: T | undefined;
   try {

@@ -1,33 +1,48 @@
 // restoreSnapshot: fetch and check before touching anything, plan, refuse targets in use without force, then
 // restore per target source inside its quiesce controller. verifyRestore: the monthly restore drill.
-import { ApplicationFailure, CancellationScope, proxyActivities, upsertSearchAttributes, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+// Both hold the plan's lock (a backup of the plan never runs at the same time) and set a final status on every path.
+import { ApplicationFailure, CancellationScope, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import type { RestoreActivities } from '../activities/restore';
-import { PERMANENT_ERRORS } from '../shared/errors';
-import { SNAPSHOT, STATUS } from '../shared/search-attributes';
+import { SNAPSHOT } from '../shared/search-attributes';
 import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, SnapshotVerification, VerifyInput } from '../shared/types';
-import { describeFailure } from './failures';
+import { BOOKKEEPING, LONG, QUICK, retry } from './activity-options';
+import { LOCK_WAIT_MS } from './backup';
+import { describeFailure, failedStatus, setStatus } from './failures';
+import { withPlanLock } from './plan-lock';
 import { withQuiesce } from './quiesce';
 
-const retry = (maximumAttempts: number) => ({ initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts, nonRetryableErrorTypes: [...PERMANENT_ERRORS] });
-const QUICK: ActivityOptions = { startToCloseTimeout: '2m', retry: retry(5) };
-/** Downloads, extraction, scratch restores: long, heartbeating, cancellable. */
-const LONG: ActivityOptions = { startToCloseTimeout: '12h', heartbeatTimeout: '30s', retry: retry(3) };
-
 const quick = proxyActivities<BackupActivities & RestoreActivities>(QUICK);
-const long = proxyActivities<RestoreActivities>(LONG);
+const bookkeeping = proxyActivities<RestoreActivities>(BOOKKEEPING);
+/** Downloads, extraction, scratch restores: fewer attempts than a backup's copy (a person is usually waiting). */
+const RESTORE_LONG = { ...LONG, retry: retry(3) };
+const long = proxyActivities<RestoreActivities>(RESTORE_LONG);
+
+const lockOptions = { maxWaitMs: LOCK_WAIT_MS, onWait: () => setStatus('Waiting') };
 
 export async function restoreSnapshot(input: RestoreInput): Promise<RestoreResult> {
+  try {
+    // A dry run writes nothing outside its own work dir, so it does not wait for a running backup.
+    if (input.dryRun) return await restoreUnlocked(input);
+    return await withPlanLock(input.plan, 'restore', lockOptions, () => restoreUnlocked(input));
+  } catch (err) {
+    setStatus(failedStatus(err));
+    throw describeFailure(err);
+  }
+}
+
+async function restoreUnlocked(input: RestoreInput): Promise<RestoreResult> {
   const started = Date.now();
+  setStatus('Running');
   const ctx = await quick.loadPlan(input.plan);
   let fetched: FetchedSnapshot | undefined;
   try {
     fetched = await long.fetchForRestore(ctx, input, workflowInfo().runId);
-    upsertSearchAttributes([{ key: SNAPSHOT, value: fetched.snapshot }, { key: STATUS, value: 'Running' }]);
+    upsertSearchAttributes([{ key: SNAPSHOT, value: fetched.snapshot }]);
     const steps = await quick.planRestore(ctx, fetched, input);
     const base = { snapshot: fetched.snapshot, storage: fetched.storage, steps };
     if (input.dryRun) {
-      upsertSearchAttributes([{ key: STATUS, value: 'Completed' }]);
+      setStatus('Completed');
       return { ...base, dryRun: true, restored: [], durationMs: Date.now() - started };
     }
     const inUse = steps.filter((s) => s.targetInUse);
@@ -38,12 +53,9 @@ export async function restoreSnapshot(input: RestoreInput): Promise<RestoreResul
         message: `refusing to write over targets in use (pass --force to overwrite): ${inUse.map((s) => `${s.artifact} → ${s.target}`).join('; ')}`,
       });
     }
-    const restored = await restoreByHost(ctx, fetched, input, steps);
-    upsertSearchAttributes([{ key: STATUS, value: 'Completed' }]);
+    const restored = await restoreByHost(ctx, fetched, input, steps.filter((s) => !s.manual));
+    setStatus('Completed');
     return { ...base, dryRun: false, restored, durationMs: Date.now() - started };
-  } catch (err) {
-    upsertSearchAttributes([{ key: STATUS, value: 'Failed' }]);
-    throw describeFailure(err);
   } finally {
     if (fetched) {
       const workDir = fetched.workDir;
@@ -58,7 +70,7 @@ async function restoreByHost(ctx: PlanContext, fetched: FetchedSnapshot, input: 
   for (const host of [...new Set(steps.map((s) => s.host))]) {
     const mine = steps.filter((s) => s.host === host);
     const work = async () => {
-      for (const s of mine) restored.push(await proxyActivities<RestoreActivities>({ ...LONG, activityId: `restore:${s.artifact}` }).restoreArtifact(ctx, fetched, input, s.artifact));
+      for (const s of mine) restored.push(await proxyActivities<RestoreActivities>({ ...RESTORE_LONG, activityId: `restore:${s.artifact}` }).restoreArtifact(ctx, fetched, input, s.artifact));
     };
     const quiesce = input.quiesce !== false && ctx.plan.sources.find((src) => src.name === host)?.quiesce;
     if (quiesce) await withQuiesce(ctx, host, work);
@@ -69,24 +81,32 @@ async function restoreByHost(ctx: PlanContext, fetched: FetchedSnapshot, input: 
 
 /** The drill: the latest snapshot and `verify.older` random older ones, each restored into scratch targets. */
 export async function verifyRestore(input: VerifyInput): Promise<SnapshotVerification[]> {
+  try {
+    return await withPlanLock(input.plan, 'verify', lockOptions, () => verifyLocked(input));
+  } catch (err) {
+    setStatus(failedStatus(err));
+    throw describeFailure(err);
+  }
+}
+
+async function verifyLocked(input: VerifyInput): Promise<SnapshotVerification[]> {
+  setStatus('Running');
   const ctx = await quick.loadPlan(input.plan);
-  upsertSearchAttributes([{ key: STATUS, value: 'Running' }]);
   const chosen = input.snapshots ?? pickSnapshots(await quick.listSnapshotNames(ctx, input.storage), ctx.plan.verify.older);
   if (chosen.length === 0) {
-    upsertSearchAttributes([{ key: STATUS, value: 'Failed' }]);
     throw ApplicationFailure.create({ type: 'VerificationFailed', nonRetryable: true, message: `plan ${input.plan} has no snapshot in storage to verify` });
   }
   const results: SnapshotVerification[] = [];
   for (const snapshot of chosen) {
-    const result = await proxyActivities<RestoreActivities>({ ...LONG, activityId: `verify:${snapshot}` }).verifySnapshot(ctx, input.storage, snapshot, workflowInfo().runId);
-    await quick.recordVerification(ctx, input.storage, result);
+    const result = await proxyActivities<RestoreActivities>({ ...RESTORE_LONG, activityId: `verify:${snapshot}` }).verifySnapshot(ctx, input.storage, snapshot, workflowInfo().runId);
+    await bookkeeping.recordVerification(ctx, input.storage, result);
     results.push(result);
   }
   const failed = results.flatMap((r) => r.checks.filter((c) => !c.ok).map((c) => `${r.snapshot} ${c.artifact}: ${c.check}: ${c.detail}`));
-  upsertSearchAttributes([{ key: STATUS, value: failed.length ? 'Failed' : 'Completed' }]);
   if (failed.length) {
     throw ApplicationFailure.create({ type: 'VerificationFailed', nonRetryable: true, message: `restore drill failed:\n- ${failed.join('\n- ')}`, details: [results] });
   }
+  setStatus('Completed');
   return results;
 }
 

@@ -58,6 +58,7 @@ function ctx<A extends Artifact>(artifact: A, opts: { snapshot?: string; signal?
     artifact,
     snapshot,
     snapshotDir: join(root, 'snapshots', `${snapshot}-${snapshotSeq}.partial`),
+    quiet: (_phase, _bound, fn) => fn(),
     mirrorDir: join(root, 'mirror', artifact.name),
     denyList: [],
     signal: opts.signal ?? new AbortController().signal,

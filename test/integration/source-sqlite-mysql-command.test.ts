@@ -33,6 +33,7 @@ function context<A extends Artifact>(artifact: A, signal = new AbortController()
     source: Source.parse({ name: 'it', host: 'local', artifacts: [artifact] }),
     artifact,
     snapshot: 'it-20250101T000000',
+    quiet: (_phase, _bound, fn) => fn(),
     snapshotDir,
     mirrorDir: join(root, 'mirror'),
     denyList: [],

@@ -22,7 +22,8 @@ export interface TemporalFixture {
 
 let runtimeInstalled = false;
 
-export async function temporalFixture(configPath: string, taskQueue: string): Promise<TemporalFixture> {
+/** A worker on `taskQueue` with Lifeboat's activities (or `activities`, e.g. fakes for workflow tests). */
+export async function temporalFixture(configPath: string, taskQueue: string, activities?: object): Promise<TemporalFixture> {
   const address = inject('temporalAddress');
   if (!runtimeInstalled) {
     // One Runtime per process, before any connection; expected workflow failures need not flood the output.
@@ -33,7 +34,7 @@ export async function temporalFixture(configPath: string, taskQueue: string): Pr
   const nativeConnection = await NativeConnection.connect({ address });
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace: 'default' });
-  const worker = await createLifeboatWorker({ connection: nativeConnection, namespace: 'default', taskQueue, configPath, workflowBundle: bundle });
+  const worker = await createLifeboatWorker({ connection: nativeConnection, namespace: 'default', taskQueue, configPath, workflowBundle: bundle, activities });
   // A Worker runs once: keep it running for the whole file and shut it down at the end.
   const running = worker.run();
   return {

@@ -1,0 +1,63 @@
+// Shared pieces of the workflow tests: one worker with fake activities per file, runs started by plan, the
+// LifeboatStatus a run shows, and (with LIFEBOAT_RECORD_REPLAY=1) golden histories kept under test/replay/.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { expect } from 'vitest';
+import { PLAN, STATUS, TIER } from '../../src/shared/search-attributes';
+import { fakeActivities, type World } from './fake-activities';
+import { temporalFixture, uniqueName, type TemporalFixture } from './fixtures';
+
+export const REPLAY_DIR = join(import.meta.dirname, '..', 'replay');
+
+export async function fakeWorker(prefix: string): Promise<TemporalFixture> {
+  // The config path is never read: every activity is a fake.
+  return temporalFixture('/nonexistent/lifeboat.yaml', uniqueName(prefix), fakeActivities());
+}
+
+export async function startWorkflow(t: TemporalFixture, type: string, world: World, args: unknown[], idPrefix = type): Promise<WorkflowHandle> {
+  return t.client.workflow.start(type, {
+    taskQueue: t.taskQueue,
+    workflowId: uniqueName(`${idPrefix}-${world.ctx.planName}`),
+    args,
+    typedSearchAttributes: new TypedSearchAttributes([
+      { key: PLAN, value: world.ctx.planName },
+      { key: TIER, value: 'manual' },
+    ]),
+  });
+}
+
+export async function statusOf(handle: WorkflowHandle): Promise<string | undefined> {
+  return (await handle.describe()).typedSearchAttributes.get(STATUS);
+}
+
+/** The failure a run ended with (type and message of its ApplicationFailure); fails the test if it succeeded. */
+export async function runFailure(handle: WorkflowHandle): Promise<{ type?: string; message: string; name: string }> {
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, 'the run should have failed').toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause;
+  return { type: cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined, message: cause?.message ?? '', name: cause?.name ?? '' };
+}
+
+/** Polls until `check` holds (for states reached while a run is in flight). */
+export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** With LIFEBOAT_RECORD_REPLAY=1 (scripts/record-replay.sh), keeps the finished run's history as a golden file. */
+export async function keepHistory(handle: WorkflowHandle, name: string): Promise<void> {
+  if (process.env.LIFEBOAT_RECORD_REPLAY !== '1') return;
+  await handle.result().catch(() => undefined);
+  const history = await handle.fetchHistory();
+  await mkdir(REPLAY_DIR, { recursive: true });
+  await writeFile(join(REPLAY_DIR, `${name}.json`), historyToJSON(history));
+}
