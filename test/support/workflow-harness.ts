@@ -4,8 +4,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { expect } from 'vitest';
+import { execa } from 'execa';
+import { expect, inject } from 'vitest';
+import { findBinary } from '../../scripts/lib/services';
 import { PLAN, STATUS, TIER } from '../../src/shared/search-attributes';
 import { fakeActivities, type World } from './fake-activities';
 import { temporalFixture, uniqueName, type TemporalFixture } from './fixtures';
@@ -57,7 +58,11 @@ export async function eventually(check: () => boolean | Promise<boolean>, what: 
 export async function keepHistory(handle: WorkflowHandle, name: string): Promise<void> {
   if (process.env.LIFEBOAT_RECORD_REPLAY !== '1') return;
   await handle.result().catch(() => undefined);
-  const history = await handle.fetchHistory();
+  // The temporal CLI writes the JSON form every Temporal tool reads (the SDK's historyToJSON trips over two
+  // protobufjs copies in this install).
+  const { runId } = await handle.describe();
+  const { stdout } = await execa(findBinary('temporal'), ['workflow', 'show', '--address', inject('temporalAddress'), '--workflow-id', handle.workflowId, '--run-id', runId, '--output', 'json']);
   await mkdir(REPLAY_DIR, { recursive: true });
-  await writeFile(join(REPLAY_DIR, `${name}.json`), historyToJSON(history));
+  // The workflow id goes with the history: a replay under another id takes other child ids (predeploy).
+  await writeFile(join(REPLAY_DIR, `${name}.json`), `${JSON.stringify({ workflowId: handle.workflowId, history: JSON.parse(stdout) }, null, 1)}\n`);
 }
