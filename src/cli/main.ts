@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { loadConfig } from '../config/load';
+import { checkSecrets } from '../config/secrets';
 import { LifeboatError } from '../shared/errors';
 import { TIERS, type Tier } from '../shared/types';
 import { followBackup, startBackup } from './backup';
@@ -32,9 +33,14 @@ program
   .description('configuration commands')
   .command('validate [file]')
   .description('check lifeboat.yaml against the schema; errors name the field')
-  .action(async (file?: string) => {
+  .option('--check-secrets', 'also resolve every secret reference (env vars set, files present and private)')
+  .action(async (file: string | undefined, o: { checkSecrets?: boolean }) => {
     const path = file ?? cfgFile();
     const config = await loadConfig(path);
+    if (o.checkSecrets) {
+      const problems = await checkSecrets(config);
+      if (problems.length) throw new LifeboatError('ConfigError', `${path}: secrets:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    }
     console.log(`${path}: valid (${Object.keys(config.plans).length} plans, ${Object.keys(config.storages).length} storages)`);
   });
 
@@ -164,6 +170,7 @@ program.parseAsync().catch((err: unknown) => {
     console.error(`lifeboat: ${err.code}: ${err.message}`);
     process.exit(err.code === 'ConfigError' ? 2 : 1);
   }
+  // Anything else is a bug: the stack helps a report; LIFEBOAT_DEBUG=1 shows it for Lifeboat's own errors too.
   console.error(`lifeboat: ${(err as Error)?.stack ?? err}`);
   process.exit(1);
 });

@@ -1,5 +1,6 @@
 // lifeboat.yaml schema. Secrets are never values here, only references ({ env } or { file })
 // resolved inside the activity that needs them, so they never reach workflow inputs or history.
+import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { DURATION_PATTERN } from '../shared/units';
 
@@ -8,8 +9,39 @@ const name = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, "_", "-" and "." (no slashes or spaces)');
 const absPath = z.string().refine((p) => p.startsWith('/'), 'must be an absolute path');
 const argv = z.array(z.string()).min(1, 'needs at least the program name');
-const cron = z.string().regex(/^\S+( \S+){4}$/, 'a 5-field cron expression, e.g. "30 2 * * *"');
+const cron = z.string().superRefine((expr, ctx) => {
+  const problem = /^\S+( \S+){4}$/.test(expr) ? cronProblem(expr) : 'a 5-field cron expression, e.g. "30 2 * * *"';
+  if (problem) ctx.addIssue({ code: 'custom', message: `"${expr}": ${problem}` });
+});
+const timezone = z.string().superRefine((tz, ctx) => {
+  if (!isTimeZone(tz)) ctx.addIssue({ code: 'custom', message: `unknown time zone "${tz}" (an IANA name such as UTC or Europe/Berlin)` });
+});
+const port = z.number().int().min(1, 'a port is 1–65535').max(65535, 'a port is 1–65535');
 const duration = z.string().regex(DURATION_PATTERN, 'a duration like 30s, 10m, 6h or 2d');
+
+/** Field ranges (minute 0–59, hour 0–23, month 1–12, day names) as the cron library reads them, or undefined. */
+function cronProblem(expr: string): string | undefined {
+  try {
+    CronExpressionParser.parse(expr, { strict: false });
+    return undefined;
+  } catch (err) {
+    return (err as Error).message.replace(/^Validation error, /, '');
+  }
+}
+
+function isHostPort(address: string): boolean {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(address);
+  return !!m && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+}
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export const SecretRef = z.union(
   [z.object({ env: z.string().min(1) }).strict(), z.object({ file: absPath }).strict()],
@@ -47,7 +79,7 @@ export type ComposeTarget = z.infer<typeof ComposeTarget>;
 const dbConnection = {
   /** Empty = local unix socket on the source host. */
   host: z.string().optional(),
-  port: z.number().int().positive().optional(),
+  port: port.optional(),
   password: SecretRef.optional(),
   /** Run the client inside this compose service (connects over the container's own socket). */
   compose: ComposeTarget.optional(),
@@ -107,7 +139,7 @@ export const RedisArtifact = z
     ...artifactBase,
     type: z.literal('redis'),
     host: z.string().default('127.0.0.1'),
-    port: z.number().int().positive().default(6379),
+    port: port.default(6379),
     password: SecretRef.optional(),
     /** How long BGSAVE may take before the capture fails. */
     saveTimeoutSeconds: z.number().int().positive().default(600),
@@ -212,8 +244,9 @@ export const Source = z
     name,
     /** `local` runs on the backup host itself; anything else is reached over SSH. */
     host: z.string().min(1),
-    port: z.number().int().positive().default(22),
-    user: z.string().default('root'),
+    /** SSH port (default 22) and user (default root); not for `host: local`. */
+    port: port.optional(),
+    user: z.string().min(1).optional(),
     identityFile: absPath.optional(),
     knownHosts: absPath.optional(),
     /** Command whose output is recorded as the app version in metadata.yml. */
@@ -223,7 +256,13 @@ export const Source = z
     quiesce: Quiesce.optional(),
     artifacts: z.array(Artifact).min(1),
   })
-  .strict();
+  .strict()
+  .superRefine((src, ctx) => {
+    if (src.host !== 'local') return;
+    for (const key of ['port', 'user', 'identityFile', 'knownHosts'] as const) {
+      if (src[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `host: local runs on the backup host without SSH; drop ${key}` });
+    }
+  });
 export type Source = z.infer<typeof Source>;
 
 /** GFS retention for a plan's snapshots in one storage; absent = keep everything. */
@@ -238,7 +277,7 @@ export const Retention = z
     /** Never fewer than this many snapshots. */
     minimum: z.number().int().min(1).default(1),
     /** Calendar periods are counted in this IANA time zone. */
-    timezone: z.string().default('UTC'),
+    timezone: timezone.default('UTC'),
   })
   .strict();
 export type Retention = z.infer<typeof Retention>;
@@ -247,10 +286,14 @@ export const S3Storage = z
   .object({
     type: z.literal('s3'),
     retention: Retention.optional(),
-    endpoint: z.string().url().optional(),
-    region: z.string().default('us-east-1'),
-    bucket: z.string().min(1),
-    prefix: z.string().default(''),
+    endpoint: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL, e.g. http://127.0.0.1:9000' }).optional(),
+    region: z.string().min(1).default('us-east-1'),
+    bucket: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, 'a bucket name (letters, digits, ".", "_", "-"; no "/" or spaces; put a path in prefix)'),
+    /** Key prefix inside the bucket: plain path segments, no "..", no leading "/". */
+    prefix: z
+      .string()
+      .refine((p) => !p.startsWith('/') && !p.split('/').some((seg) => seg === '..' || seg === '.'), 'plain path segments without "..", "." or a leading "/"')
+      .default(''),
     forcePathStyle: z.boolean().default(true),
     accessKeyId: SecretRef,
     secretAccessKey: SecretRef,
@@ -277,11 +320,11 @@ export type LocalStorage = z.infer<typeof LocalStorage>;
 export const VerifySettings = z
   .object({
     postgres: z
-      .object({ host: z.string().default('127.0.0.1'), port: z.number().int().positive().default(5432), user: z.string().default('postgres'), password: SecretRef.optional() })
+      .object({ host: z.string().default('127.0.0.1'), port: port.default(5432), user: z.string().default('postgres'), password: SecretRef.optional() })
       .strict()
       .optional(),
     mysql: z
-      .object({ host: z.string().optional(), port: z.number().int().positive().optional(), socket: absPath.optional(), user: z.string().default('root'), password: SecretRef.optional() })
+      .object({ host: z.string().optional(), port: port.optional(), socket: absPath.optional(), user: z.string().default('root'), password: SecretRef.optional() })
       .strict()
       .optional(),
     /** Older snapshots restored besides the latest (chosen at random). */
@@ -294,7 +337,7 @@ export type VerifySettings = z.infer<typeof VerifySettings>;
 /** Temporal Schedules for a plan (`lifeboat schedules sync`). Each tier is its own schedule; overlaps are skipped. */
 export const ScheduleSettings = z
   .object({
-    timezone: z.string().default('UTC'),
+    timezone: timezone.default('UTC'),
     /** Random delay added to each run, so many plans do not start at once. */
     jitter: duration.default('0s'),
     /** Missed runs (server down) are still started if at most this late. */
@@ -343,9 +386,12 @@ export const Config = z
     version: z.literal(1).default(1),
     temporal: z
       .object({
-        address: z.string().default('127.0.0.1:7233'),
-        namespace: z.string().default('default'),
-        taskQueue: z.string().default('lifeboat'),
+        address: z
+          .string()
+          .refine(isHostPort, 'host:port, e.g. 127.0.0.1:7233 or temporal.example.com:7233')
+          .default('127.0.0.1:7233'),
+        namespace: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, 'a Temporal namespace name: letters, digits, ".", "_", "-"').default('default'),
+        taskQueue: z.string().min(1).max(1000).default('lifeboat'),
       })
       .strict()
       .default({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'lifeboat' }),

@@ -42,8 +42,8 @@ export interface SshSettings {
 export function sshSettings(source: Source, config: Pick<Config, 'ssh'>): SshSettings {
   return {
     host: source.host,
-    port: source.port,
-    user: source.user,
+    port: source.port ?? 22,
+    user: source.user ?? 'root',
     identityFile: (source.identityFile ?? config.ssh.identityFile)!,
     knownHosts: (source.knownHosts ?? config.ssh.knownHosts)!,
   };

@@ -117,7 +117,9 @@ describe('parseConfig: valid config', () => {
     expect(plan.prefix).toBeUndefined();
 
     const [app, local] = plan.sources;
-    expect(app).toMatchObject({ name: 'app', host: 'app.internal', port: 22, user: 'root' });
+    expect(app).toMatchObject({ name: 'app', host: 'app.internal' });
+    // SSH port and user default at connection time (22, root), so `host: local` can refuse them when set.
+    expect([app!.port, app!.user]).toEqual([undefined, undefined]);
     expect(local).toMatchObject({ name: 'backup-host', host: 'local' });
 
     const pg = app!.artifacts[0]!;
@@ -131,7 +133,7 @@ describe('parseConfig: valid config', () => {
     expect(pg.password).toEqual({ env: 'PGPASSWORD_APP' });
 
     const files = app!.artifacts[1]!;
-    expect(files).toEqual({ name: 'uploads', type: 'files', paths: ['/var/lib/app/uploads'], optionalPaths: [], exclude: [], required: true });
+    expect(files).toEqual({ name: 'uploads', type: 'files', paths: ['/var/lib/app/uploads'], optionalPaths: [], exclude: [], required: true, stallTimeout: '10m' });
     expect(local!.artifacts[0]!.required).toBe(false);
   });
 
