@@ -8,7 +8,7 @@ bash scripts/ensure-binaries.sh
 npx tsc --noEmit
 report=$(mktemp)
 status=0
-npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+npx vitest run --project unit --project integration --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
 # One plain closing line that any CI can read.
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));

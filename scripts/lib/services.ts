@@ -328,6 +328,7 @@ export async function startSshHost(opts: {
   identityFile?: string;
   knownHostsFile?: string;
   logFile?: string;
+  detached?: boolean;
 }): Promise<SshHost> {
   const baseDir = resolve(opts.baseDir);
   const dir = join(baseDir, opts.name);
@@ -354,7 +355,7 @@ export async function startSshHost(opts: {
   await pinHostKey(knownHostsFile, hostKeyLine);
 
   const logFile = opts.logFile ?? join(dir, 'sshd.log');
-  const proc = spawnLogged('/usr/sbin/sshd', ['-D', '-e', '-f', config], logFile);
+  const proc = spawnLogged('/usr/sbin/sshd', ['-D', '-e', '-f', config], logFile, { detached: opts.detached });
   const host: SshHost = {
     pid: proc.pid,
     stop: proc.stop,
@@ -379,4 +380,13 @@ export async function startSshHost(opts: {
     logFile,
   );
   return host;
+}
+
+/** Starts a stopped sshd host again on the same port with the same keys (fault tests: "sshd restarted mid-rsync"). */
+export async function restartSshHost(host: SshHost): Promise<SshHost> {
+  const dir = join(host.baseDir, host.name);
+  const logFile = join(dir, 'sshd.log');
+  const proc = spawnLogged('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], logFile);
+  await startedOrCleanedUp(() => waitUntil(`sshd ${host.name} on port ${host.port}`, () => portOpen(host.port, '127.0.0.1'), 15_000, proc.child), proc.stop, logFile);
+  return { ...host, pid: proc.pid, stop: proc.stop };
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { LifeboatError } from '../shared/errors';
 import { Tail, type ExecOptions, type ExecResult, type Host } from './host';
+import { dieWithWorker } from '../shared/die-with-worker';
 
 export class LocalHost implements Host {
   readonly label: string;
@@ -17,7 +18,7 @@ export class LocalHost implements Host {
     if (!file) throw new Error('exec: empty argv');
     const stderr = new Tail();
     const secret = opts.secretFile ? await writeSecretFile(opts.secretFile.content) : undefined;
-    const child = execa(file, args, {
+    const child = execa(...dieWithWorker(file, args), {
       stdin: 'ignore',
       env: secret && opts.secretFile ? { [opts.secretFile.env]: secret.path } : undefined,
       stdout: opts.stdout ? 'pipe' : 'pipe',

@@ -4,6 +4,7 @@ import { lstat, mkdir } from 'node:fs/promises';
 import { execa } from 'execa';
 import { LifeboatError } from '../shared/errors';
 import { Tail, type Host } from './host';
+import { dieWithWorker } from '../shared/die-with-worker';
 
 export interface RsyncStats {
   files: number;
@@ -97,7 +98,7 @@ async function runRsync(args: string[], label: string, opts: Pick<PushOptions, '
   const stderr = new Tail();
   const stdout = new Tail(256 * 1024);
   // LC_ALL=C: --stats numbers are grouped with ',' only in the C locale; other locales use '.'.
-  const child = execa('rsync', args, { env: { LC_ALL: 'C' }, reject: false, cancelSignal: opts.signal, forceKillAfterDelay: 5000, buffer: false, stdin: 'ignore' });
+  const child = execa(...dieWithWorker('rsync', args), { env: { LC_ALL: 'C' }, reject: false, cancelSignal: opts.signal, forceKillAfterDelay: 5000, buffer: false, stdin: 'ignore' });
   child.stderr?.on('data', (d: Buffer) => stderr.push(d));
   child.stdout?.on('data', (d: Buffer) => {
     stdout.push(d);

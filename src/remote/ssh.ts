@@ -6,6 +6,7 @@ import { LifeboatError } from '../shared/errors';
 import { Tail, type ExecOptions, type ExecResult, type Host, type SshSettings } from './host';
 import { checkHostKey, parseKnownHosts } from './known-hosts';
 import { rsyncRshCommand, shellJoin } from './quote';
+import { dieWithWorker } from '../shared/die-with-worker';
 import { wrapRemote } from './remote-command';
 
 const MAX_COLLECTED_STDOUT = 16 * 1024 * 1024;
@@ -82,12 +83,14 @@ export class SshHost implements Host {
 
   rsyncTarget(): { rsh: string; prefix: string } {
     const s = this.settings;
-    const rsh = [
-      'ssh', '-p', String(s.port), '-i', s.identityFile, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
+    const ssh = [
+      '-p', String(s.port), '-i', s.identityFile, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
       '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${s.knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null',
       '-o', 'ConnectTimeout=20', '-o', 'ServerAliveInterval=15',
     ];
-    return { rsh: rsyncRshCommand(rsh), prefix: `${s.user}@${s.host.includes(':') ? `[${s.host}]` : s.host}:` };
+    // rsync starts ssh itself: ssh too must die with rsync (and rsync with the worker).
+    const [file, args] = dieWithWorker('ssh', ssh);
+    return { rsh: rsyncRshCommand([file, ...args]), prefix: `${s.user}@${s.host.includes(':') ? `[${s.host}]` : s.host}:` };
   }
 
   close(): void {

@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { meter } from '../shared/meter';
 import type { ArchiveFormat } from './naming';
+import { dieWithWorker } from '../shared/die-with-worker';
 
 export interface ArchiveInfo {
   path: string;
@@ -28,8 +29,8 @@ export async function createArchive(
   const [comp, ...compArgs] = compressorArgv(format, opts.level, format === 'tar.gz' && (await hasCommand('pigz')));
   const partial = `${out}.partial`;
   const common = { cancelSignal: opts.signal, forceKillAfterDelay: 5000, buffer: false } as const;
-  const tar = execa('tar', ['-C', dirname(snapshotDir), '--sort=name', '-cf', '-', '--', basename(snapshotDir)], { ...common, stdin: 'ignore' });
-  const compressor = execa(comp!, compArgs, common);
+  const tar = execa(...dieWithWorker('tar', ['-C', dirname(snapshotDir), '--sort=name', '-cf', '-', '--', basename(snapshotDir)]), { ...common, stdin: 'ignore' });
+  const compressor = execa(...dieWithWorker(comp!, compArgs), common);
   tar.stdout.pipe(compressor.stdin);
 
   const tap = meter({ sha256: true, onBytes: opts.onProgress });

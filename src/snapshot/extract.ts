@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { Parser, type ReadEntry } from 'tar';
 import { LifeboatError } from '../shared/errors';
 import type { ArchiveFormat } from './naming';
+import { dieWithWorker } from '../shared/die-with-worker';
 
 export interface ExtractResult {
   /** `<targetDir>/<top-level directory>`: the snapshot root. */
@@ -67,7 +68,7 @@ function unsafe(archive: string, entry: string, reason: string): LifeboatError {
 async function scanArchive(archive: string, format: ArchiveFormat, signal?: AbortSignal): Promise<Listing> {
   const stop = new AbortController();
   const [cmd, args] = decompressArgv(format, archive);
-  const proc = execa(cmd, args, { cancelSignal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal, stdin: 'ignore', buffer: { stdout: false }, forceKillAfterDelay: 5000 });
+  const proc = execa(...dieWithWorker(cmd, args), { cancelSignal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal, stdin: 'ignore', buffer: { stdout: false }, forceKillAfterDelay: 5000 });
   const v = new Validator(archive);
   // brotli/zstd sniffing off: the stream is already decompressed, and GNU tar would not decompress it again.
   const parser = new Parser({ strict: true, brotli: false, zstd: false, onReadEntry: (e: ReadEntry) => v.add(e) });
@@ -222,9 +223,9 @@ function resolveLink(members: Map<string, Member>, dir: string[], target: string
 async function gnuExtract(archive: string, format: ArchiveFormat, targetDir: string, signal?: AbortSignal): Promise<void> {
   const [cmd, args] = decompressArgv(format, archive);
   const common = { cancelSignal: signal, forceKillAfterDelay: 5000 } as const;
-  const decompress = execa(cmd, args, { ...common, stdin: 'ignore', buffer: { stdout: false } });
+  const decompress = execa(...dieWithWorker(cmd, args), { ...common, stdin: 'ignore', buffer: { stdout: false } });
   // --keep-old-files: nothing in the archive may replace something already extracted.
-  const tar = execa('tar', ['-x', '-f', '-', '-C', targetDir, '--no-same-owner', '--no-same-permissions', '--delay-directory-restore', '--keep-old-files'], common);
+  const tar = execa(...dieWithWorker('tar', ['-x', '-f', '-', '-C', targetDir, '--no-same-owner', '--no-same-permissions', '--delay-directory-restore', '--keep-old-files']), common);
   decompress.stdout.pipe(tar.stdin);
   const [d, t] = await Promise.allSettled([decompress, tar]);
   signal?.throwIfAborted();

@@ -13,6 +13,7 @@ import { streamToFile, tailIncludes } from './capture-stream';
 import { inService } from './compose-exec';
 import { countCopyRows } from './pg-rowcounts';
 import type { SourceModule } from './types';
+import { dieWithWorker } from '../shared/die-with-worker';
 
 const DUMP_COMPLETE = '-- PostgreSQL database dump complete';
 
@@ -115,7 +116,7 @@ export const postgres: SourceModule<PostgresArtifact> = {
 /** Row counts from the dump; a custom dump is read through the backup host's pg_restore. Never fails the capture. */
 async function rowCounts(dumpPath: string, format: PostgresArtifact['format'], signal: AbortSignal): Promise<Record<string, unknown>> {
   if (format === 'plain') return { row_counts: await countCopyRows(createReadStream(dumpPath)) };
-  const child = execa('pg_restore', ['--data-only', '--file=-', dumpPath], { buffer: false, reject: false, cancelSignal: signal, stdin: 'ignore', stderr: 'ignore' });
+  const child = execa(...dieWithWorker('pg_restore', ['--data-only', '--file=-', dumpPath]), { buffer: false, reject: false, cancelSignal: signal, stdin: 'ignore', stderr: 'ignore' });
   const counts = countCopyRows(child.stdout!);
   const res = await child;
   if (res.exitCode !== 0) return { row_counts: null, row_counts_error: `pg_restore on the backup host exited ${res.exitCode ?? (res as { code?: string }).code}` };

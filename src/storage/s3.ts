@@ -4,9 +4,11 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -54,6 +56,8 @@ export class S3Backend implements StorageBackend {
     if (existing && existing.size === opts.size && existing.sha256 === opts.sha256) {
       return { location: this.location(key), alreadyPresent: true };
     }
+    // A worker killed mid-upload leaves its multipart upload open (parts stored, billed, invisible): drop it.
+    await this.abortStaleUploads(key);
     const upload = new Upload({
       client: this.client,
       partSize: this.cfg.partSizeMiB * 1024 * 1024,
@@ -129,6 +133,15 @@ export class S3Backend implements StorageBackend {
     } catch (err) {
       if (isNotFound(err)) return null;
       throw this.wrap(err, `stat ${key}`);
+    }
+  }
+
+  private async abortStaleUploads(key: string): Promise<void> {
+    const full = this.full(key);
+    const open = await this.guard(() => this.client.send(new ListMultipartUploadsCommand({ Bucket: this.cfg.bucket, Prefix: full })), `list open uploads of ${key}`);
+    for (const u of open.Uploads ?? []) {
+      if (u.Key !== full || !u.UploadId) continue;
+      await this.guard(() => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: full, UploadId: u.UploadId })), `abort an unfinished upload of ${key}`);
     }
   }
 

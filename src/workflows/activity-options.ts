@@ -7,14 +7,17 @@ export function retry(maximumAttempts: number, overrides: Partial<RetryPolicy> =
   return { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts, nonRetryableErrorTypes: [...PERMANENT_ERRORS], ...overrides };
 }
 
-/** Steps on the worker's own disk and config: reading the plan, claiming a name, cleaning up. */
-export const QUICK: ActivityOptions = { startToCloseTimeout: '2m', scheduleToCloseTimeout: '30m', retry: retry(5) };
+/**
+ * Steps on the worker's own disk and config: reading the plan, claiming a name, cleaning up. Every activity
+ * heartbeats (activities/run.ts), so a 30 s heartbeat timeout hands a dead worker's step to a live one quickly.
+ */
+export const QUICK: ActivityOptions = { startToCloseTimeout: '2m', scheduleToCloseTimeout: '30m', heartbeatTimeout: '30s', retry: retry(5) };
 
 /**
  * Remote checks (SSH, du over large trees, storage credentials). Its retry budget matches capture's, so a
  * 20 s database or SSH outage that a dump would survive does not fail the run when it falls on preflight.
  */
-export const REMOTE: ActivityOptions = { startToCloseTimeout: '30m', scheduleToCloseTimeout: '3h', heartbeatTimeout: '1m', retry: retry(5) };
+export const REMOTE: ActivityOptions = { startToCloseTimeout: '30m', scheduleToCloseTimeout: '3h', heartbeatTimeout: '30s', retry: retry(5) };
 
 /**
  * Dumps, rsync, hashing, archiving, uploading, downloads, scratch restores: long, heartbeating (every 3–5 s),

@@ -18,6 +18,7 @@ import { LifeboatError } from '../../shared/errors';
 import { CLIENT_TOOLS, MYCNF_ENV, MYSQL_SCRIPT, mycnf, mysqlConnectionArgs, mysqlProgram, optionFile } from '../mysql';
 import type { RecordedComponent, RestoreContext, RestoreModule, RestoreStep, VerifyCheck, VerifyContext } from '../types';
 import { lastLines, withInputFile, withRemoteTempDir } from './remote';
+import { dieWithWorker } from '../../shared/die-with-worker';
 
 /** A MySQL identifier in backticks. */
 export function quoteName(name: string): string {
@@ -204,7 +205,7 @@ async function scratchServer(s: ScratchMysql, work: string): Promise<Scratch> {
 
 /** The backup host's mariadb (or mysql) client, picked and given the option file by capture's own script. */
 function scratchClient(s: Scratch, args: string[], signal?: AbortSignal) {
-  return execa('sh', ['-c', MYSQL_SCRIPT, 'lifeboat-mysql', ...CLIENT_TOOLS, ...s.args, ...args], {
+  return execa(...dieWithWorker('sh', ['-c', MYSQL_SCRIPT, 'lifeboat-mysql', ...CLIENT_TOOLS, ...s.args, ...args]), {
     env: s.env,
     reject: false,
     cancelSignal: signal,

@@ -15,6 +15,7 @@ import { LifeboatError } from '../../shared/errors';
 import { passfile, passfileLine, pgCommand, pgConnectionArgs } from '../postgres';
 import type { RecordedComponent, RestoreContext, RestoreModule, RestoreStep, VerifyCheck, VerifyContext } from '../types';
 import { lastLines, withInputFile, withRemoteTempDir } from './remote';
+import { dieWithWorker } from '../../shared/die-with-worker';
 
 type Format = PostgresArtifact['format'];
 type DbState = { exists: false } | { exists: true; relations: number };
@@ -204,7 +205,7 @@ async function scratchServer(s: ScratchPg, work: string): Promise<Scratch> {
 }
 
 async function scratchExec(s: Scratch, file: string, args: string[], signal?: AbortSignal) {
-  const res = await execa(file, args, { env: s.env, reject: false, stdin: 'ignore', cancelSignal: signal, forceKillAfterDelay: 5000, maxBuffer: 16 * 1024 * 1024 });
+  const res = await execa(...dieWithWorker(file, args), { env: s.env, reject: false, stdin: 'ignore', cancelSignal: signal, forceKillAfterDelay: 5000, maxBuffer: 16 * 1024 * 1024 });
   if ((res as { code?: string }).code === 'ENOENT') throw new LifeboatError('MissingTool', `${file} is not installed on the backup host`);
   if (res.isCanceled) throw new Error(`${file} was cancelled`);
   return { exitCode: res.exitCode ?? 1, stdout: String(res.stdout), stderr: String(res.stderr) };

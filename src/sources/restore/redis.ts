@@ -11,6 +11,7 @@ import { LifeboatError } from '../../shared/errors';
 import { checkRdb, keyspaceKeys, parseInfo } from '../redis';
 import type { RecordedComponent, RestoreContext, RestoreModule, RestoreStep, VerifyCheck, VerifyContext } from '../types';
 import { lastLines, pathStates, placeFile } from './remote';
+import { dieWithWorker } from '../../shared/die-with-worker';
 
 const NEEDS_DIR =
   'restoring Redis needs --to-dir <dir>: a running Redis rewrites its dump.rdb from memory, so stop Redis, restore into its data directory ' +
@@ -92,7 +93,7 @@ async function keysCheck(ctx: VerifyContext<RedisArtifact>, dir: string): Promis
   const log = join(dir, 'redis.log');
   // More databases than the default 16, so an RDB from a server configured with more still loads.
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--dbfilename', 'dump.rdb', '--save', '', '--appendonly', 'no', '--databases', '1024', '--logfile', log];
-  const server = execa('redis-server', args, { stdin: 'ignore', stdout: 'ignore', stderr: 'ignore', reject: false, cancelSignal: ctx.signal, forceKillAfterDelay: 5000 });
+  const server = execa(...dieWithWorker('redis-server', args), { stdin: 'ignore', stdout: 'ignore', stderr: 'ignore', reject: false, cancelSignal: ctx.signal, forceKillAfterDelay: 5000 });
   let exited = false;
   void server.finally(() => (exited = true));
   try {
