@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import { getPlan, loadConfig } from '../config/load';
+import { findArtifact } from '../config/lookup';
 import type { Source } from '../config/schema';
 import { connectHost, type Host } from '../remote/host';
 import { LifeboatError } from '../shared/errors';
@@ -111,11 +112,11 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
     },
 
     async captureArtifact(ctx: PlanContext, snapshot: string, sourceName: string, artifactName: string): Promise<ArtifactResult> {
-      const source = ctx.plan.sources.find((s) => s.name === sourceName);
-      const artifact = source?.artifacts.find((a) => a.name === artifactName);
-      const stallMs = parseDurationMs(artifact?.stallTimeout ?? '') ?? DEFAULT_STALL_MS;
+      const found = findArtifact(ctx.plan, sourceName, artifactName);
+      const stallMs = parseDurationMs(found?.artifact.stallTimeout ?? '') ?? DEFAULT_STALL_MS;
       return runActivity(async ({ signal, progress, quiet }) => {
-        if (!source || !artifact) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no artifact ${sourceName}/${artifactName}`);
+        if (!found) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no artifact ${sourceName}/${artifactName}`);
+        const { source, artifact } = found;
         const host = await connectHost(source, ctx, signal);
         try {
           const captured = await sourceModule(artifact).capture({

@@ -4,6 +4,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import type { Artifact, Source } from '../config/schema';
+import { findArtifact } from '../config/lookup';
 import { connectHost } from '../remote/host';
 import { fetchSnapshot, findSnapshots, resolveSnapshotId } from '../restore/fetch';
 import { LifeboatError } from '../shared/errors';
@@ -158,7 +159,7 @@ async function verifyComponents(
   const checks: VerifyCheck[] = [];
   for (const [name, component] of Object.entries(components)) {
     if (component.status !== 'ok') continue; // skipped/failed at backup time: nothing to prove
-    const artifact = findArtifact(ctx, component.source, name);
+    const artifact = findArtifact(ctx.plan, component.source, name)?.artifact;
     const mod = artifact && restoreModule(artifact);
     if (!artifact || !mod) {
       checks.push({ artifact: name, check: 'restorable', ok: true, detail: `${component.type}: checksums only (no scratch restore for this type)` });
@@ -189,10 +190,6 @@ async function readComponents(dir: string): Promise<Record<string, RecordedCompo
   return componentsOf(parse(await readFile(join(dir, 'metadata.yml'), 'utf8')));
 }
 
-function findArtifact(ctx: PlanContext, source: string, name: string): Artifact | undefined {
-  return ctx.plan.sources.find((s) => s.name === source)?.artifacts.find((a) => a.name === name);
-}
-
 /** The artifacts a restore touches: captured ones, narrowed by --source / --artifact. */
 function selectArtifacts(ctx: PlanContext, fetched: FetchedSnapshot, input: Pick<RestoreInput, 'source' | 'artifact'>): Array<{ source: Source; artifact: Artifact }> {
   const chosen = fetched.artifacts.filter((a) => a.status === 'ok' && (!input.source || a.source === input.source) && (!input.artifact || a.name === input.artifact));
@@ -201,10 +198,9 @@ function selectArtifacts(ctx: PlanContext, fetched: FetchedSnapshot, input: Pick
     throw new LifeboatError('ConfigError', `snapshot ${fetched.snapshot} holds no captured ${what} (it has: ${fetched.artifacts.map((a) => `${a.source}/${a.name} (${a.status})`).join(', ')})`);
   }
   return chosen.map((a) => {
-    const source = ctx.plan.sources.find((s) => s.name === a.source);
-    const artifact = source?.artifacts.find((x) => x.name === a.name);
-    if (!source || !artifact) throw new LifeboatError('ConfigError', `plan ${ctx.planName} no longer defines ${a.source}/${a.name}; restore it by hand from the fetched snapshot`);
-    return { source, artifact };
+    const found = findArtifact(ctx.plan, a.source, a.name);
+    if (!found) throw new LifeboatError('ConfigError', `plan ${ctx.planName} no longer defines ${a.source}/${a.name}; restore it by hand from the fetched snapshot`);
+    return found;
   });
 }
 

@@ -1,7 +1,7 @@
 // The `lifeboat` command. Thin: parses arguments, reads config, talks to Temporal.
 import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { loadConfig } from '../config/load';
+import { getPlan, loadConfig } from '../config/load';
 import { checkSecrets } from '../config/secrets';
 import { LifeboatError } from '../shared/errors';
 import { TIERS, type Tier } from '../shared/types';
@@ -59,7 +59,7 @@ program
   .option('--wait', 'follow the run, print LIFEBOAT_RESULT:{json}, exit non-zero on failure')
   .action(async (plan: string, opts: { tier: Tier; wait?: boolean }) => {
     const config = await loadConfig(cfgFile());
-    if (!config.plans[plan]) throw new LifeboatError('ConfigError', `unknown plan "${plan}" (defined: ${Object.keys(config.plans).join(', ')})`);
+    getPlan(config, plan);
     const client = await connectClient(config.temporal);
     const handle = await startBackup(client, config, { plan, tier: opts.tier });
     console.error(`started ${handle.workflowId}`);
@@ -82,7 +82,7 @@ program
   .option('--storage <name>', "fetch from this storage (default: the plan's first)")
   .action(async (plan: string, snapshot: string, o: { dryRun?: boolean; source?: string; artifact?: string; path?: string; toHost?: string; toDir?: string; database?: string; force?: boolean; quiesce: boolean; storage?: string }) => {
     const config = await loadConfig(cfgFile());
-    if (!config.plans[plan]) throw new LifeboatError('ConfigError', `unknown plan "${plan}" (defined: ${Object.keys(config.plans).join(', ')})`);
+    getPlan(config, plan);
     const client = await connectClient(config.temporal);
     process.exitCode = await runRestore(client, config, {
       plan,
@@ -108,7 +108,7 @@ program
   .option('--storage <name>', "fetch from this storage (default: the plan's first)")
   .action(async (plan: string, o: { snapshot?: string[]; storage?: string }) => {
     const config = await loadConfig(cfgFile());
-    if (!config.plans[plan]) throw new LifeboatError('ConfigError', `unknown plan "${plan}" (defined: ${Object.keys(config.plans).join(', ')})`);
+    getPlan(config, plan);
     const client = await connectClient(config.temporal);
     process.exitCode = await runVerify(client, config, { plan, ...(o.snapshot ? { snapshots: o.snapshot } : {}), ...(o.storage ? { storage: o.storage } : {}) });
     await client.connection.close();
@@ -152,8 +152,7 @@ program
   .description('what GFS retention would keep and delete now, per storage (reads storage only)')
   .action(async (plan: string) => {
     const config = await loadConfig(cfgFile());
-    const p = config.plans[plan];
-    if (!p) throw new LifeboatError('ConfigError', `unknown plan "${plan}" (defined: ${Object.keys(config.plans).join(', ')})`);
+    const p = getPlan(config, plan);
     for (const name of p.storages) {
       const cfg = config.storages[name]!;
       if (!cfg.retention) {

@@ -41,6 +41,11 @@ export class SshHost implements Host {
         signal?.removeEventListener('abort', onAbort);
         resolve();
       });
+      // A server that goes away during the handshake may close without an error: never wait forever for `ready`.
+      client.once('close', () => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(rejection ?? new Error(`SSH connection to ${label} closed before it was ready`));
+      });
       client.once('error', (err: Error & { level?: string }) => {
         signal?.removeEventListener('abort', onAbort);
         if (rejection) reject(rejection);
@@ -68,15 +73,37 @@ export class SshHost implements Host {
         },
       });
     });
-    return new SshHost(name, settings, client);
+    const host = new SshHost(name, settings, client);
+    client.once('close', () => host.onClosed());
+    return host;
+  }
+
+  private closed = false;
+  private readonly waiting = new Set<(err: Error) => void>();
+
+  /** The connection is gone (server restarted, network cut): every command still waiting on it fails now. */
+  private onClosed(): void {
+    this.closed = true;
+    for (const fail of this.waiting) fail(new Error(`SSH connection to ${this.label} was lost`));
+    this.waiting.clear();
   }
 
   exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     const command = shellJoin(wrapRemote(argv, opts.secretFile));
+    if (this.closed) return Promise.reject(new Error(`cannot run ${argv[0]} on ${this.label}: the SSH connection was lost`));
     return new Promise((resolve, reject) => {
+      const fail = (err: Error) => reject(err);
+      this.waiting.add(fail);
+      const done = () => this.waiting.delete(fail);
       this.client.exec(command, (err, channel) => {
-        if (err) return reject(new Error(`cannot run ${argv[0]} on ${this.label}: ${err.message}`));
-        collect(channel, argv, this.label, opts).then(resolve, reject);
+        if (err) {
+          done();
+          return reject(new Error(`cannot run ${argv[0]} on ${this.label}: ${err.message}`));
+        }
+        collect(channel, argv, this.label, opts).then(
+          (r) => (done(), resolve(r)),
+          (e: unknown) => (done(), reject(e)),
+        );
       });
     });
   }

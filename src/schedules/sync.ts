@@ -142,7 +142,8 @@ export function planSync(desired: DesiredSchedule[], existing: ExistingSchedule[
 
 /**
  * Backup tiers of one plan whose crons share minute and hour fire together on the days they coincide. SKIP only
- * guards a schedule against its own previous run, so both would start (and race for the snapshot name).
+ * guards a schedule against its own previous run, so both start; the plan lock makes the second wait for the first,
+ * which takes two full backups back to back on those days.
  */
 export function overlapWarnings(desired: DesiredSchedule[]): string[] {
   const warnings: string[] = [];
@@ -150,7 +151,7 @@ export function overlapWarnings(desired: DesiredSchedule[]): string[] {
   backups.forEach((a, i) => {
     for (const b of backups.slice(i + 1)) {
       if (a.plan === b.plan && timeOfDay(a.cron) === timeOfDay(b.cron)) {
-        warnings.push(`plan ${a.plan}: ${a.tier} and ${b.tier} both start at "${timeOfDay(a.cron)}" (minute hour); on days both match, two backups of the plan run at once — give them different times`);
+        warnings.push(`plan ${a.plan}: ${a.tier} and ${b.tier} both start at "${timeOfDay(a.cron)}" (minute hour); on days both match, two backups of the plan run back to back (the second waits for the first) — give them different times`);
       }
     }
   });

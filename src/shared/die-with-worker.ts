@@ -5,7 +5,8 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+// LIFEBOAT_NO_PDEATHSIG=1 turns it off (the test that proves it works runs once without it, to show the difference).
+const SETPRIV = process.env.LIFEBOAT_NO_PDEATHSIG ? undefined : ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 const resolved = new Map<string, string | undefined>();
 
 /** `[file, args]` to hand to execa: wrapped in setpriv when the program exists (a missing one stays ENOENT). */

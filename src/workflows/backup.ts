@@ -2,6 +2,7 @@
 import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import type { RetentionActivities } from '../activities/retention';
+import { findArtifact } from '../config/lookup';
 import { splitForQuiesce } from '../quiesce/plan';
 import { LONG, QUICK, REMOTE } from './activity-options';
 import { causeMessage, describeFailure, failedStatus, setStatus, withRunTimeout } from './failures';
@@ -157,7 +158,7 @@ async function captureOne(ctx: PlanContext, snapshot: string, source: string, ar
     // A required artifact fails the run with its own cause; an optional one is recorded and the run goes on.
     if (required || isCancellation(err)) throw err;
     const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-    const type = ctx.plan.sources.find((s) => s.name === source)?.artifacts.find((a) => a.name === artifact)?.type ?? 'files';
+    const type = findArtifact(ctx.plan, source, artifact)?.artifact.type ?? 'files';
     return {
       source,
       name: artifact,

@@ -15,6 +15,7 @@ import { stringify } from 'yaml';
 import { freePort, restartSshHost, startMinio, startSshHost, startTemporalDev, type Minio, type SshHost, type TemporalDev } from '../../scripts/lib/services';
 import { searchAttributeArgs } from '../../src/shared/search-attributes';
 import type { BackupResult } from '../../src/shared/types';
+import { mirrorDir } from '../../src/snapshot/layout';
 import { psql, tempDir } from '../support/fixtures';
 
 const LIFEBOAT_BIN = new URL('../../bin/lifeboat.mjs', import.meta.url).pathname;
@@ -110,6 +111,15 @@ async function killWorker(): Promise<void> {
 type Phase = (d: Awaited<ReturnType<WorkflowHandle['describe']>>) => boolean | Promise<boolean>;
 const pending = (type: string, idPrefix = '') => (d: Awaited<ReturnType<WorkflowHandle['describe']>>) =>
   (d.raw.pendingActivities ?? []).some((p) => p.activityType?.name === type && (p.activityId ?? '').startsWith(idPrefix) && Number(p.state) === 2);
+
+/** rsync has really started moving bytes into the plan's bulk mirror (not just the activity's SSH handshake). */
+const midRsync = (trial: Trial) => async (d: Awaited<ReturnType<WorkflowHandle['describe']>>) =>
+  pending('captureArtifact', 'capture:bulk:data')(d) && (await bytesUnder(mirrorDir(backupRoot, `f${trial}`, 'bulk', 'data'))) > 20 * 1024 * 1024;
+
+async function bytesUnder(dir: string): Promise<number> {
+  const r = await execa('du', ['-sb', '--apparent-size', dir], { reject: false });
+  return r.exitCode === 0 ? Number(r.stdout.split('\t')[0]) : 0;
+}
 
 async function until(handle: WorkflowHandle, phase: Phase, what: string, timeoutMs = 120_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -227,8 +237,8 @@ describe('fault injection', () => {
   });
 
   it('SIGKILL the worker mid-rsync: its rsync and ssh children die with it', async () => {
-    const mirror = join(backupRoot, '.mirror', 'frsync');
-    await killTrial('rsync', 'mid-rsync', pending('captureArtifact', 'capture:bulk:data'), async () => {
+    const mirror = mirrorDir(backupRoot, 'frsync', 'bulk', 'data');
+    await killTrial('rsync', 'mid-rsync', midRsync('rsync'), async () => {
       expect(await noChildrenLeft(mirror), 'rsync left running after the worker died').toBe(true);
     });
   });
@@ -260,7 +270,7 @@ describe('fault injection', () => {
 
   it('SIGKILL the Temporal dev server mid-run and start it again: the run completes', async () => {
     const h = await start('temporal');
-    await until(h, pending('captureArtifact', 'capture:bulk:data'), 'rsync');
+    await until(h, midRsync('temporal'), 'rsync');
     process.kill(temporal.pid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 2000));
     temporal = await startTemporalDev({ dbFile: join(root, 'temporal.db'), port: temporalPort, headless: true, logFile: join(root, 'temporal.log'), searchAttributeArgs: searchAttributeArgs() });
@@ -282,7 +292,7 @@ describe('fault injection', () => {
 
   it('sshd killed with its sessions mid-rsync and restarted: retried, then Completed', async () => {
     const h = await start('sshd');
-    await until(h, pending('captureArtifact', 'capture:bulk:data'), 'rsync');
+    await until(h, midRsync('sshd'), 'rsync');
     await execa('pkill', ['-KILL', '-P', String(host.pid)], { reject: false });
     await host.stop();
     await new Promise((r) => setTimeout(r, 3000));
