@@ -373,7 +373,10 @@ export const Plan = z
     /** How many sources are captured at once. */
     parallelism: z.number().int().min(1).max(32).default(2),
     /** Extra keys copied into metadata.yml. */
-    metadata: z.record(z.string(), z.unknown()).default({}),
+    metadata: z
+      .record(z.string(), z.unknown())
+      .refine((m) => JSON.stringify(m).length <= 16 * 1024, 'at most 16 KiB: it travels with every step of the run (use a file artifact for more)')
+      .default({}),
     /** The restore drill's scratch targets (verifyRestore). */
     verify: VerifySettings.default({ older: 1 }),
     schedule: ScheduleSettings.optional(),

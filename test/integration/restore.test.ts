@@ -66,6 +66,7 @@ beforeAll(async () => {
             artifacts: [
               { type: 'postgres', name: 'orders', database: db, host: '127.0.0.1' },
               { type: 'files', name: 'site', paths: [site()] },
+              { type: 'command', name: 'versions', command: ['uname', '-s'] },
             ],
           },
           { name: 'spare', host: '127.0.0.1', port: spare.port, artifacts: [{ type: 'files', name: 'www', paths: [join(spare.dataDir, 'www')] }] },
@@ -102,7 +103,9 @@ describe('restoreSnapshot', () => {
     const plan = await restore({ source: 'app', dryRun: true });
     expect(plan.dryRun).toBe(true);
     expect(plan.snapshot).toBe(first.snapshot);
-    expect(plan.steps.map((s) => [s.artifact, s.targetInUse])).toEqual([['orders', true], ['site', true]]);
+    expect(plan.steps.map((s) => [s.artifact, s.targetInUse])).toEqual([['orders', true], ['site', true], ['versions', false]]);
+    // Lifeboat does not write command output back: the plan says how to, and the restore goes on without it.
+    expect(plan.steps.find((s) => s.artifact === 'versions')).toMatchObject({ manual: true, action: expect.stringContaining('commands/versions.txt') });
     expect(plan.restored).toEqual([]);
     expect(await psql('SELECT count(*) FROM orders', db)).toBe('300');
   });

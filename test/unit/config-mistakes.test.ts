@@ -112,6 +112,12 @@ describe('config validate catches', () => {
     expect(problems(c)).toEqual([expect.stringMatching(/^plans\.web\.sources\.0\.artifacts\.0\.stallTimeout: a duration/), expect.stringMatching(/^plans\.web\.timeout: a duration/)]);
   });
 
+  it('plan metadata too large to travel with every step', () => {
+    const c = base();
+    c.plans.web!.metadata = { notes: 'x'.repeat(20_000) };
+    expect(problems(c)).toEqual([expect.stringMatching(/^plans\.web\.metadata: at most 16 KiB/)]);
+  });
+
   it('input that is not YAML, not a mapping, or empty', () => {
     expect(problems('backupRoot: [unclosed\nplans: {')[0]).toMatch(/YAML syntax error: .* at line \d+, column \d+$/);
     expect(problems('just some words')[0]).toMatch(/\(top level\): expected a mapping .* got a string/);
