@@ -3,7 +3,7 @@ import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporal
 import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import { backupWorkflowId } from '../shared/ids';
-import { DEPLOY_ID, PLAN, TIER } from '../shared/search-attributes';
+import { DEPLOY_ID, PLAN, STATUS, TIER } from '../shared/search-attributes';
 import type { BackupInput, BackupResult } from '../shared/types';
 import type { backupPlan } from '../workflows';
 
@@ -22,15 +22,22 @@ export async function startBackup(client: Client, config: Config, input: BackupI
   });
 }
 
+type Pending = NonNullable<Awaited<ReturnType<WorkflowHandle['describe']>>['raw']['pendingActivities']>[number];
+
+function describePending(p: Pending): string {
+  const capture = p.activityId?.startsWith('capture:') ? `(${p.activityId.slice(8)})` : '';
+  const retry = (p.attempt ?? 1) > 1 ? ` attempt ${p.attempt}: ${p.lastFailure?.message ?? ''}` : '';
+  return `${p.activityType?.name}${capture}${retry}`;
+}
+
 /** Waits for the run, printing pending activities as they change; returns the process exit code. */
 export async function followBackup(handle: WorkflowHandle<typeof backupPlan>, log: (line: string) => void = console.error): Promise<number> {
   let last = '';
   const timer = setInterval(async () => {
     const d = await handle.describe().catch(() => undefined);
     const pending = d?.raw.pendingActivities ?? [];
-    const line = pending
-      .map((p) => `${p.activityType?.name}${p.activityId?.startsWith('capture:') ? `(${p.activityId.slice(8)})` : ''}${(p.attempt ?? 1) > 1 ? ` attempt ${p.attempt}: ${p.lastFailure?.message ?? ''}` : ''}`)
-      .join(', ');
+    const waiting = pending.length === 0 && d?.typedSearchAttributes.get(STATUS) === 'Waiting';
+    const line = waiting ? 'waiting: another backup, restore or verify of this plan is running' : pending.map(describePending).join(', ');
     if (line && line !== last) log(`… ${line}`);
     last = line;
   }, 2000);
