@@ -1,6 +1,6 @@
 // `lifeboat backup <plan>`: starts backupPlan; with --wait, follows it and prints LIFEBOAT_RESULT:{json}.
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import { backupWorkflowId } from '../shared/ids';
 import { DEPLOY_ID, PLAN, STATUS, TIER } from '../shared/search-attributes';
@@ -48,13 +48,27 @@ export async function followBackup(handle: WorkflowHandle<typeof backupPlan>, lo
     console.log(`${RESULT_PREFIX}${JSON.stringify(result)}`);
     return 0;
   } catch (err) {
-    const cause = err instanceof WorkflowFailedError ? err.cause : err;
-    const type = cause instanceof ApplicationFailure ? cause.type : (cause as Error)?.name;
-    const message = (cause as Error)?.message ?? String(cause);
-    log(`backup failed (${type}): ${message}`);
-    console.log(`${RESULT_PREFIX}${JSON.stringify({ success: false, workflow_id: handle.workflowId, error_type: type, error: message })}`);
-    return 1;
+    return reportFailure('backup', handle.workflowId, err, log);
   } finally {
     clearInterval(timer);
   }
+}
+
+/** Prints a failed run's type and message, and its LIFEBOAT_RESULT line; returns the exit code (1). */
+export function reportFailure(what: string, workflowId: string, err: unknown, log: (line: string) => void): number {
+  const cause = err instanceof WorkflowFailedError ? err.cause : err;
+  const type = failureType(cause);
+  const message = (cause as Error)?.message ?? String(cause);
+  log(`${what} failed (${type}): ${message}`);
+  console.log(`${RESULT_PREFIX}${JSON.stringify({ success: false, workflow_id: workflowId, error_type: type, error: message })}`);
+  return 1;
+}
+
+/** Lifeboat's failure type; a run ended from outside (cancel, terminate, server timeout) says so in one word. */
+function failureType(cause: unknown): string {
+  if (cause instanceof ApplicationFailure && cause.type) return cause.type;
+  if (cause instanceof CancelledFailure) return 'Cancelled';
+  if (cause instanceof TerminatedFailure) return 'Terminated';
+  if (cause instanceof TimeoutFailure) return 'TimedOut';
+  return (cause as Error)?.name ?? 'Unknown';
 }

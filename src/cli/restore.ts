@@ -6,7 +6,7 @@ import type { Config } from '../config/schema';
 import { PLAN } from '../shared/search-attributes';
 import type { RestoreInput, RestoreResult, SnapshotVerification, VerifyInput } from '../shared/types';
 import type { restoreSnapshot, verifyRestore } from '../workflows';
-import { RESULT_PREFIX } from './backup';
+import { RESULT_PREFIX, reportFailure } from './backup';
 
 const stamp = () => new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
 
@@ -24,7 +24,7 @@ export async function runRestore(client: Client, config: Config, input: RestoreI
     console.log(`${RESULT_PREFIX}${JSON.stringify({ success: true, ...result })}`);
     return 0;
   } catch (err) {
-    return failed('restore', handle.workflowId, err, log);
+    return reportFailure('restore', handle.workflowId, err, log);
   }
 }
 
@@ -50,7 +50,7 @@ export async function runVerify(client: Client, config: Config, input: VerifyInp
   } catch (err) {
     const details = err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure ? (err.cause.details?.[0] as SnapshotVerification[] | undefined) : undefined;
     for (const r of details ?? []) printVerification(r, log);
-    return failed('restore drill', handle.workflowId, err, log);
+    return reportFailure('restore drill', handle.workflowId, err, log);
   }
 }
 
@@ -59,11 +59,3 @@ function printVerification(r: SnapshotVerification, log: (line: string) => void)
   for (const c of r.checks) log(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.artifact}: ${c.check}: ${c.detail}`);
 }
 
-function failed(what: string, workflowId: string, err: unknown, log: (line: string) => void): number {
-  const cause = err instanceof WorkflowFailedError ? err.cause : err;
-  const type = cause instanceof ApplicationFailure ? cause.type : (cause as Error)?.name;
-  const message = (cause as Error)?.message ?? String(cause);
-  log(`${what} failed (${type}): ${message}`);
-  console.log(`${RESULT_PREFIX}${JSON.stringify({ success: false, workflow_id: workflowId, error_type: type, error: message })}`);
-  return 1;
-}
