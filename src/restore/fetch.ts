@@ -10,7 +10,7 @@ import type { SnapshotRecord, SnapshotVerification } from '../shared/types';
 import { extractArchive } from '../snapshot/extract';
 import { hashFile, parseManifest, verifyManifest, type ManifestEntry } from '../snapshot/manifest';
 import type { SnapshotMetadata } from '../snapshot/metadata';
-import { archiveKey, parseSnapshotName, recordKey } from '../snapshot/naming';
+import { ARCHIVE_FORMATS, archiveKey, parseSnapshotName, recordKey } from '../snapshot/naming';
 import type { StorageBackend } from '../storage/types';
 
 /** `<plan>/<snapshot>.json` as stored: the backup's record plus where it went and, after a drill, its result. */
@@ -47,7 +47,6 @@ export interface FetchResult {
 }
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-const FORMATS = ['tar.zst', 'tar.gz'] as const;
 const MANIFEST = 'manifest.sha256';
 
 /** Download, check the archive, extract it safely under `<workDir>/extract`, check every file; returns metadata.yml. */
@@ -92,7 +91,7 @@ async function readRecord(storage: StorageBackend, plan: string, snapshot: strin
   if (!record) throw new LifeboatError('ConfigError', `no snapshot ${snapshot} of plan ${plan} in storage ${storage.name}`);
   const problem =
     record.snapshot !== snapshot || record.plan !== plan ? `names ${record.plan}/${record.snapshot}`
-    : !FORMATS.includes(record.format) ? `has an unknown format ${JSON.stringify(record.format)}`
+    : !ARCHIVE_FORMATS.includes(record.format) ? `has an unknown format ${JSON.stringify(record.format)}`
     : !/^[0-9a-f]{64}$/.test(String(record.checksum_sha256)) ? 'has no valid checksum_sha256'
     : undefined;
   if (problem) throw new LifeboatError('IntegrityCheckFailed', `record ${storage.location(key)} ${problem}`);

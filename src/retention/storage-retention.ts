@@ -4,7 +4,7 @@
 import type { Retention } from '../config/schema';
 import { findSnapshots, type SnapshotListing } from '../restore/fetch';
 import { LifeboatError } from '../shared/errors';
-import { archiveKey, recordKey } from '../snapshot/naming';
+import { ARCHIVE_FORMATS, archiveKey, recordKey } from '../snapshot/naming';
 import { selectRetention, type RetentionCandidate, type RetentionDecision } from '../snapshot/retention';
 import type { StorageBackend } from '../storage/types';
 
@@ -36,7 +36,9 @@ export async function applyRetention(backend: StorageBackend, plan: string, rete
   for (const d of decisions.filter((x) => !x.keep)) {
     const l = listing.find((x) => x.record.snapshot === d.snapshot)!;
     await backend.delete(recordKey(plan, d.snapshot));
-    await backend.delete(l.record.key ?? archiveKey(plan, d.snapshot, l.record.format));
+    // Keys are derived from plan, snapshot name (both validated by listing) and a known format, never read from
+    // the record: a record is untrusted input and must not choose what gets deleted.
+    for (const format of ARCHIVE_FORMATS) await backend.delete(archiveKey(plan, d.snapshot, format));
     deleted.push(d.snapshot);
   }
   return { kept: decisions.length - deleted.length, deleted };

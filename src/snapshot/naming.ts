@@ -1,6 +1,7 @@
 // Snapshot names and storage keys. Pure (no Node built-ins): workflow code uses it to name a run's snapshot.
 
-export type ArchiveFormat = 'tar.zst' | 'tar.gz';
+export const ARCHIVE_FORMATS = ['tar.zst', 'tar.gz'] as const;
+export type ArchiveFormat = (typeof ARCHIVE_FORMATS)[number];
 
 /** `<prefix>-<YYYYmmddTHHMMSS>` in UTC: sortable, and the same on every retry of one workflow run. */
 export function snapshotName(prefix: string, at: Date): string {

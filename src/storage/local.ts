@@ -2,7 +2,7 @@
 // after fsync, so a crash never leaves a half-written archive under its final name. Directories are 0700.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { LocalStorage } from '../config/schema';
 import { LifeboatError } from '../shared/errors';
@@ -15,8 +15,14 @@ export class LocalBackend implements StorageBackend {
     private readonly cfg: LocalStorage,
   ) {}
 
+  /** The file for `key`; a key that would resolve outside the storage's root (`..`, absolute) is refused. */
   location(key: string): string {
-    return join(this.cfg.path, key);
+    const root = resolve(this.cfg.path);
+    const path = resolve(root, key);
+    if (!key || isAbsolute(key) || relative(root, path).split(sep).includes('..') || path === root) {
+      throw new LifeboatError('IntegrityCheckFailed', `storage ${this.name}: refusing key ${JSON.stringify(key)}: it resolves outside ${root}`);
+    }
+    return path;
   }
 
   async put(key: string, file: string, opts: { sha256: string; size: number; signal?: AbortSignal; onProgress?: (bytes: number) => void }): Promise<PutResult> {
