@@ -92,7 +92,8 @@ const ERRNO_CODES: Record<string, 'InsufficientSpace' | 'PermissionDenied'> = {
 };
 
 export function toFailure(err: unknown): unknown {
-  const errno = (err as NodeJS.ErrnoException | undefined)?.code;
+  // A child process (tar, rsync, zstd) reports a full disk only in its message.
+  const errno = (err as NodeJS.ErrnoException | undefined)?.code ?? (/No space left on device|ENOSPC/.test(String((err as Error | undefined)?.message)) ? 'ENOSPC' : undefined);
   if (!(err instanceof LifeboatError) && errno && ERRNO_CODES[errno]) {
     const e = err as NodeJS.ErrnoException;
     err = new LifeboatError(ERRNO_CODES[errno], `${e.message}${e.path && !e.message.includes(e.path) ? ` (${e.path})` : ''}`);

@@ -27,18 +27,37 @@ export async function streamToFile(
   await mkdir(dirname(target), { recursive: true, mode: 0o700 });
   const counter = meter({ onBytes: opts.onBytes });
   const out = createWriteStream(partial, { mode: 0o600 });
+  // A write error (ENOSPC, EIO) must fail this capture, not crash the worker: pipe() does not forward it, and an
+  // 'error' without a listener is an uncaught exception. Stop the remote command and drain what is in flight.
+  const writeFailed = new AbortController();
+  let writeError: Error | undefined;
+  out.on('error', (err) => {
+    writeError ??= err;
+    counter.unpipe(out);
+    counter.resume();
+    writeFailed.abort(err);
+  });
   counter.pipe(out);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, writeFailed.signal]) : writeFailed.signal;
+  const cleanUp = async () => {
+    if (!counter.writableEnded) counter.end();
+    if (!writeError) await finished(out).catch(() => undefined);
+    out.destroy();
+    await rm(partial, { force: true }); // cancelled, failed or not started: leave nothing behind
+  };
   let res: ExecResult;
   try {
-    res = await host.exec(argv, { secretFile: opts.secretFile, signal: opts.signal, stdout: counter });
+    res = await host.exec(argv, { secretFile: opts.secretFile, signal, stdout: counter });
   } catch (err) {
-    counter.end();
-    await finished(out).catch(() => undefined);
-    await rm(partial, { force: true }); // cancelled or not started: leave nothing behind
-    throw err;
+    await cleanUp();
+    throw writeError ?? err;
   }
   counter.end();
-  await finished(out);
+  if (!writeError) await finished(out).catch((err: Error) => (writeError ??= err));
+  if (writeError) {
+    await cleanUp();
+    throw writeError;
+  }
   return {
     ...res,
     bytes: counter.bytes,
