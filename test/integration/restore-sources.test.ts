@@ -2,6 +2,7 @@
 // 127.0.0.1:5432 (trust), MariaDB over its socket (root), redis-server/redis-check-rdb, sqlite3 and rsync.
 // Each snapshot-like directory is made by hand with the same tools capture uses.
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, readlink, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -188,6 +189,32 @@ describe('postgres', () => {
 
     const none = await verify(a, snap.custom.dir, snap.custom.comp, {});
     expect(none).toEqual([{ artifact: a.name, check: 'scratch restore', ok: false, detail: 'scratch server not configured (plan.verify.postgres)' }]);
+  });
+
+  it('a plain dump from storage never runs psql meta-commands: \\! in restore and verify, also behind a failed COPY', async () => {
+    const a = artifact('plain');
+    const dir = await newSnapshot();
+    const file = 'database/pgplain.sql';
+    const markers = ['restore', 'verify', 'copy', 'copy-verify'].map((m) => join(root, `pwned-${m}-${suffix}`));
+    const [mRestore, mVerify, mCopy, mCopyVerify] = markers as [string, string, string, string];
+    const text = await readFile(join(snap.plain.dir, file), 'utf8');
+    // A forged snapshot (checksums are the forger's): a shell escape after the real dump, and a COPY into a table
+    // that does not exist, whose "data" psql would read as commands once the COPY has failed.
+    const forged = (marker: string, copyMarker: string) =>
+      `${text}\n\\! touch ${marker}\nCOPY public.nope (x) FROM stdin;\n\\! touch ${copyMarker}\n\\.\n\\unrestrict guessed\n\\! touch ${marker}\n`;
+    await writeFile(join(dir, file), forged(mRestore, mCopy));
+    const comp = { ...snap.plain.comp, paths: [file] };
+    const target = `${db}_forged`;
+    made.push(target);
+    const err = await failure(mod(a).restore(rctx(a, dir, comp, { database: target })));
+    expect(err.code).toBe('CommandFailed'); // ON_ERROR_STOP: the refused meta-command ends the load
+    expect(err.message).toContain('backslash commands are restricted');
+    await writeFile(join(dir, file), forged(mVerify, mCopyVerify));
+    const checks = await verify(a, dir, { ...comp, paths: [file] }, scratch);
+    expect(checks.find((c) => c.check === 'load')?.ok).toBe(false);
+    for (const m of markers) expect(existsSync(m), m).toBe(false);
+    expect(await scratchDbs()).toBe('0');
+    await hostTmpIsClean();
   });
 
   it('verify forgives a plain dump\'s ownership for roles the scratch server lacks, nothing else', async () => {

@@ -15,6 +15,8 @@ import { LifeboatError } from '../../shared/errors';
 import { passfile, passfileLine, pgCommand, pgConnectionArgs } from '../postgres';
 import type { RecordedComponent, RestoreContext, RestoreModule, RestoreStep, VerifyCheck, VerifyContext } from '../types';
 import { lastLines, withInputFile, withRemoteTempDir } from './remote';
+import { requireRestrictablePsql, restrictedCopy } from './psql-restricted';
+import { LocalHost } from '../../remote/local';
 import { dieWithWorker } from '../../shared/die-with-worker';
 
 type Format = PostgresArtifact['format'];
@@ -161,15 +163,25 @@ export const postgresRestore: RestoreModule<PostgresArtifact> = {
     const { dump, globals } = files(ctx.component);
     const local = join(ctx.snapshotDir, dump);
     const bytes = (await stat(local)).size;
-    const globalsErrors = await withRemoteTempDir(ctx.host, ctx.signal, async (dir) => {
-      ctx.progress({ artifact: ctx.artifact.name, phase: 'push' });
-      await rsyncPush(ctx.host, local, `${dir}/dump`, { signal: ctx.signal, owner: false, onProgress: (rsync) => ctx.progress({ artifact: ctx.artifact.name, rsync }) });
-      if (d.globals && globals) await rsyncPush(ctx.host, join(ctx.snapshotDir, globals), `${dir}/globals.sql`, { signal: ctx.signal, owner: false });
-      ctx.progress({ artifact: ctx.artifact.name, phase: 'load' });
-      return load(t, d, dir);
-    });
-    const details = { database: d.db, format: d.format, dropped: d.drop, created: d.create, clean: d.clean, globals: d.globals, ...(d.globals ? { globals_errors: globalsErrors } : {}) };
-    return { target: where(d, ctx.host), bytes, details };
+    // Plain SQL (the dump, the globals) is loaded by psql in restricted mode: see psql-restricted.ts.
+    const plain = [...(d.format === 'plain' ? [local] : []), ...(d.globals && globals ? [join(ctx.snapshotDir, globals)] : [])];
+    if (plain.length) await requireRestrictablePsql(ctx.host, pgCommand(t.a, ['psql']), ctx.signal);
+    const guarded = new Map(plain.map((f) => [f, `${f}.restricted`]));
+    try {
+      for (const [src, dest] of guarded) await restrictedCopy(src, dest, ctx.signal);
+      const pushed = (f: string) => guarded.get(f) ?? f;
+      const globalsErrors = await withRemoteTempDir(ctx.host, ctx.signal, async (dir) => {
+        ctx.progress({ artifact: ctx.artifact.name, phase: 'push' });
+        await rsyncPush(ctx.host, pushed(local), `${dir}/dump`, { signal: ctx.signal, owner: false, onProgress: (rsync) => ctx.progress({ artifact: ctx.artifact.name, rsync }) });
+        if (d.globals && globals) await rsyncPush(ctx.host, pushed(join(ctx.snapshotDir, globals)), `${dir}/globals.sql`, { signal: ctx.signal, owner: false });
+        ctx.progress({ artifact: ctx.artifact.name, phase: 'load' });
+        return load(t, d, dir);
+      });
+      const details = { database: d.db, format: d.format, dropped: d.drop, created: d.create, clean: d.clean, globals: d.globals, ...(d.globals ? { globals_errors: globalsErrors } : {}) };
+      return { target: where(d, ctx.host), bytes, details };
+    } finally {
+      for (const dest of guarded.values()) await rm(dest, { force: true });
+    }
   },
 
   async verify(ctx) {
@@ -187,6 +199,9 @@ export const postgresRestore: RestoreModule<PostgresArtifact> = {
 // ------------------------------------------------------------------ restore drill (backup host, scratch server)
 
 type ScratchPg = NonNullable<VerifySettings['postgres']>;
+
+/** The drill loads on the backup host itself. */
+const backupHost = new LocalHost('backup host');
 
 interface Scratch {
   conn: string[];
@@ -218,7 +233,7 @@ async function drill(ctx: VerifyContext<PostgresArtifact>, s: Scratch, work: str
   if (created.exitCode !== 0) return [{ artifact: name, check: 'scratch restore', ok: false, detail: `createdb ${db} on ${s.label} failed: ${lastLines(created.stderr)}` }];
   const checks: VerifyCheck[] = [];
   try {
-    const loaded = await loadScratch(ctx, s, db);
+    const loaded = await loadScratch(ctx, s, db, work);
     checks.push(loaded);
     if (loaded.ok) checks.push(...(await compareRows(ctx, s, db, work)));
   } finally {
@@ -229,14 +244,20 @@ async function drill(ctx: VerifyContext<PostgresArtifact>, s: Scratch, work: str
 
 // Roles of the source rarely exist on the scratch server: pg_restore skips ownership and grants
 // (--no-owner --no-acl); for a plain dump, psql goes on after errors and only "role … does not exist" is forgiven.
-async function loadScratch(ctx: VerifyContext<PostgresArtifact>, s: Scratch, db: string): Promise<VerifyCheck> {
+async function loadScratch(ctx: VerifyContext<PostgresArtifact>, s: Scratch, db: string, work: string): Promise<VerifyCheck> {
   const { dump, format } = files(ctx.component);
   const file = join(ctx.snapshotDir, dump);
   ctx.progress({ artifact: ctx.artifact.name, phase: 'load', database: db });
-  const res =
-    format === 'plain'
-      ? await scratchExec(s, 'psql', ['-X', '--quiet', ...s.conn, `--dbname=${db}`, `--file=${file}`], ctx.signal)
-      : await scratchExec(s, 'pg_restore', ['--no-owner', '--no-acl', '--exit-on-error', ...s.conn, `--dbname=${db}`, file], ctx.signal);
+  let res: Awaited<ReturnType<typeof scratchExec>>;
+  if (format === 'plain') {
+    // The drill goes on after errors (missing roles), so a failed COPY turns data lines into commands: restricted.
+    await requireRestrictablePsql(backupHost, ['psql'], ctx.signal);
+    const restricted = join(work, 'dump.restricted.sql');
+    await restrictedCopy(file, restricted, ctx.signal);
+    res = await scratchExec(s, 'psql', ['-X', '--quiet', ...s.conn, `--dbname=${db}`, `--file=${restricted}`], ctx.signal);
+  } else {
+    res = await scratchExec(s, 'pg_restore', ['--no-owner', '--no-acl', '--exit-on-error', ...s.conn, `--dbname=${db}`, file], ctx.signal);
+  }
   const errors = res.stderr.split('\n').filter((l) => /\bERROR:/.test(l));
   const roleErrors = errors.filter((l) => /ERROR:\s+role ".*" does not exist/.test(l));
   const fatal = errors.filter((l) => !roleErrors.includes(l));
