@@ -34,7 +34,7 @@ export const RUN_FAILURES = [
 ] as const;
 
 export type PermanentErrorCode = (typeof PERMANENT_ERRORS)[number];
-export type ErrorCode = PermanentErrorCode | 'CommandFailed' | 'StorageError' | 'Stalled' | 'TemporalUnavailable';
+export type ErrorCode = PermanentErrorCode | 'CommandFailed' | 'StorageError' | 'Stalled' | 'TemporalUnavailable' | 'PlanBusy';
 
 export class LifeboatError extends Error {
   constructor(

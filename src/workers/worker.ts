@@ -5,6 +5,7 @@ import { createBackupActivities } from '../activities/backup';
 import { createQuiesceActivities } from '../activities/quiesce';
 import { createRestoreActivities } from '../activities/restore';
 import { createRetentionActivities } from '../activities/retention';
+import { createPlanLockActivities } from '../activities/legacy-plan-lock';
 import { loadConfig } from '../config/load';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -22,7 +23,14 @@ export interface LifeboatWorkerOptions {
 }
 
 export function lifeboatActivities(configPath: string) {
-  return { ...createBackupActivities({ configPath }), ...createQuiesceActivities(), ...createRestoreActivities(), ...createRetentionActivities() };
+  return {
+    ...createBackupActivities({ configPath }),
+    ...createQuiesceActivities(),
+    ...createRestoreActivities(),
+    ...createRetentionActivities(),
+    // Only runs started before patch CORRECT_UNDER_FAILURE call these (src/workflows/patches.ts).
+    ...createPlanLockActivities({ configPath }),
+  };
 }
 
 export type LifeboatActivities = ReturnType<typeof lifeboatActivities>;

@@ -1,11 +1,13 @@
 // backupPlan: one durable run per backup. Deterministic code only: every side effect is an activity.
-import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import type { RetentionActivities } from '../activities/retention';
 import { findArtifact } from '../config/lookup';
 import { splitForQuiesce } from '../quiesce/plan';
 import { LONG, QUICK, REMOTE } from './activity-options';
 import { causeMessage, describeFailure, failedStatus, setStatus, withRunTimeout } from './failures';
+import { backupPlanV1 } from './legacy/backup-v1';
+import { CORRECT_UNDER_FAILURE } from './patches';
 import { withPlanLock } from './plan-lock';
 import { withQuiesce } from './quiesce';
 import { SNAPSHOT } from '../shared/search-attributes';
@@ -26,6 +28,7 @@ export const LOCK_WAIT_MS = 24 * 3_600_000;
  * LifeboatStatus; every failure leaves with a type from Lifeboat's vocabulary.
  */
 export async function backupPlan(input: BackupInput): Promise<BackupResult> {
+  if (!patched(CORRECT_UNDER_FAILURE)) return backupPlanV1(input);
   try {
     return await withPlanLock(input.plan, 'backup', { maxWaitMs: LOCK_WAIT_MS, onWait: () => setStatus('Waiting') }, async () => {
       const ctx = await quick.loadPlan(input.plan);

@@ -1,6 +1,6 @@
 // predeployBackup: one snapshot per deploy id (the workflow id is derived from it, so a retried CI job attaches
 // to the same run), held against retention until CI signals that the deployment is verified, or the hold expires.
-import { condition, defineQuery, defineSignal, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, defineQuery, defineSignal, executeChild, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import type { RetentionActivities } from '../activities/retention';
 import { DEPLOY_ID, PLAN, TIER } from '../shared/search-attributes';
@@ -8,6 +8,8 @@ import type { BackupResult } from '../shared/types';
 import { BOOKKEEPING } from './activity-options';
 import { backupPlan } from './backup';
 import { describeFailure, failedStatus, setStatus } from './failures';
+import { predeployBackupV1 } from './legacy/predeploy-v1';
+import { CORRECT_UNDER_FAILURE } from './patches';
 
 export interface PredeployInput {
   plan: string;
@@ -29,6 +31,7 @@ export const predeployState = defineQuery<PredeployState>('predeployState');
 const acts = proxyActivities<BackupActivities & RetentionActivities>(BOOKKEEPING);
 
 export async function predeployBackup(input: PredeployInput): Promise<PredeployState> {
+  if (!patched(CORRECT_UNDER_FAILURE)) return predeployBackupV1(input);
   const holdUntil = new Date(Date.now() + input.holdSeconds * 1000).toISOString();
   const state: PredeployState = { phase: 'backing-up', holdUntil };
   let verified = false;

@@ -1,7 +1,7 @@
 // restoreSnapshot: fetch and check before touching anything, plan, refuse targets in use without force, then
 // restore per target source inside its quiesce controller. verifyRestore: the monthly restore drill.
 // Both hold the plan's lock (a backup of the plan never runs at the same time) and set a final status on every path.
-import { ApplicationFailure, CancellationScope, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import type { RestoreActivities } from '../activities/restore';
 import { SNAPSHOT } from '../shared/search-attributes';
@@ -9,6 +9,8 @@ import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, Snapsho
 import { BOOKKEEPING, LONG, QUICK, retry } from './activity-options';
 import { LOCK_WAIT_MS } from './backup';
 import { describeFailure, failedStatus, setStatus } from './failures';
+import { restoreSnapshotV1, verifyRestoreV1 } from './legacy/restore-v1';
+import { CORRECT_UNDER_FAILURE } from './patches';
 import { withPlanLock } from './plan-lock';
 import { withQuiesce } from './quiesce';
 
@@ -21,6 +23,7 @@ const long = proxyActivities<RestoreActivities>(RESTORE_LONG);
 const lockOptions = { maxWaitMs: LOCK_WAIT_MS, onWait: () => setStatus('Waiting') };
 
 export async function restoreSnapshot(input: RestoreInput): Promise<RestoreResult> {
+  if (!patched(CORRECT_UNDER_FAILURE)) return restoreSnapshotV1(input);
   try {
     // A dry run writes nothing outside its own work dir, so it does not wait for a running backup.
     if (input.dryRun) return await restoreUnlocked(input);
@@ -81,6 +84,7 @@ async function restoreByHost(ctx: PlanContext, fetched: FetchedSnapshot, input: 
 
 /** The drill: the latest snapshot and `verify.older` random older ones, each restored into scratch targets. */
 export async function verifyRestore(input: VerifyInput): Promise<SnapshotVerification[]> {
+  if (!patched(CORRECT_UNDER_FAILURE)) return verifyRestoreV1(input);
   try {
     return await withPlanLock(input.plan, 'verify', lockOptions, () => verifyLocked(input));
   } catch (err) {

@@ -157,6 +157,9 @@ export function fakeActivities(): LifeboatActivities {
         verified_at: new Date().toISOString(),
         checks: [{ artifact: 'db', check: 'row counts', ok: true, detail: 'equal' }],
       })),
+    // The v1 (pre-patch) workflows' file lock.
+    acquirePlanLock: (ctx: PlanContext) => step(ctx, 'acquirePlanLock', 'acquirePlanLock', [ctx], () => undefined),
+    releasePlanLock: (ctx: PlanContext) => step(ctx, 'releasePlanLock', 'releasePlanLock', [ctx], () => undefined),
     recordVerification: (ctx: PlanContext, storage: string | undefined, result: SnapshotVerification) =>
       step(ctx, 'recordVerification', `recordVerification ${result.snapshot}`, [ctx, storage, result], () => undefined),
   };

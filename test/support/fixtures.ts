@@ -23,7 +23,7 @@ export interface TemporalFixture {
 let runtimeInstalled = false;
 
 /** A worker on `taskQueue` with Lifeboat's activities (or `activities`, e.g. fakes for workflow tests). */
-export async function temporalFixture(configPath: string, taskQueue: string, activities?: object): Promise<TemporalFixture> {
+export async function temporalFixture(configPath: string, taskQueue: string, activities?: object, workflowsPath?: string): Promise<TemporalFixture> {
   const address = inject('temporalAddress');
   if (!runtimeInstalled) {
     // One Runtime per process, before any connection; expected workflow failures need not flood the output.
@@ -31,10 +31,11 @@ export async function temporalFixture(configPath: string, taskQueue: string, act
     runtimeInstalled = true;
   }
   bundle ??= await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+  const workflowBundle = workflowsPath ? await bundleWorkflowCode({ workflowsPath, logger: quietLogger }) : bundle;
   const nativeConnection = await NativeConnection.connect({ address });
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace: 'default' });
-  const worker = await createLifeboatWorker({ connection: nativeConnection, namespace: 'default', taskQueue, configPath, workflowBundle: bundle, activities });
+  const worker = await createLifeboatWorker({ connection: nativeConnection, namespace: 'default', taskQueue, configPath, workflowBundle, activities });
   // A Worker runs once: keep it running for the whole file and shut it down at the end.
   const running = worker.run();
   return {

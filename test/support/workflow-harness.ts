@@ -13,9 +13,10 @@ import { temporalFixture, uniqueName, type TemporalFixture } from './fixtures';
 
 export const REPLAY_DIR = join(import.meta.dirname, '..', 'replay');
 
-export async function fakeWorker(prefix: string): Promise<TemporalFixture> {
+/** A worker with fake activities; `workflowsPath` runs other workflow code (the v1 workflows) under the same names. */
+export async function fakeWorker(prefix: string, workflowsPath?: string): Promise<TemporalFixture> {
   // The config path is never read: every activity is a fake.
-  return temporalFixture('/nonexistent/lifeboat.yaml', uniqueName(prefix), fakeActivities());
+  return temporalFixture('/nonexistent/lifeboat.yaml', uniqueName(prefix), fakeActivities(), workflowsPath);
 }
 
 export async function startWorkflow(t: TemporalFixture, type: string, world: World, args: unknown[], idPrefix = type): Promise<WorkflowHandle> {

@@ -26,6 +26,12 @@ const REQUIRED = [
   'verify-failure',
   'predeploy-success',
   'predeploy-failure',
+  // Runs started before patch CORRECT_UNDER_FAILURE (src/workflows/patches.ts) take the v1 path.
+  'v1-backup-success',
+  'v1-backup-failure',
+  'v1-restore-success',
+  'v1-verify-success',
+  'v1-predeploy-success',
 ];
 
 async function goldenHistories() {

@@ -1,0 +1,9 @@
+// Workflow patch ids (see README, "Changing a workflow"). Each marks where runs started before a change take the
+// old path. Lifecycle: patched() now → deprecatePatch() once no such run can be open → removed a release later.
+
+/**
+ * Issue 9 (correct under every failure): plan lock as a child workflow, lanes that settle before cleanup, run
+ * timeout, final statuses. Runs started before it finish on src/workflows/legacy/*-v1.ts. The longest such run is
+ * a held pre-deploy snapshot (`--hold`, default 7 days): deprecate the patch after that plus the lock's 24 h wait.
+ */
+export const CORRECT_UNDER_FAILURE = 'lifeboat-9-correct-under-failure';
