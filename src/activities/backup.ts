@@ -29,7 +29,7 @@ import { failingOn } from '../sources/pull-tree';
 import { sourceModule } from '../sources/registry';
 import type { ArtifactResult } from '../sources/types';
 import { openStorage } from '../storage';
-import { DEFAULT_STALL_MS, runActivity } from './run';
+import { DEFAULT_STALL_MS, asLifeboatError, runActivity } from './run';
 
 /** du over a large tree reports nothing until it ends. */
 const PREFLIGHT_STALL_MS = 30 * 60_000;
@@ -54,6 +54,13 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
     async preflight(ctx: PlanContext): Promise<PreflightResult> {
       return runActivity(async ({ signal, progress }) => {
         const problems: LifeboatError[] = [];
+        /** Permanent problems are gathered, so one preflight names them all; true when `err` was one. */
+        const collectPermanent = (err: unknown): boolean => {
+          const e = asLifeboatError(err);
+          const permanent = e instanceof LifeboatError && e.permanent;
+          if (permanent) problems.push(e);
+          return permanent;
+        };
         const limit = pLimit(ctx.plan.parallelism);
         const sources = await Promise.all(
           ctx.plan.sources.map((source) =>
@@ -62,11 +69,8 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
               try {
                 return await checkSource(ctx, source, signal);
               } catch (err) {
-                if (err instanceof LifeboatError && err.permanent) {
-                  problems.push(err);
-                  return { name: source.name, host: source.host, appVersion: null, estimatedBytes: 0 };
-                }
-                throw err;
+                if (!collectPermanent(err)) throw err;
+                return { name: source.name, host: source.host, appVersion: null, estimatedBytes: 0 };
               }
             }),
           ),
@@ -76,8 +80,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           try {
             await checkStorage(ctx, name);
           } catch (err) {
-            if (err instanceof LifeboatError && err.permanent) problems.push(err);
-            else throw err;
+            if (!collectPermanent(err)) throw err;
           }
         }
         await mkdir(ctx.backupRoot, { recursive: true, mode: 0o700 });
@@ -296,14 +299,7 @@ async function checkSource(ctx: PlanContext, source: Source, signal: AbortSignal
 async function checkStorage(ctx: PlanContext, name: string): Promise<void> {
   const cfg = ctx.storages[name];
   if (!cfg) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no storage ${name}`);
-  const backend = await openStorage(name, cfg);
-  try {
-    await backend.check();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw new LifeboatError('PermissionDenied', `storage ${name}: ${(err as Error).message}`);
-    throw err;
-  }
+  await (await openStorage(name, cfg)).check();
 }
 
 /** Programs the quiesce controller will run: checked before anything is stopped. */

@@ -91,13 +91,17 @@ const ERRNO_CODES: Record<string, 'InsufficientSpace' | 'PermissionDenied'> = {
   EROFS: 'PermissionDenied',
 };
 
-export function toFailure(err: unknown): unknown {
-  // A child process (tar, rsync, zstd) reports a full disk only in its message.
+/** A full disk or a permission error (errno, or a child's "No space left on device") as a LifeboatError; else `err`. */
+export function asLifeboatError(err: unknown): unknown {
+  if (err instanceof LifeboatError) return err;
   const errno = (err as NodeJS.ErrnoException | undefined)?.code ?? (/No space left on device|ENOSPC/.test(String((err as Error | undefined)?.message)) ? 'ENOSPC' : undefined);
-  if (!(err instanceof LifeboatError) && errno && ERRNO_CODES[errno]) {
-    const e = err as NodeJS.ErrnoException;
-    err = new LifeboatError(ERRNO_CODES[errno], `${e.message}${e.path && !e.message.includes(e.path) ? ` (${e.path})` : ''}`);
-  }
+  if (!errno || !ERRNO_CODES[errno]) return err;
+  const e = err as NodeJS.ErrnoException;
+  return new LifeboatError(ERRNO_CODES[errno], `${e.message}${e.path && !e.message.includes(e.path) ? ` (${e.path})` : ''}`);
+}
+
+export function toFailure(err: unknown): unknown {
+  err = asLifeboatError(err);
   if (err instanceof LifeboatError) {
     const details = err.details ? [err.details] : undefined;
     return err.permanent

@@ -34,7 +34,9 @@ export const RUN_FAILURES = [
 ] as const;
 
 export type PermanentErrorCode = (typeof PERMANENT_ERRORS)[number];
-export type ErrorCode = PermanentErrorCode | 'CommandFailed' | 'StorageError' | 'Stalled' | 'TemporalUnavailable' | 'PlanBusy';
+export type RunFailureCode = (typeof RUN_FAILURES)[number];
+/** What a LifeboatError may carry: the vocabulary above, and the CLI's own TemporalUnavailable. */
+export type ErrorCode = PermanentErrorCode | RunFailureCode | 'TemporalUnavailable';
 
 export class LifeboatError extends Error {
   constructor(

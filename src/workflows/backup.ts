@@ -8,7 +8,7 @@ import { LONG, QUICK, REMOTE } from './activity-options';
 import { causeMessage, describeFailure, failedStatus, setStatus, withRunTimeout } from './failures';
 import { backupPlanV1 } from './legacy/backup-v1';
 import { CORRECT_UNDER_FAILURE } from './patches';
-import { withPlanLock } from './plan-lock';
+import { LOCK_WAIT_MS, withPlanLock } from './plan-lock';
 import { withQuiesce } from './quiesce';
 import { SNAPSHOT } from '../shared/search-attributes';
 import type { ArtifactResult } from '../sources/types';
@@ -19,9 +19,6 @@ const quick = proxyActivities<BackupActivities>(QUICK);
 const { preflight } = proxyActivities<BackupActivities>(REMOTE);
 const long = proxyActivities<BackupActivities>(LONG);
 const retentionActs = proxyActivities<RetentionActivities>({ ...QUICK, startToCloseTimeout: '30m', scheduleToCloseTimeout: '2h' });
-
-/** How long a run waits for another run of its plan before it gives up (PlanBusy). */
-export const LOCK_WAIT_MS = 24 * 3_600_000;
 
 /**
  * One run of a plan at a time (see plan-lock.ts), bounded by the plan's `timeout`. Every path sets the final

@@ -46,11 +46,6 @@ export function causeMessage(err: unknown): string {
   return err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
 }
 
-/** The activity's own error type (e.g. Stalled, MissingPath), if it has one. */
-export function causeType(err: unknown): string | undefined {
-  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined;
-}
-
 function timeoutName(t: TimeoutFailure): string {
   return t.timeoutType ? t.timeoutType.toLowerCase().replace(/_/g, '-') : 'timeout';
 }

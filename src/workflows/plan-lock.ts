@@ -27,6 +27,9 @@ export const releasePlanLock = defineSignal('releasePlanLock');
 
 export const planLockId = (plan: string) => `lifeboat-lock-${plan}`;
 
+/** How long a run waits for another run of its plan before it gives up (PlanBusy). */
+export const LOCK_WAIT_MS = 24 * 3_600_000;
+
 /** The lock itself: holds until its owner releases it (or the server terminates it with the owner). */
 export async function planLock(_owner: PlanLockOwner): Promise<void> {
   let released = false;

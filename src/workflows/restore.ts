@@ -7,11 +7,10 @@ import type { RestoreActivities } from '../activities/restore';
 import { SNAPSHOT } from '../shared/search-attributes';
 import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, SnapshotVerification, VerifyInput } from '../shared/types';
 import { BOOKKEEPING, LONG, QUICK, retry } from './activity-options';
-import { LOCK_WAIT_MS } from './backup';
 import { describeFailure, failedStatus, setStatus } from './failures';
 import { restoreSnapshotV1, verifyRestoreV1 } from './legacy/restore-v1';
 import { CORRECT_UNDER_FAILURE } from './patches';
-import { withPlanLock } from './plan-lock';
+import { LOCK_WAIT_MS, withPlanLock } from './plan-lock';
 import { withQuiesce } from './quiesce';
 
 const quick = proxyActivities<BackupActivities & RestoreActivities>(QUICK);
