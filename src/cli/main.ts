@@ -169,7 +169,7 @@ program.parseAsync().catch((err: unknown) => {
     console.error(`lifeboat: ${err.code}: ${err.message}`);
     process.exit(err.code === 'ConfigError' ? 2 : 1);
   }
-  // Anything else is a bug: the stack helps a report; LIFEBOAT_DEBUG=1 shows it for Lifeboat's own errors too.
+  // Anything else is a bug: the stack helps a report.
   console.error(`lifeboat: ${(err as Error)?.stack ?? err}`);
   process.exit(1);
 });

@@ -11,9 +11,7 @@ export const DEFAULT_CONFIG_PATH = process.env.LIFEBOAT_CONFIG ?? '/etc/lifeboat
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
 export function parseConfig(text: string, file = 'lifeboat.yaml'): Config {
-  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) {
-    throw new LifeboatError('ConfigError', `${file}: ${Buffer.byteLength(text)} bytes is larger than a config can be (${MAX_CONFIG_BYTES} bytes)`);
-  }
+  refuseOversized(file, Buffer.byteLength(text));
   if (text.includes('\0')) throw new LifeboatError('ConfigError', `${file}: not a YAML text file (it contains NUL bytes)`);
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -40,8 +38,7 @@ export function parseConfig(text: string, file = 'lifeboat.yaml'): Config {
 export async function loadConfig(file = DEFAULT_CONFIG_PATH): Promise<Config> {
   let text: string;
   try {
-    const size = (await stat(file)).size;
-    if (size > MAX_CONFIG_BYTES) throw new LifeboatError('ConfigError', `${file}: ${size} bytes is larger than a config can be (${MAX_CONFIG_BYTES} bytes)`);
+    refuseOversized(file, (await stat(file)).size); // before reading it: a 50 MB file is never loaded
     text = await readFile(file, 'utf8');
   } catch (err) {
     if (err instanceof LifeboatError) throw err;
@@ -62,6 +59,10 @@ export function getPlan(config: Config, planName: string): Plan {
 export function formatIssues(file: string, issues: z.core.$ZodIssue[]): string {
   const lines = issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(top level)'}: ${oneLine(i.message)}`);
   return `${file} is invalid:\n${lines.join('\n')}`;
+}
+
+function refuseOversized(file: string, bytes: number): void {
+  if (bytes > MAX_CONFIG_BYTES) throw new LifeboatError('ConfigError', `${file}: ${bytes} bytes is larger than a config can be (${MAX_CONFIG_BYTES} bytes)`);
 }
 
 const oneLine = (text: string) => text.replace(/\s*\n\s*/g, ' ').trim();
