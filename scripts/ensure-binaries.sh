@@ -31,6 +31,7 @@ ensure_debian_packages() {
   local -A want=(
     [/usr/sbin/sshd]=openssh-server [ssh]=openssh-client [rsync]=rsync
     [zstd]=zstd [sqlite3]=sqlite3 [pg_dump]=postgresql-client
+    [age]=age [setfacl]=acl [getfattr]=attr
   )
   local missing=() cmd
   for cmd in "${!want[@]}"; do
