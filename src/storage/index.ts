@@ -3,7 +3,7 @@ import { LocalBackend } from './local';
 import { openS3 } from './s3';
 import type { StorageBackend } from './types';
 
-export type { StorageBackend } from './types';
+export type { LocalArchive, PutOptions, PutResult, StorageBackend, UploadState, Verification } from './types';
 
 /** Opens a storage backend; S3 credentials are resolved here, inside the calling activity. */
 export async function openStorage(name: string, cfg: Storage): Promise<StorageBackend> {

@@ -1,13 +1,15 @@
 // A directory as storage (fast local restores beside an offsite copy). Writes go to `.partial` and are renamed
-// after fsync, so a crash never leaves a half-written archive under its final name. Directories are 0700.
+// after fsync, so a crash never leaves a half-written archive under its final name; a `.partial` that a killed
+// copy left is resumed when its bytes are the same prefix of the archive. Directories are 0700.
+import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { LocalStorage } from '../config/schema';
 import { LifeboatError } from '../shared/errors';
-import { meter } from '../shared/meter';
-import type { ObjectInfo, PutResult, StorageBackend } from './types';
+import { exactLength, hashPrefix, isFinalFailure } from './multipart';
+import type { LocalArchive, ObjectInfo, PutOptions, PutResult, StorageBackend, Verification } from './types';
 
 export class LocalBackend implements StorageBackend {
   constructor(
@@ -25,24 +27,70 @@ export class LocalBackend implements StorageBackend {
     return path;
   }
 
-  async put(key: string, file: string, opts: { sha256: string; size: number; signal?: AbortSignal; onProgress?: (bytes: number) => void }): Promise<PutResult> {
+  objectKey(key: string): string {
+    return relative(resolve(this.cfg.path), this.location(key)).split(sep).join('/');
+  }
+
+  async put(key: string, file: string, opts: PutOptions): Promise<PutResult> {
     const dest = this.location(key);
-    const existing = await this.stat(key);
-    if (existing && existing.size === opts.size && existing.sha256 === opts.sha256) return { location: dest, alreadyPresent: true };
+    const local: LocalArchive = { file, sha256: opts.sha256, size: opts.size };
+    const result = (alreadyPresent: boolean, bytesSent: number): PutResult => ({ location: dest, key: this.objectKey(key), alreadyPresent, verifiedBy: 'file-sha256', bytesSent });
+    if (await this.holds(key, local, opts.signal)) return result(true, 0);
     await mkdir(dirname(dest), { recursive: true, mode: 0o700 });
-    const tap = meter({ sha256: true, onBytes: opts.onProgress });
     const partial = `${dest}.partial`;
-    await pipeline(createReadStream(file), tap, createWriteStream(partial, { mode: 0o600 }), { signal: opts.signal });
-    const digest = tap.digest();
-    const bytes = tap.bytes;
-    if (digest !== opts.sha256 || bytes !== opts.size) {
-      await rm(partial, { force: true });
-      throw new LifeboatError('ChecksumMismatch', `${dest}: copied ${bytes} bytes with SHA-256 ${digest}, expected ${opts.size} bytes ${opts.sha256}`);
+    try {
+      const { offset, hash } = await resumePoint(partial, file, opts.size, opts.signal);
+      const tap = exactLength(opts.size - offset, `storage ${this.name}: copy ${file} to ${dest}`, () => opts.onProgress?.(offset + tap.bytes), hash);
+      await pipeline(createReadStream(file, { start: offset }), tap, createWriteStream(partial, { flags: offset ? 'a' : 'w', mode: 0o600 }), { signal: opts.signal });
+      // The prefix kept was hashed from the source, so this is the source's whole SHA-256: it must be the archive's.
+      const digest = hash.digest('hex');
+      if (digest !== opts.sha256) {
+        throw new LifeboatError('ChecksumMismatch', `storage ${this.name}: ${file} copied to ${dest} has SHA-256 ${digest}, but it was archived with SHA-256 ${opts.sha256}`, {
+          file,
+          actual: digest,
+          expected: opts.sha256,
+        });
+      }
+      await fsyncFile(partial);
+      await writeFile(`${dest}.sha256`, `${digest}\n`, { mode: 0o600 });
+      await rename(partial, dest);
+      return result(false, tap.bytes);
+    } catch (err) {
+      // A retry resumes the `.partial`; after a final failure nobody will, and it may be what filled the disk.
+      if (isFinalFailure(err, opts.signal)) await rm(partial, { force: true });
+      throw err;
     }
-    await fsyncFile(partial);
-    await writeFile(`${dest}.sha256`, `${digest}\n`, { mode: 0o600 });
-    await rename(partial, dest);
-    return { location: dest, alreadyPresent: false };
+  }
+
+  /** Reads the stored file back, streamed, and compares its size and SHA-256 with the archive's. */
+  async verifyStored(key: string, local: LocalArchive, opts: { signal?: AbortSignal } = {}): Promise<Verification> {
+    const path = this.location(key);
+    const size = await stat(path).then((s) => s.size, () => -1);
+    const hash = createHash('sha256');
+    if (size >= 0) await hashPrefix(path, size, hash, opts.signal);
+    const sha256 = hash.digest('hex');
+    if (size !== local.size || sha256 !== local.sha256) {
+      const found = size < 0 ? 'is missing' : `holds ${size} bytes with SHA-256 ${sha256}`;
+      throw new LifeboatError('ChecksumMismatch', `storage ${this.name}: ${path} ${found}, the local archive ${local.file} has ${local.size} bytes with SHA-256 ${local.sha256}`, {
+        location: path,
+        stored: sha256,
+        expected: local.sha256,
+      });
+    }
+    return 'file-sha256';
+  }
+
+  /** An identical archive already stored under `key` (a resumed run). */
+  private async holds(key: string, local: LocalArchive, signal?: AbortSignal): Promise<boolean> {
+    const existing = await this.stat(key);
+    if (existing?.size !== local.size) return false;
+    return this.verifyStored(key, local, { signal }).then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof LifeboatError && err.code === 'ChecksumMismatch') return false;
+        throw err;
+      },
+    );
   }
 
   async check(): Promise<void> {
@@ -118,4 +166,18 @@ async function fsyncFile(path: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Where a copy to `partial` can go on from: its length when its bytes equal the same prefix of `file` (both
+ * hashed), else 0 (start over). `hash` has been fed the kept prefix of the source.
+ */
+async function resumePoint(partial: string, file: string, size: number, signal?: AbortSignal): Promise<{ offset: number; hash: Hash }> {
+  const have = await stat(partial).then((s) => s.size, () => 0);
+  if (have === 0 || have > size) return { offset: 0, hash: createHash('sha256') };
+  const source = createHash('sha256');
+  const kept = createHash('sha256');
+  await Promise.all([hashPrefix(file, have, source, signal), hashPrefix(partial, have, kept, signal)]);
+  if (source.copy().digest('hex') === kept.digest('hex')) return { offset: have, hash: source };
+  return { offset: 0, hash: createHash('sha256') };
 }

@@ -1,25 +1,53 @@
-// S3-compatible storage (MinIO, AWS, B2, Hetzner…). Uploads stream as multipart with a SHA-256 per part that
-// the server checks on receipt; the whole-file SHA-256 travels as metadata and is compared after upload.
+// S3-compatible storage (MinIO, AWS, B2, Hetzner…). Archives go up as explicit multipart uploads with a SHA-256
+// per part, which the server checks on receipt; the server is the source of truth for a resume (its open upload
+// and the parts it lists), and the upload counts as done only once the server's own checksum of the stored
+// object equals the one computed from the local archive (see verifyStored).
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename } from 'node:fs/promises';
+import { Writable, pipeline as pipe, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
+  UploadPartCommand,
+  type ListPartsCommandOutput,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import pLimit from 'p-limit';
 import type { S3Storage } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import { LifeboatError } from '../shared/errors';
 import { meter } from '../shared/meter';
-import type { ObjectInfo, PutResult, StorageBackend } from './types';
+import {
+  compositeSha256,
+  exactLength,
+  hashFile,
+  hexToBase64,
+  isFinalFailure,
+  planParts,
+  reusableParts,
+  type CompletedPart,
+  type FileDigests,
+  type ListedPart,
+  type PartRange,
+} from './multipart';
+import type { LocalArchive, ObjectInfo, PutOptions, PutResult, StorageBackend, Verification } from './types';
+
+/** Tries per part body: the SDK never retries a streamed body, so a part is re-read and re-sent here. */
+const BODY_ATTEMPTS = 3;
+const READ_CHUNK = 1024 * 1024;
+/** S3's limit on the parts of one multipart upload. */
+const MAX_PARTS = 10_000;
 
 export async function openS3(name: string, cfg: S3Storage): Promise<S3Backend> {
   const [accessKeyId, secretAccessKey] = await Promise.all([
@@ -36,6 +64,19 @@ export async function openS3(name: string, cfg: S3Storage): Promise<S3Backend> {
   return new S3Backend(name, cfg, client);
 }
 
+interface Head {
+  size: number;
+  /** x-amz-checksum-sha256 as the server reports it: base64, with `-N` for a multipart object. */
+  sha256?: string;
+  metadataSha256?: string;
+  lastModified?: Date;
+}
+
+interface OpenUpload {
+  uploadId: string;
+  initiated?: Date;
+}
+
 export class S3Backend implements StorageBackend {
   constructor(
     readonly name: string,
@@ -43,66 +84,316 @@ export class S3Backend implements StorageBackend {
     private readonly client: S3Client,
   ) {}
 
-  private full(key: string): string {
+  objectKey(key: string): string {
     return `${this.cfg.prefix.replace(/\/+$/, '')}${this.cfg.prefix ? '/' : ''}${key}`;
   }
 
   location(key: string): string {
-    return `s3://${this.cfg.bucket}/${this.full(key)}`;
+    return `s3://${this.cfg.bucket}/${this.objectKey(key)}`;
   }
 
-  async put(key: string, file: string, opts: { sha256: string; size: number; signal?: AbortSignal; onProgress?: (bytes: number) => void }): Promise<PutResult> {
-    const existing = await this.stat(key);
-    if (existing && existing.size === opts.size && existing.sha256 === opts.sha256) {
-      return { location: this.location(key), alreadyPresent: true };
-    }
-    // A worker killed mid-upload leaves its multipart upload open (parts stored, billed, invisible): drop it.
-    await this.abortStaleUploads(key);
-    const upload = new Upload({
-      client: this.client,
-      partSize: this.cfg.partSizeMiB * 1024 * 1024,
-      queueSize: this.cfg.queueSize,
-      leavePartsOnError: false,
-      params: {
-        Bucket: this.cfg.bucket,
-        Key: this.full(key),
-        Body: createReadStream(file),
-        ChecksumAlgorithm: 'SHA256',
-        Metadata: { sha256: opts.sha256 },
-      },
-    });
-    upload.on('httpUploadProgress', (p) => opts.onProgress?.(p.loaded ?? 0));
-    const abort = () => void upload.abort();
-    opts.signal?.addEventListener('abort', abort, { once: true });
-    try {
-      await this.guard(() => upload.done(), `upload ${key}`);
-    } finally {
-      opts.signal?.removeEventListener('abort', abort);
-    }
-    const stored = await this.stat(key);
-    if (!stored || stored.size !== opts.size || stored.sha256 !== opts.sha256) {
-      throw new LifeboatError('ChecksumMismatch', `${this.location(key)}: stored object does not match the local archive (size ${stored?.size} vs ${opts.size})`);
-    }
-    return { location: this.location(key), alreadyPresent: false };
+  private get partSize(): number {
+    return this.cfg.partSizeMiB * 1024 * 1024;
   }
+
+  async put(key: string, file: string, opts: PutOptions): Promise<PutResult> {
+    const local: LocalArchive = { file, sha256: opts.sha256, size: opts.size };
+    const result = (alreadyPresent: boolean, verifiedBy: Verification, bytesSent: number): PutResult => ({
+      location: this.location(key),
+      key: this.objectKey(key),
+      bucket: this.cfg.bucket,
+      alreadyPresent,
+      verifiedBy,
+      bytesSent,
+    });
+    try {
+      // Hash first: every part's SHA-256 travels with the part, and a damaged local archive is never sent.
+      const digests = await hashFile(file, this.partSize, opts.signal);
+      assertLocal(digests, local);
+      const present = await this.verifiedExisting(key, local, digests, opts.signal);
+      if (present) {
+        await this.abortOpenUploads(key);
+        return result(true, present, 0);
+      }
+      const sent = digests.parts.length > 1 ? await this.putMultipart(key, file, digests, opts) : await this.putSingle(key, file, digests, opts);
+      return result(false, await this.verifyAgainst(key, local, digests, opts.signal), sent);
+    } catch (err) {
+      if (isFinalFailure(err, opts.signal)) await this.abortOpenUploads(key).catch(() => undefined); // best effort: the original error matters more
+      throw opts.signal?.aborted ? (opts.signal.reason ?? err) : err;
+    }
+  }
+
+  /**
+   * What the server holds for `key` against the local archive: its full-object SHA-256, or its composite
+   * SHA-256 recomputed from the local file's parts; a server that keeps no SHA-256 gets the object read back.
+   */
+  async verifyStored(key: string, local: LocalArchive, opts: { signal?: AbortSignal } = {}): Promise<Verification> {
+    return this.verifyAgainst(key, local, undefined, opts.signal);
+  }
+
+  // ------------------------------------------------------------------ verification
+
+  private async verifyAgainst(key: string, local: LocalArchive, known: FileDigests | undefined, signal?: AbortSignal): Promise<Verification> {
+    const head = await this.head(key, signal);
+    if (!head) throw new LifeboatError('ChecksumMismatch', `storage ${this.name}: ${this.location(key)} is not there after its upload`);
+    return this.compareHead(key, head, local, known, signal);
+  }
+
+  /** An object already stored under `key` that equals the local archive (a resumed run), else undefined. */
+  private async verifiedExisting(key: string, local: LocalArchive, known: FileDigests, signal?: AbortSignal): Promise<Verification | undefined> {
+    const head = await this.head(key, signal);
+    if (!head || head.size !== local.size) return undefined;
+    try {
+      return await this.compareHead(key, head, local, known, signal);
+    } catch (err) {
+      if (err instanceof LifeboatError && err.code === 'ChecksumMismatch') return undefined; // other bytes: upload over it
+      throw err;
+    }
+  }
+
+  private async compareHead(key: string, head: Head, local: LocalArchive, known: FileDigests | undefined, signal?: AbortSignal): Promise<Verification> {
+    const where = `storage ${this.name}: ${this.location(key)}`;
+    if (head.size !== local.size) throw new LifeboatError('ChecksumMismatch', `${where} holds ${head.size} bytes, the local archive ${local.file} has ${local.size}`);
+    if (!head.sha256) {
+      await this.readBack(key, local, signal);
+      return 'read-back-sha256';
+    }
+    const composite = /^(.+)-(\d+)$/.exec(head.sha256);
+    const expected = composite ? compositeSha256(await this.localParts(key, local, Number(composite[2]), known, signal)) : hexToBase64(local.sha256);
+    if (head.sha256 !== expected) {
+      throw new LifeboatError(
+        'ChecksumMismatch',
+        `${where}: the server's ${composite ? 'composite ' : ''}SHA-256 is ${head.sha256}, the local archive ${local.file} gives ${expected}`,
+        { location: this.location(key), stored: head.sha256, expected },
+      );
+    }
+    return composite ? 'server-composite-sha256' : 'server-sha256';
+  }
+
+  /** The local file's part digests, cut at the part size the server used for this object. */
+  private async localParts(key: string, local: LocalArchive, count: number, known: FileDigests | undefined, signal?: AbortSignal): Promise<Buffer[]> {
+    if (count === 1) return [Buffer.from(local.sha256, 'hex')]; // one part: its digest is the whole file's
+    const partSize = await this.partOneSize(key, signal);
+    const digests = known?.partSize === partSize ? known : await hashFile(local.file, partSize, signal);
+    assertLocal(digests, local);
+    return digests.parts;
+  }
+
+  /** No checksum on the server: stream the object back and hash it, never holding it whole. */
+  private async readBack(key: string, local: LocalArchive, signal?: AbortSignal): Promise<void> {
+    const res = await this.guard(() => this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key) }), { abortSignal: signal }), `read back ${key}`);
+    const tap = meter({ sha256: true });
+    await pipeline(res.Body as Readable, tap, discard(), { signal });
+    const sha256 = tap.digest();
+    if (tap.bytes !== local.size || sha256 !== local.sha256) {
+      throw new LifeboatError(
+        'ChecksumMismatch',
+        `storage ${this.name}: ${this.location(key)} read back as ${tap.bytes} bytes with SHA-256 ${sha256}, the local archive ${local.file} has ${local.size} bytes with SHA-256 ${local.sha256}`,
+        { location: this.location(key), stored: sha256, expected: local.sha256 },
+      );
+    }
+  }
+
+  private async head(key: string, signal?: AbortSignal): Promise<Head | null> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key), ChecksumMode: 'ENABLED' }), { abortSignal: signal });
+      return { size: res.ContentLength ?? 0, sha256: res.ChecksumSHA256, metadataSha256: res.Metadata?.sha256, lastModified: res.LastModified };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw this.wrap(err, `stat ${key}`);
+    }
+  }
+
+  private async partOneSize(key: string, signal?: AbortSignal): Promise<number> {
+    const res = await this.guard(
+      () => this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key), PartNumber: 1 }), { abortSignal: signal }),
+      `stat part 1 of ${key}`,
+    );
+    return res.ContentLength ?? 0;
+  }
+
+  // ------------------------------------------------------------------ upload
+
+  /** Up to one part: a plain PutObject with the full SHA-256, which the server checks and keeps. */
+  private async putSingle(key: string, file: string, digests: FileDigests, opts: PutOptions): Promise<number> {
+    await this.abortOpenUploads(key); // an upload left with another part size: this object no longer needs it
+    let sent = 0;
+    await this.sendBody(`upload ${this.location(key)}`, file, { partNumber: 1, start: 0, end: digests.size }, opts.signal, (n) => (sent += n), (Body, abortSignal) =>
+      this.client.send(
+        new PutObjectCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key), Body, ContentLength: digests.size, ChecksumSHA256: hexToBase64(digests.sha256), Metadata: { sha256: digests.sha256 } }),
+        { abortSignal },
+      ),
+    );
+    opts.onProgress?.(digests.size);
+    return sent;
+  }
+
+  /** Resumes the open upload for `key` if its parts are this file's, else starts one; sends what is missing. */
+  private async putMultipart(key: string, file: string, digests: FileDigests, opts: PutOptions): Promise<number> {
+    const plan = planParts(digests.size, digests.partSize);
+    if (plan.length > MAX_PARTS) {
+      throw new LifeboatError('ConfigError', `storage ${this.name}: ${this.location(key)} would need ${plan.length} parts of ${this.cfg.partSizeMiB} MiB; S3 allows ${MAX_PARTS}: raise partSizeMiB`);
+    }
+    const { uploadId, parts } = await this.resumeOrCreate(key, plan, digests);
+    const done = new Set(parts.map((p) => p.PartNumber));
+    let stored = plan.filter((r) => done.has(r.partNumber)).reduce((n, r) => n + r.end - r.start, 0);
+    let sent = 0;
+    const report = () => {
+      opts.onProgress?.(stored);
+      opts.onState?.({ uploadId, partsDone: parts.length, partSize: digests.partSize });
+    };
+    report();
+    await inParallel(plan.filter((r) => !done.has(r.partNumber)), this.cfg.queueSize, opts.signal, async (range, signal) => {
+      parts.push(await this.uploadPart(key, uploadId, file, range, digests.parts[range.partNumber - 1]!, signal, (n) => (sent += n)));
+      stored += range.end - range.start;
+      report();
+    });
+    const sorted = [...parts].sort((a, b) => a.PartNumber - b.PartNumber);
+    await this.guard(
+      () =>
+        this.client.send(
+          new CompleteMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key), UploadId: uploadId, MultipartUpload: { Parts: sorted } }),
+          { abortSignal: opts.signal },
+        ),
+      `complete the upload of ${key}`,
+    );
+    return sent;
+  }
+
+  /** The server is the source of truth: the newest open upload whose parts all match is kept, every other aborted. */
+  private async resumeOrCreate(key: string, plan: PartRange[], digests: FileDigests): Promise<{ uploadId: string; parts: CompletedPart[] }> {
+    let resumed: { uploadId: string; parts: CompletedPart[] } | undefined;
+    for (const u of await this.openUploads(key)) {
+      if (!resumed) {
+        const listed = await this.listParts(key, u.uploadId);
+        const reuse = listed.algorithm === 'SHA256' ? reusableParts(listed.parts, plan, digests) : undefined;
+        if (reuse?.ok) {
+          resumed = { uploadId: u.uploadId, parts: reuse.parts };
+          continue;
+        }
+      }
+      await this.abortUpload(key, u.uploadId);
+    }
+    return resumed ?? { uploadId: await this.createUpload(key, digests.sha256), parts: [] };
+  }
+
+  private async createUpload(key: string, sha256: string): Promise<string> {
+    const res = await this.guard(
+      () => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key), ChecksumAlgorithm: 'SHA256', Metadata: { sha256 } })),
+      `start the upload of ${key}`,
+    );
+    if (!res.UploadId) throw new LifeboatError('StorageError', `storage ${this.name}: starting the upload of ${this.location(key)} returned no upload id`);
+    return res.UploadId;
+  }
+
+  private async uploadPart(key: string, uploadId: string, file: string, range: PartRange, digest: Buffer, signal: AbortSignal, onBytes: (n: number) => void): Promise<CompletedPart> {
+    const sha = digest.toString('base64');
+    const what = `upload part ${range.partNumber} (bytes ${range.start}–${range.end - 1}) of ${this.location(key)}`;
+    const res = await this.sendBody(what, file, range, signal, onBytes, (Body, abortSignal) =>
+      this.client.send(
+        new UploadPartCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key), UploadId: uploadId, PartNumber: range.partNumber, Body, ContentLength: range.end - range.start, ChecksumSHA256: sha }),
+        { abortSignal },
+      ),
+    );
+    if (!res.ETag) throw new LifeboatError('StorageError', `storage ${this.name}: ${what}: the server returned no ETag`);
+    if (res.ChecksumSHA256 && res.ChecksumSHA256 !== sha) {
+      throw new LifeboatError('ChecksumMismatch', `storage ${this.name}: ${what}: the server stored SHA-256 ${res.ChecksumSHA256}, the local bytes have ${sha}`);
+    }
+    return { PartNumber: range.partNumber, ETag: res.ETag, ChecksumSHA256: sha };
+  }
+
+  /**
+   * Streams one byte range of `file` as a request body, re-reading it for another try on a transient error. A
+   * range that comes up short aborts the request (else it would wait for bytes its Content-Length promised).
+   */
+  private async sendBody<T>(what: string, file: string, range: PartRange, signal: AbortSignal | undefined, onBytes: (n: number) => void, send: (body: Readable | Buffer, signal: AbortSignal) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await sendRange(`storage ${this.name}: ${what}`, file, range, signal, onBytes, send);
+      } catch (err) {
+        const e = this.classifyBodyError(err, what);
+        if (signal?.aborted || e.permanent || attempt >= BODY_ATTEMPTS) throw signal?.aborted ? err : e;
+        await sleep(500 * 2 ** attempt, undefined, { signal });
+      }
+    }
+  }
+
+  /** The server refusing a part's SHA-256 means the local bytes changed since they were hashed: permanent. */
+  private classifyBodyError(err: unknown, what: string): LifeboatError {
+    if (err instanceof LifeboatError) return err;
+    const name = (err as S3ServiceException | undefined)?.name ?? '';
+    if (name === 'XAmzContentChecksumMismatch' || name === 'BadDigest' || name === 'InvalidDigest') {
+      return new LifeboatError('ChecksumMismatch', `storage ${this.name}: ${what}: the server computed another SHA-256 than the one hashed from the local archive before the upload (${name}): the file changed, or the bytes were damaged on the way`);
+    }
+    return this.wrap(err, what);
+  }
+
+  // ------------------------------------------------------------------ open multipart uploads
+
+  /** Open uploads for exactly `key` (a listing by prefix also returns longer keys), newest first. */
+  private async openUploads(key: string): Promise<OpenUpload[]> {
+    const full = this.objectKey(key);
+    const out: OpenUpload[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      const res = await this.guard(
+        () => this.client.send(new ListMultipartUploadsCommand({ Bucket: this.cfg.bucket, Prefix: full, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker })),
+        `list open uploads of ${key}`,
+      );
+      for (const u of res.Uploads ?? []) if (u.Key === full && u.UploadId) out.push({ uploadId: u.UploadId, initiated: u.Initiated });
+      [keyMarker, uploadIdMarker] = res.IsTruncated ? [res.NextKeyMarker, res.NextUploadIdMarker] : [undefined, undefined];
+    } while (keyMarker || uploadIdMarker);
+    return out.sort((a, b) => (b.initiated?.getTime() ?? 0) - (a.initiated?.getTime() ?? 0));
+  }
+
+  private async listParts(key: string, uploadId: string): Promise<{ algorithm?: string; parts: ListedPart[] }> {
+    const parts: ListedPart[] = [];
+    let algorithm: string | undefined;
+    let marker: string | undefined;
+    do {
+      const res: ListPartsCommandOutput = await this.guard(
+        () => this.client.send(new ListPartsCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key), UploadId: uploadId, PartNumberMarker: marker })),
+        `list the stored parts of ${key}`,
+      );
+      algorithm ??= res.ChecksumAlgorithm;
+      parts.push(...(res.Parts ?? []));
+      marker = res.IsTruncated ? res.NextPartNumberMarker : undefined;
+    } while (marker);
+    return { algorithm, parts };
+  }
+
+  private async abortUpload(key: string, uploadId: string): Promise<void> {
+    await this.guard(
+      () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key), UploadId: uploadId })),
+      `abort an unfinished upload of ${key}`,
+    );
+  }
+
+  /** Parts of an upload that will never be completed are stored, billed and invisible: drop them. */
+  private async abortOpenUploads(key: string): Promise<void> {
+    for (const u of await this.openUploads(key)) await this.abortUpload(key, u.uploadId);
+  }
+
+  // ------------------------------------------------------------------ the other verbs
 
   async putJson(key: string, value: unknown): Promise<string> {
     await this.guard(
-      () => this.client.send(new PutObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key), Body: JSON.stringify(value, null, 2), ContentType: 'application/json' })),
+      () => this.client.send(new PutObjectCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key), Body: JSON.stringify(value, null, 2), ContentType: 'application/json' })),
       `write ${key}`,
     );
     return this.location(key);
   }
 
   async get(key: string, file: string, opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {}): Promise<void> {
-    const res = await this.guard(() => this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) }), { abortSignal: opts.signal }), `read ${key}`);
+    const res = await this.guard(() => this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key) }), { abortSignal: opts.signal }), `read ${key}`);
     await pipeline(res.Body as NodeJS.ReadableStream, meter({ onBytes: opts.onProgress }), createWriteStream(`${file}.partial`, { mode: 0o600 }), { signal: opts.signal });
     await rename(`${file}.partial`, file);
   }
 
   async getJson<T>(key: string): Promise<T | null> {
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) }));
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key) }));
       return JSON.parse(await res.Body!.transformToString()) as T;
     } catch (err) {
       if (isNotFound(err)) return null;
@@ -115,11 +406,11 @@ export class S3Backend implements StorageBackend {
     let token: string | undefined;
     do {
       const res = await this.guard(
-        () => this.client.send(new ListObjectsV2Command({ Bucket: this.cfg.bucket, Prefix: this.full(prefix), ContinuationToken: token })),
+        () => this.client.send(new ListObjectsV2Command({ Bucket: this.cfg.bucket, Prefix: this.objectKey(prefix), ContinuationToken: token })),
         `list ${prefix}`,
       );
       for (const o of res.Contents ?? []) {
-        out.push({ key: o.Key!.slice(this.full('').length), size: o.Size ?? 0, lastModified: o.LastModified });
+        out.push({ key: o.Key!.slice(this.objectKey('').length), size: o.Size ?? 0, lastModified: o.LastModified });
       }
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
@@ -127,31 +418,17 @@ export class S3Backend implements StorageBackend {
   }
 
   async stat(key: string): Promise<ObjectInfo | null> {
-    try {
-      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) }));
-      return { key, size: res.ContentLength ?? 0, sha256: res.Metadata?.sha256, lastModified: res.LastModified };
-    } catch (err) {
-      if (isNotFound(err)) return null;
-      throw this.wrap(err, `stat ${key}`);
-    }
-  }
-
-  private async abortStaleUploads(key: string): Promise<void> {
-    const full = this.full(key);
-    const open = await this.guard(() => this.client.send(new ListMultipartUploadsCommand({ Bucket: this.cfg.bucket, Prefix: full })), `list open uploads of ${key}`);
-    for (const u of open.Uploads ?? []) {
-      if (u.Key !== full || !u.UploadId) continue;
-      await this.guard(() => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: full, UploadId: u.UploadId })), `abort an unfinished upload of ${key}`);
-    }
+    const head = await this.head(key);
+    return head && { key, size: head.size, sha256: head.metadataSha256, lastModified: head.lastModified };
   }
 
   /** Credentials, bucket and reachability, with one cheap listing (preflight). */
   async check(): Promise<void> {
-    await this.guard(() => this.client.send(new ListObjectsV2Command({ Bucket: this.cfg.bucket, Prefix: this.full(''), MaxKeys: 1 })), 'list (preflight check)');
+    await this.guard(() => this.client.send(new ListObjectsV2Command({ Bucket: this.cfg.bucket, Prefix: this.objectKey(''), MaxKeys: 1 })), 'list (preflight check)');
   }
 
   async delete(key: string): Promise<void> {
-    await this.guard(() => this.client.send(new DeleteObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) })), `delete ${key}`);
+    await this.guard(() => this.client.send(new DeleteObjectCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key) })), `delete ${key}`);
   }
 
   private async guard<T>(fn: () => Promise<T>, what: string): Promise<T> {
@@ -163,7 +440,8 @@ export class S3Backend implements StorageBackend {
   }
 
   /** Credentials and a missing bucket will not fix themselves: those are permanent. */
-  private wrap(err: unknown, what: string): Error {
+  private wrap(err: unknown, what: string): LifeboatError {
+    if (err instanceof LifeboatError) return err;
     const e = err as S3ServiceException;
     const name = e?.name ?? '';
     const msg = `storage ${this.name} (${this.cfg.endpoint ?? 'aws'} bucket ${this.cfg.bucket}): ${what} failed: ${name} ${e?.message ?? err}`;
@@ -181,3 +459,62 @@ function isNotFound(err: unknown): boolean {
   const e = err as S3ServiceException;
   return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404;
 }
+
+/** The local file is the archive that was hashed while archiving: else nothing of it may be stored. */
+function assertLocal(digests: FileDigests, local: LocalArchive): void {
+  if (digests.size !== local.size || digests.sha256 !== local.sha256) {
+    throw new LifeboatError(
+      'ChecksumMismatch',
+      `local archive ${local.file}: ${digests.size} bytes with SHA-256 ${digests.sha256}, but it was archived as ${local.size} bytes with SHA-256 ${local.sha256}`,
+      { file: local.file, actual: digests.sha256, expected: local.sha256 },
+    );
+  }
+}
+
+function discard(): Writable {
+  return new Writable({ write: (_chunk, _enc, done) => done() });
+}
+
+/** One try at sending bytes [start, end) of `file`; a short read aborts the request and is the error reported. */
+async function sendRange<T>(what: string, file: string, range: PartRange, signal: AbortSignal | undefined, onBytes: (n: number) => void, send: (body: Readable | Buffer, signal: AbortSignal) => Promise<T>): Promise<T> {
+  const own = new AbortController();
+  const both = signal ? AbortSignal.any([signal, own.signal]) : own.signal;
+  if (range.end === range.start) return send(Buffer.alloc(0), both); // createReadStream cannot express an empty range
+  const source = createReadStream(file, { start: range.start, end: range.end - 1, highWaterMark: READ_CHUNK });
+  const body = exactLength(range.end - range.start, what, onBytes);
+  pipe(source, body, (err) => {
+    // Only the local side's own failures (a short read, a read error); a request that died closes the body too.
+    if (err && (err instanceof LifeboatError || (err as NodeJS.ErrnoException).syscall)) own.abort(err);
+  });
+  try {
+    return await send(body, both);
+  } catch (err) {
+    throw own.signal.aborted ? own.signal.reason : err;
+  } finally {
+    source.destroy();
+  }
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; the first failure stops the rest and is the one thrown. */
+async function inParallel<T>(items: T[], limit: number, signal: AbortSignal | undefined, fn: (item: T, signal: AbortSignal) => Promise<void>): Promise<void> {
+  const stop = new AbortController();
+  const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  const queue = pLimit(limit);
+  let failure: { err: unknown } | undefined;
+  await Promise.all(
+    items.map((item) =>
+      queue(async () => {
+        if (both.aborted) return;
+        try {
+          await fn(item, both);
+        } catch (err) {
+          failure ??= { err };
+          stop.abort(err);
+        }
+      }),
+    ),
+  );
+  if (failure) throw failure.err;
+  signal?.throwIfAborted();
+}
+

@@ -1,9 +1,55 @@
-// Where archives go. Every backend answers the same small set of verbs.
+// Where archives go. Every backend answers the same small set of verbs. Keys passed in are relative to the
+// storage (`<plan>/<snapshot>.tar.zst`): listing, records and retention all speak them; `objectKey` names the
+// object they become (an S3 prefix included).
+
+/** How the stored bytes were shown to equal the local archive. */
+export type Verification =
+  /** The server's composite SHA-256 (over the parts' SHA-256s) equals the one computed from the local file's parts. */
+  | 'server-composite-sha256'
+  /** The server's full-object SHA-256 equals the archive's. */
+  | 'server-sha256'
+  /** The server keeps no SHA-256: the object was read back, streamed, and hashed. */
+  | 'read-back-sha256'
+  /** A local file, hashed as it was written (or read back in full for an existing one). */
+  | 'file-sha256';
+
 export interface PutResult {
   /** Human/URL form: `s3://bucket/key` or an absolute path. */
   location: string;
+  /** The object's own key: for S3 with the storage's prefix; for a directory, relative to it. */
+  key: string;
+  /** S3 only. */
+  bucket?: string;
   /** True when an identical object (same size and SHA-256) was already there: a resumed run. */
   alreadyPresent: boolean;
+  verifiedBy: Verification;
+  /** Bytes sent (S3: UploadPart/PutObject bodies) or written (directory) by this call; less than the size on a resume. */
+  bytesSent: number;
+}
+
+/** Where a resumable upload stands; a Temporal activity puts it into its heartbeat details. */
+export interface UploadState {
+  uploadId: string;
+  /** Parts the server holds for this upload, reused ones included. */
+  partsDone: number;
+  partSize: number;
+}
+
+export interface PutOptions {
+  /** SHA-256 (hex) computed while archiving: what must end up stored. */
+  sha256: string;
+  size: number;
+  signal?: AbortSignal;
+  /** Bytes the storage holds so far (S3: acknowledged parts, reused ones included). */
+  onProgress?: (bytes: number) => void;
+  onState?: (state: UploadState) => void;
+}
+
+/** The local archive a stored object must equal. */
+export interface LocalArchive {
+  file: string;
+  sha256: string;
+  size: number;
 }
 
 export interface ObjectInfo {
@@ -15,8 +61,13 @@ export interface ObjectInfo {
 
 export interface StorageBackend {
   readonly name: string;
-  /** Streams a local file to `key`, verifying size and SHA-256 once stored. */
-  put(key: string, file: string, opts: { sha256: string; size: number; signal?: AbortSignal; onProgress?: (bytes: number) => void }): Promise<PutResult>;
+  /**
+   * Streams a local file to `key`, resuming what an earlier attempt left (an open multipart upload, a `.partial`
+   * file) when its bytes match, and returns only once the stored object is verified against the archive.
+   */
+  put(key: string, file: string, opts: PutOptions): Promise<PutResult>;
+  /** Asks the storage what it holds for `key` and compares it with the local archive; ChecksumMismatch if it differs. */
+  verifyStored(key: string, local: LocalArchive, opts?: { signal?: AbortSignal }): Promise<Verification>;
   putJson(key: string, value: unknown): Promise<string>;
   /** Streams `key` into a local file. */
   get(key: string, file: string, opts?: { signal?: AbortSignal; onProgress?: (bytes: number) => void }): Promise<void>;
@@ -27,4 +78,6 @@ export interface StorageBackend {
   /** Preflight: credentials, reachability and write access, before any capture work is done. */
   check(): Promise<void>;
   location(key: string): string;
+  /** The object's own key for a relative `key` (S3: the prefix included). */
+  objectKey(key: string): string;
 }
