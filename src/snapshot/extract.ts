@@ -2,8 +2,11 @@
 // (node-tar's parser) and refuses anything that could land outside `<targetDir>/<snapshot>` before a byte is
 // written; pass 2 lets GNU tar extract from a fresh decompression; then the extracted tree is compared with the
 // validated listing, so a header the two parsers read differently cannot slip anything in unnoticed.
+// As root, GNU tar restores numeric owners, modes (setuid, setgid, sticky), ACLs and the kept xattrs, so a
+// restore pushes the tree as it was captured; the target directory is made private (0700) first, so a setuid
+// file or a foreign owner in there is out of everyone else's reach. Not as root, owners are not restored.
 import { once } from 'node:events';
-import { lstat, mkdir, readdir, readlink, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { Parser, type ReadEntry } from 'tar';
@@ -16,6 +19,8 @@ export interface ExtractResult {
   root: string;
   /** Entries in the archive (files, directories, links). */
   entries: number;
+  /** Attributes GNU tar could not set (e.g. xattrs on a filesystem without them); the files themselves are complete. */
+  warnings: string[];
 }
 
 type Kind = 'file' | 'hardlink' | 'dir' | 'symlink' | 'special';
@@ -36,14 +41,16 @@ export async function extractArchive(archive: string, format: ArchiveFormat, tar
   await assertEmptyTarget(targetDir);
   const listing = await scanArchive(archive, format, opts.signal);
   await mkdir(targetDir, { recursive: true, mode: 0o700 });
+  await chmod(targetDir, 0o700); // an existing empty directory too: what lands inside keeps setuid bits and owners
+  let warnings: string[];
   try {
-    await gnuExtract(archive, format, targetDir, opts.signal);
+    warnings = await gnuExtract(archive, format, targetDir, opts.signal);
     await compareTree(archive, targetDir, listing);
   } catch (err) {
     await emptyDir(targetDir); // never leave a half-extracted or unexpected tree behind
     throw err;
   }
-  return { root: join(targetDir, listing.root), entries: listing.members.size };
+  return { root: join(targetDir, listing.root), entries: listing.members.size, warnings };
 }
 
 function decompressArgv(format: ArchiveFormat, archive: string): [string, string[]] {
@@ -220,17 +227,37 @@ function resolveLink(members: Map<string, Member>, dir: string[], target: string
 
 // ---- pass 2: extract with GNU tar, then compare ----
 
-async function gnuExtract(archive: string, format: ArchiveFormat, targetDir: string, signal?: AbortSignal): Promise<void> {
+/** Returns GNU tar's warnings about attributes it could not set. */
+async function gnuExtract(archive: string, format: ArchiveFormat, targetDir: string, signal?: AbortSignal): Promise<string[]> {
   const [cmd, args] = decompressArgv(format, archive);
   const common = { cancelSignal: signal, forceKillAfterDelay: 5000 } as const;
   const decompress = execa(...dieWithWorker(cmd, args), { ...common, stdin: 'ignore', buffer: { stdout: false } });
-  // --keep-old-files: nothing in the archive may replace something already extracted.
-  const tar = execa(...dieWithWorker('tar', ['-x', '-f', '-', '-C', targetDir, '--no-same-owner', '--no-same-permissions', '--delay-directory-restore', '--keep-old-files']), common);
+  const tar = execa(...dieWithWorker('tar', extractTarArgs(targetDir, process.getuid?.() === 0)), common);
   decompress.stdout.pipe(tar.stdin);
   const [d, t] = await Promise.allSettled([decompress, tar]);
   signal?.throwIfAborted();
   if (t.status === 'rejected') throw new LifeboatError('IntegrityCheckFailed', `tar could not extract ${archive}: ${stderrOf(t.reason)}`);
   if (d.status === 'rejected') throw decompressError(archive, d.reason);
+  // GNU tar only warns (exit 0) when a filesystem refuses an xattr or an ACL.
+  return String(t.value.stderr ?? '').split('\n').filter((l) => /^tar: .*(xattr|acl|ACL|extended attribute)/.test(l));
+}
+
+/**
+ * GNU tar's extraction argv. --keep-old-files: nothing in the archive may replace something already extracted.
+ * As root: numeric owners (a name means another uid, or none, on the backup host), exact modes, and the xattrs
+ * createArchive stores: user.*, security.capability, and POSIX ACLs as their system.posix_acl_* xattrs, which
+ * hold numeric ids (tar 1.34's --acls writes user names even with --numeric-owner). Whatever else an archive
+ * carries (trusted.*, security.selinux) is not set. Not as root: the worker's user owns everything, modes
+ * follow its umask as before, and security.capability (which needs CAP_SETFCAP) is left out.
+ */
+export function extractTarArgs(targetDir: string, asRoot: boolean): string[] {
+  const xattrs = ['user.*', 'system.posix_acl_access', 'system.posix_acl_default', ...(asRoot ? ['security.capability'] : [])];
+  return [
+    '-x', '-f', '-', '-C', targetDir,
+    ...(asRoot ? ['--same-owner', '--numeric-owner', '--same-permissions'] : ['--no-same-owner', '--no-same-permissions']),
+    '--xattrs', ...xattrs.map((x) => `--xattrs-include=${x}`),
+    '--delay-directory-restore', '--keep-old-files',
+  ];
 }
 
 function stderrOf(err: unknown): string {

@@ -1,4 +1,5 @@
-// Files and trees (.env files, systemd units, app data): rsync pull with the deny-list and excludes applied.
+// Files and trees (.env files, systemd units, app data): rsync pull with the deny-list and excludes applied,
+// keeping numeric owners, modes, hard links, symlinks, mtimes, ACLs and the kept xattrs (remote/rsync.ts).
 // Optional paths are copied when present and recorded as missing otherwise.
 import { join } from 'node:path';
 import type { FilesArtifact } from '../config/schema';
@@ -38,7 +39,7 @@ export const files: SourceModule<FilesArtifact> = {
     if (paths.length === 0) {
       return { status: 'skipped', paths: [], bytes: 0, details: { missing_optional: missingOptional } };
     }
-    const stats = await pullTree(host, {
+    const { warnings, ...stats } = await pullTree(host, {
       paths,
       mirrorDir,
       snapshotDir,
@@ -50,7 +51,13 @@ export const files: SourceModule<FilesArtifact> = {
     return {
       paths: [rel],
       bytes: stats.totalFileSize,
-      details: { ...(await treeStats(join(snapshotDir, rel))), rsync: stats, ...(missingOptional.length ? { missing_optional: missingOptional } : {}) },
+      details: {
+        ...(await treeStats(join(snapshotDir, rel))),
+        rsync: stats,
+        ...(missingOptional.length ? { missing_optional: missingOptional } : {}),
+        // Attributes the backup host could not store (a filesystem without xattrs or ACLs): recorded, not fatal.
+        ...(warnings ? { warnings } : {}),
+      },
     };
   },
 };

@@ -1,11 +1,15 @@
 // Trees from the source host into the snapshot: rsync pull into the persistent mirror (only changes cross
 // the wire), then hard-link the pulled paths into the snapshot. rsync replaces changed files by rename, so a
-// snapshot's hard links keep the old content: cheap and safe. Used by files, redis (AOF) and opensearch.
+// snapshot's hard links keep the old content: cheap and safe. The snapshot's names share the mirror's inodes,
+// so owners, modes, ACLs, xattrs and hard-linked pairs are exactly what rsync -aHAX kept (tar archives them).
+// rsync changes the attributes of an unchanged file in place: an older snapshot directory left on the backup
+// host then shows the newer attributes, while its archive, made before, keeps the old ones. Used by files,
+// redis (AOF) and opensearch.
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Host } from '../remote/host';
-import { rsyncPull, type RsyncStats } from '../remote/rsync';
+import { rsyncPull, type RsyncResult } from '../remote/rsync';
 
 export interface PullTreeOptions {
   /** Absolute paths on the source host. */
@@ -19,7 +23,7 @@ export interface PullTreeOptions {
   onProgress?: (line: string) => void;
 }
 
-export async function pullTree(host: Host, o: PullTreeOptions): Promise<RsyncStats> {
+export async function pullTree(host: Host, o: PullTreeOptions): Promise<RsyncResult> {
   const stats = await rsyncPull(host, o.paths, o.mirrorDir, { excludeArgs: o.excludeArgs, signal: o.signal, onProgress: o.onProgress });
   const dest = join(o.snapshotDir, o.rel);
   await rm(dest, { recursive: true, force: true }); // a retried attempt starts clean
