@@ -14,7 +14,7 @@ import { createArchive } from '../../src/snapshot/archive';
 import { buildManifest } from '../../src/snapshot/manifest';
 import { S3Storage } from '../../src/config/schema';
 import { openStorage } from '../../src/storage';
-import { createBucket, psql, s3Client, tempDir, temporalFixture, uniqueName, writeConfig, type TemporalFixture } from '../support/fixtures';
+import { createBucket, psql, s3Client, SCRATCH_POSTGRES, tempDir, temporalFixture, uniqueName, writeConfig, type TemporalFixture } from '../support/fixtures';
 
 const root = await tempDir('restore');
 const bucket = uniqueName('lbr').toLowerCase();
@@ -57,7 +57,7 @@ beforeAll(async () => {
     plans: {
       shop: {
         storages: ['minio'],
-        verify: { postgres: { host: '127.0.0.1', port: 5432, user: 'postgres' }, older: 1 },
+        verify: { postgres: { ...SCRATCH_POSTGRES }, older: 1 },
         sources: [
           {
             name: 'app',

@@ -62,6 +62,9 @@ export async function createBucket(name: string): Promise<void> {
   await s3Client().send(new CreateBucketCommand({ Bucket: name }));
 }
 
+/** The restore drill's scratch server: the machine's PostgreSQL as lifeboat_drill (LOGIN CREATEDB, made by global-setup.ts). */
+export const SCRATCH_POSTGRES = { host: '127.0.0.1', port: 5432, user: 'lifeboat_drill' } as const;
+
 export async function psql(sql: string, db = 'postgres'): Promise<string> {
   const r = await execa('psql', ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-U', 'postgres', '-d', db, '-c', sql]);
   return r.stdout.trim();

@@ -1,7 +1,9 @@
 // MySQL / MariaDB restore and restore drill. The dump was made with `--databases <db>`, so it creates and
 // selects its database itself; restoring under another name rewrites those lines (renameDatabase).
 // Restore pushes the dump to a private temp dir on the target host and feeds it to the client there;
-// the drill streams it into a throwaway database on the scratch server from the backup host.
+// the drill streams it into a throwaway database on the scratch server from the backup host. The snapshot is
+// untrusted: the target database comes from the plan (or --database), the recorded path must be the artifact's
+// own, and the client refuses the dump's client commands (`\! cmd`, see SANDBOX_PROBE).
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -15,10 +17,16 @@ import type { Host } from '../../remote/host';
 import type { SecretFile } from '../../remote/remote-command';
 import { rsyncPush } from '../../remote/rsync';
 import { LifeboatError } from '../../shared/errors';
-import { CLIENT_TOOLS, MYCNF_ENV, MYSQL_SCRIPT, mycnf, mysqlConnectionArgs, mysqlProgram, optionFile } from '../mysql';
+import { CLIENT_TOOLS, MYCNF_ENV, MYSQL_SCRIPT, mycnf, mysqlConnectionArgs, mysqlFileName, mysqlProgram, optionFile } from '../mysql';
 import type { RecordedComponent, RestoreContext, RestoreModule, RestoreStep, VerifyCheck, VerifyContext } from '../types';
 import { lastLines, withInputFile, withRemoteTempDir } from './remote';
 import { dieWithWorker } from '../../shared/die-with-worker';
+import { LocalHost } from '../../remote/local';
+import { inService } from '../compose-exec';
+import { nothingRecorded, recordedPaths, withRecordedPaths } from './snapshot-paths';
+
+/** The drill loads on the backup host itself. */
+const backupHost = new LocalHost('backup host');
 
 /** A MySQL identifier in backticks. */
 export function quoteName(name: string): string {
@@ -68,14 +76,42 @@ export function renameDatabase(from: string, to: string): Transform {
   });
 }
 
-function dumpPath(c: RecordedComponent): string {
-  const dump = c.paths.find((p) => p.endsWith('.sql'));
-  if (!dump) throw new LifeboatError('IntegrityCheckFailed', 'metadata.yml records no dump file for this mysql artifact');
+function dumpPath(a: MysqlArtifact, c: RecordedComponent): string {
+  const [dump] = recordedPaths(c, a.name, [mysqlFileName(a)]);
+  if (!dump) throw nothingRecorded('mysql', a.name, 'dump file');
   return dump;
 }
 
-function originalDb(a: MysqlArtifact, c: RecordedComponent): string {
-  return typeof c.details.database === 'string' ? c.details.database : a.database;
+/**
+ * The database the dump names in its own CREATE DATABASE / USE lines (recorded at capture): only used to find
+ * those lines and point them at the target, which comes from the plan or --database, never from metadata.yml.
+ */
+function dumpedDb(a: MysqlArtifact, c: RecordedComponent): string {
+  const recorded = (c.details ?? {}).database;
+  return typeof recorded === 'string' && recorded !== '' ? recorded : a.database;
+}
+
+// A dump is fed to the mysql client, which runs the client commands in it: `\! cmd` runs a shell wherever the
+// client runs. MariaDB's --sandbox (10.5.25, 10.6.18, 10.11.8, 11.0.6, 11.1.5, 11.2.4, 11.4.2 and later) and
+// MySQL's --commands=OFF (8.0.40, 8.4.3, 9.1 and later) refuse them; a client with neither is refused. $1/$2 as
+// in MYSQL_SCRIPT; prints the option to use.
+const SANDBOX_PROBE = [
+  'if command -v "$1" >/dev/null 2>&1; then t=$1; elif command -v "$2" >/dev/null 2>&1; then t=$2;',
+  'else echo "lifeboat: neither $1 nor $2 is installed" >&2; exit 127; fi',
+  'h=$("$t" --no-defaults --help 2>/dev/null)',
+  'case $h in *"--sandbox "*) echo --sandbox ;; *"--commands "*) echo --commands=OFF ;; *) "$t" --version >&2; exit 69 ;; esac',
+].join('\n');
+
+/** The client option that stops a dump from running client commands, or MissingTool. */
+async function sandboxOption(host: Host, argv: string[], signal: AbortSignal): Promise<string> {
+  const res = await host.exec(argv, { signal });
+  const option = res.stdout.trim();
+  if (res.exitCode === 0 && (option === '--sandbox' || option === '--commands=OFF')) return option;
+  throw new LifeboatError(
+    'MissingTool',
+    `the mysql client on ${host.label} (${lastLines(res.stderr) || `exit ${res.exitCode}`}) cannot load a dump safely: it lacks --sandbox ` +
+      '(MariaDB 10.5.25, 10.6.18, 10.11.8, 11.0.6, 11.1.5, 11.2.4, 11.4.2 or later) and --commands (MySQL 8.0.40, 8.4.3, 9.1 or later); upgrade the client there',
+  );
 }
 
 interface Target {
@@ -93,6 +129,10 @@ function clientErrors(stderr: string): string {
 function mysqlFailure(host: Host, what: string, exitCode: number, stderr: string): LifeboatError {
   const text = clientErrors(stderr);
   if (/Access denied/i.test(stderr)) return new LifeboatError('AuthFailed', `${what} on ${host.label}: access denied:\n${text}`);
+  if (/Not allowed in the sandbox mode/i.test(stderr)) {
+    // A dump as mariadb-dump/mysqldump writes it holds no client command: this one was altered; a retry cannot help.
+    return new LifeboatError('IntegrityCheckFailed', `${what} on ${host.label}: the dump holds client commands (e.g. \\! …), refused by the client's sandbox; it is not the dump as taken:\n${text}`);
+  }
   if (exitCode === 127) return new LifeboatError('MissingTool', `${what} on ${host.label}: a MySQL/MariaDB client is not installed:\n${text}`);
   return new LifeboatError('CommandFailed', `${what} on ${host.label} failed (exit ${exitCode}):\n${text}`);
 }
@@ -138,21 +178,25 @@ async function renamedCopy(snapshotDir: string, file: string, from: string, to: 
 // DROP TABLE IF EXISTS would leave tables created after the snapshot behind).
 export const mysqlRestore: RestoreModule<MysqlArtifact> = {
   async planRestore(ctx): Promise<RestoreStep> {
-    const db = ctx.options.database ?? originalDb(ctx.artifact, ctx.component);
+    const db = ctx.options.database ?? ctx.artifact.database;
+    const dumped = dumpedDb(ctx.artifact, ctx.component);
+    dumpPath(ctx.artifact, ctx.component); // a dry run refuses a forged path too
     const tables = await tableCount(await target(ctx), db);
     const used = (tables ?? 0) > 0;
-    const load = 'load the dump with the mariadb/mysql client' + (db === originalDb(ctx.artifact, ctx.component) ? '' : ' (database name rewritten)');
+    const load = 'load the dump with the mariadb/mysql client (client commands refused)' + (db === dumped ? '' : ' (database name rewritten)');
     const action = used ? (ctx.options.force ? `drop the database, then ${load}` : `refused: ${refusal(db, tables!, ctx.host.label).message}`) : load;
     return { artifact: ctx.artifact.name, type: 'mysql', target: `database ${db} on ${ctx.host.label}`, targetInUse: used, action };
   },
 
   async restore(ctx) {
     const t = await target(ctx);
-    const original = originalDb(ctx.artifact, ctx.component);
-    const db = ctx.options.database ?? original;
+    const original = dumpedDb(ctx.artifact, ctx.component);
+    // The target is the plan's database or --database, never one named by metadata.yml.
+    const db = ctx.options.database ?? ctx.artifact.database;
+    const file = join(ctx.snapshotDir, dumpPath(ctx.artifact, ctx.component));
     const tables = await tableCount(t, db);
     if ((tables ?? 0) > 0 && !ctx.options.force) throw refusal(db, tables!, ctx.host.label);
-    const file = join(ctx.snapshotDir, dumpPath(ctx.component));
+    const sandbox = await sandboxOption(ctx.host, inService(ctx.artifact.compose, ['sh', '-c', SANDBOX_PROBE, 'lifeboat-mysql', ...CLIENT_TOOLS]), ctx.signal);
     const bytes = (await stat(file)).size;
     const copy = db === original ? undefined : await renamedCopy(ctx.snapshotDir, file, original, db, ctx.signal);
     try {
@@ -161,7 +205,7 @@ export const mysqlRestore: RestoreModule<MysqlArtifact> = {
         await rsyncPush(ctx.host, copy?.path ?? file, `${dir}/dump.sql`, { signal: ctx.signal, owner: false, onProgress: (rsync) => ctx.progress({ artifact: ctx.artifact.name, rsync }) });
         if (tables !== undefined && tables > 0) await client(t, ['-e', `DROP DATABASE ${quoteName(db)}`], `dropping database ${db}`);
         ctx.progress({ artifact: ctx.artifact.name, phase: 'load' });
-        await client(t, [], `loading the dump into ${db}`, `${dir}/dump.sql`);
+        await client(t, [sandbox], `loading the dump into ${db}`, `${dir}/dump.sql`);
       });
     } finally {
       await copy?.remove();
@@ -173,12 +217,15 @@ export const mysqlRestore: RestoreModule<MysqlArtifact> = {
   async verify(ctx) {
     const scratch = ctx.scratch.mysql;
     if (!scratch) return [{ artifact: ctx.artifact.name, check: 'scratch restore', ok: false, detail: 'scratch server not configured (plan.verify.mysql)' }];
-    const work = await mkdtemp(join(ctx.scratchDir, 'mysql-'));
-    try {
-      return await drill(ctx, await scratchServer(scratch, work));
-    } finally {
-      await rm(work, { recursive: true, force: true });
-    }
+    return withRecordedPaths(ctx.artifact.name, async () => {
+      const file = join(ctx.snapshotDir, dumpPath(ctx.artifact, ctx.component)); // checked before anything is created
+      const work = await mkdtemp(join(ctx.scratchDir, 'mysql-'));
+      try {
+        return await drill(ctx, await scratchServer(scratch, work), file);
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    });
   },
 };
 
@@ -222,12 +269,12 @@ async function scratchSql(s: Scratch, sql: string, signal?: AbortSignal) {
   return { exitCode: res.exitCode ?? 1, stdout: String(res.stdout), stderr: String(res.stderr) };
 }
 
-async function drill(ctx: VerifyContext<MysqlArtifact>, s: Scratch): Promise<VerifyCheck[]> {
+async function drill(ctx: VerifyContext<MysqlArtifact>, s: Scratch, file: string): Promise<VerifyCheck[]> {
   const name = ctx.artifact.name;
   const db = `lifeboat_verify_${randomBytes(6).toString('hex')}`;
   const checks: VerifyCheck[] = [];
   try {
-    const loaded = await loadScratch(ctx, s, db);
+    const loaded = await loadScratch(ctx, s, db, file);
     checks.push(loaded);
     if (loaded.ok) checks.push(await tablesCheck(ctx, s, db));
   } finally {
@@ -237,12 +284,12 @@ async function drill(ctx: VerifyContext<MysqlArtifact>, s: Scratch): Promise<Ver
   return checks;
 }
 
-async function loadScratch(ctx: VerifyContext<MysqlArtifact>, s: Scratch, db: string): Promise<VerifyCheck> {
-  const file = join(ctx.snapshotDir, dumpPath(ctx.component));
+async function loadScratch(ctx: VerifyContext<MysqlArtifact>, s: Scratch, db: string, file: string): Promise<VerifyCheck> {
   ctx.progress({ artifact: ctx.artifact.name, phase: 'load', database: db });
-  const child = scratchClient(s, [], ctx.signal);
+  const sandbox = await sandboxOption(backupHost, ['sh', '-c', SANDBOX_PROBE, 'lifeboat-mysql', ...CLIENT_TOOLS], ctx.signal);
+  const child = scratchClient(s, [sandbox], ctx.signal);
   // The client may stop reading early (a failed statement): its exit status tells, not the pipe's EPIPE.
-  const fed = pipeline(createReadStream(file), renameDatabase(originalDb(ctx.artifact, ctx.component), db), child.stdin!).catch((err: unknown) => err);
+  const fed = pipeline(createReadStream(file), renameDatabase(dumpedDb(ctx.artifact, ctx.component), db), child.stdin!).catch((err: unknown) => err);
   const res = await child;
   await fed;
   if (res.isCanceled) throw new Error('loading the mysql dump into the scratch server was cancelled');

@@ -8,18 +8,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import type { RedisArtifact } from '../../config/schema';
 import { LifeboatError } from '../../shared/errors';
-import { checkRdb, keyspaceKeys, parseInfo } from '../redis';
+import { aofDirName, checkRdb, keyspaceKeys, parseInfo, rdbFileName } from '../redis';
 import type { RecordedComponent, RestoreContext, RestoreModule, RestoreStep, VerifyCheck, VerifyContext } from '../types';
 import { lastLines, pathStates, placeFile } from './remote';
 import { dieWithWorker } from '../../shared/die-with-worker';
+import { nothingRecorded, recordedPaths, withRecordedPaths } from './snapshot-paths';
 
 const NEEDS_DIR =
   'restoring Redis needs --to-dir <dir>: a running Redis rewrites its dump.rdb from memory, so stop Redis, restore into its data directory ' +
   '(CONFIG GET dir) with --to-dir <that dir> --force, then start it (with appendonly yes, Redis loads its AOF instead: move the AOF directory aside first)';
 
-function rdbPath(c: RecordedComponent): string {
-  const file = c.paths.find((p) => p.endsWith('.rdb'));
-  if (!file) throw new LifeboatError('IntegrityCheckFailed', 'metadata.yml records no RDB file for this redis artifact');
+/** The RDB recorded for this artifact (its AOF directory is never restored, but must be its own too). */
+function rdbPath(a: RedisArtifact, c: RecordedComponent): string {
+  const file = recordedPaths(c, a.name, [rdbFileName(a), aofDirName(a)]).find((p) => p === rdbFileName(a));
+  if (!file) throw nothingRecorded('redis', a.name, 'RDB file');
   return file;
 }
 
@@ -29,6 +31,7 @@ function targetPath(ctx: Omit<RestoreContext<RedisArtifact>, 'progress'>): strin
 
 export const redisRestore: RestoreModule<RedisArtifact> = {
   async planRestore(ctx): Promise<RestoreStep> {
+    rdbPath(ctx.artifact, ctx.component); // a dry run refuses a forged path too
     const path = targetPath(ctx);
     const step = { artifact: ctx.artifact.name, type: 'redis' as const };
     if (!path) return { ...step, target: `redis ${ctx.artifact.host}:${ctx.artifact.port} on ${ctx.host.label}`, targetInUse: true, action: `refused: ${NEEDS_DIR}` };
@@ -39,27 +42,30 @@ export const redisRestore: RestoreModule<RedisArtifact> = {
   },
 
   async restore(ctx) {
+    const local = join(ctx.snapshotDir, rdbPath(ctx.artifact, ctx.component));
     const path = targetPath(ctx);
     if (!path) throw new LifeboatError('ConfigError', NEEDS_DIR);
     const [state] = await pathStates(ctx.host, [path], ctx.signal);
     if ((state === 'file' || state === 'dir') && !ctx.options.force) {
       throw new LifeboatError('ConfigError', `${path} on ${ctx.host.label} is not empty; pass --force to replace it (with Redis stopped)`);
     }
-    const local = join(ctx.snapshotDir, rdbPath(ctx.component));
     ctx.progress({ artifact: ctx.artifact.name, phase: 'push' });
     const warnings = await placeFile(ctx.host, local, path, { signal: ctx.signal });
     return { target: `${ctx.host.label}:${path}`, bytes: (await stat(local)).size, details: { path, ...(warnings.length ? { warnings } : {}) } };
   },
 
   async verify(ctx) {
-    const work = await mkdtemp(join(ctx.scratchDir, 'redis-'));
-    try {
-      const rdb = join(work, 'dump.rdb');
-      await copyFile(join(ctx.snapshotDir, rdbPath(ctx.component)), rdb);
-      return [await rdbCheck(ctx.artifact.name, rdb, ctx.signal), await keysCheck(ctx, work)];
-    } finally {
-      await rm(work, { recursive: true, force: true });
-    }
+    return withRecordedPaths(ctx.artifact.name, async () => {
+      const file = join(ctx.snapshotDir, rdbPath(ctx.artifact, ctx.component));
+      const work = await mkdtemp(join(ctx.scratchDir, 'redis-'));
+      try {
+        const rdb = join(work, 'dump.rdb');
+        await copyFile(file, rdb);
+        return [await rdbCheck(ctx.artifact.name, rdb, ctx.signal), await keysCheck(ctx, work)];
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    });
   },
 };
 
@@ -108,7 +114,7 @@ async function keysCheck(ctx: VerifyContext<RedisArtifact>, dir: string): Promis
       const text = await readFile(log, 'utf8').catch(() => '');
       return { artifact, check: 'keys', ok: false, detail: `redis-server could not load the RDB:\n${lastLines(text)}` };
     }
-    const recorded = ctx.component.details.keys;
+    const recorded = (ctx.component.details ?? {}).keys;
     if (typeof recorded !== 'number') return { artifact, check: 'keys', ok: true, detail: `loaded ${keys} keys; key count not recorded in metadata.yml` };
     return { artifact, check: 'keys', ok: keys === recorded, detail: keys === recorded ? `${keys} keys as recorded` : `expected ${recorded} keys, the RDB loads ${keys}` };
   } finally {

@@ -5,20 +5,20 @@ import { basename, join } from 'node:path';
 import type { SqliteArtifact } from '../../config/schema';
 import type { Host } from '../../remote/host';
 import { LifeboatError } from '../../shared/errors';
-import { checkCopy } from '../sqlite';
-import type { RecordedComponent, RestoreContext, RestoreModule, RestoreStep, VerifyCheck } from '../types';
+import { checkCopy, sqliteFileName } from '../sqlite';
+import type { RecordedComponent, RestoreContext, RestoreModule, RestoreStep, VerifyCheck, VerifyContext } from '../types';
 import { pathStates, placeFile } from './remote';
+import { nothingRecorded, recordedPaths, withRecordedPaths } from './snapshot-paths';
 
-function copyPath(c: RecordedComponent): string {
-  const file = c.paths.find((p) => p.endsWith('.sqlite'));
-  if (!file) throw new LifeboatError('IntegrityCheckFailed', 'metadata.yml records no database file for this sqlite artifact');
+function copyPath(a: SqliteArtifact, c: RecordedComponent): string {
+  const [file] = recordedPaths(c, a.name, [sqliteFileName(a)]);
+  if (!file) throw nothingRecorded('sqlite', a.name, 'database file');
   return file;
 }
 
-/** options.dir/<basename of the original>, or the original path itself. */
+/** options.dir/<basename of the plan's path>, or that path itself: never a path named by metadata.yml. */
 function targetPath(ctx: Omit<RestoreContext<SqliteArtifact>, 'progress'>): string {
-  const original = typeof ctx.component.details.path === 'string' ? ctx.component.details.path : ctx.artifact.path;
-  return ctx.options.dir ? join(ctx.options.dir, basename(original)) : original;
+  return ctx.options.dir ? join(ctx.options.dir, basename(ctx.artifact.path)) : ctx.artifact.path;
 }
 
 async function exists(host: Host, path: string, signal: AbortSignal): Promise<boolean> {
@@ -28,6 +28,7 @@ async function exists(host: Host, path: string, signal: AbortSignal): Promise<bo
 
 export const sqliteRestore: RestoreModule<SqliteArtifact> = {
   async planRestore(ctx): Promise<RestoreStep> {
+    copyPath(ctx.artifact, ctx.component); // a dry run refuses a forged path too
     const path = targetPath(ctx);
     const used = await exists(ctx.host, path, ctx.signal);
     const action = used && !ctx.options.force ? `refused: ${path} exists (pass --force to replace it)` : used ? 'replace the database file (by rename)' : 'write the database file';
@@ -35,11 +36,11 @@ export const sqliteRestore: RestoreModule<SqliteArtifact> = {
   },
 
   async restore(ctx) {
+    const local = join(ctx.snapshotDir, copyPath(ctx.artifact, ctx.component));
     const path = targetPath(ctx);
     if ((await exists(ctx.host, path, ctx.signal)) && !ctx.options.force) {
       throw new LifeboatError('ConfigError', `${path} exists on ${ctx.host.label}; restore elsewhere with --to-dir <dir>, or pass --force to replace it`);
     }
-    const local = join(ctx.snapshotDir, copyPath(ctx.component));
     ctx.progress({ artifact: ctx.artifact.name, phase: 'push' });
     // A -wal/-shm/-journal left by the replaced database would be applied to the restored one: removed first.
     const warnings = await placeFile(ctx.host, local, path, { signal: ctx.signal, removeFirst: ['-wal', '-shm', '-journal'].map((s) => path + s) });
@@ -47,24 +48,30 @@ export const sqliteRestore: RestoreModule<SqliteArtifact> = {
   },
 
   async verify(ctx) {
-    const name = ctx.artifact.name;
-    const work = await mkdtemp(join(ctx.scratchDir, 'sqlite-'));
-    try {
-      const copy = join(work, 'restored.sqlite');
-      await copyFile(join(ctx.snapshotDir, copyPath(ctx.component)), copy);
-      let tables: Record<string, number>;
-      try {
-        tables = await checkCopy(copy, ctx.artifact, ctx.signal);
-      } catch (err) {
-        if (!(err instanceof LifeboatError)) throw err;
-        return [{ artifact: name, check: 'integrity', ok: false, detail: err.message }];
-      }
-      return [{ artifact: name, check: 'integrity', ok: true, detail: 'PRAGMA integrity_check: ok' }, ...compareCounts(name, ctx.component.details.tables, tables)];
-    } finally {
-      await rm(work, { recursive: true, force: true });
-    }
+    return withRecordedPaths(ctx.artifact.name, () => drill(ctx));
   },
 };
+
+/** Integrity check and row counts of a private copy; the table names are only compared, never queried. */
+async function drill(ctx: VerifyContext<SqliteArtifact>): Promise<VerifyCheck[]> {
+  const name = ctx.artifact.name;
+  const file = join(ctx.snapshotDir, copyPath(ctx.artifact, ctx.component));
+  const work = await mkdtemp(join(ctx.scratchDir, 'sqlite-'));
+  try {
+    const copy = join(work, 'restored.sqlite');
+    await copyFile(file, copy);
+    let tables: Record<string, number>;
+    try {
+      tables = await checkCopy(copy, ctx.artifact, ctx.signal);
+    } catch (err) {
+      if (!(err instanceof LifeboatError)) throw err;
+      return [{ artifact: name, check: 'integrity', ok: false, detail: err.message }];
+    }
+    return [{ artifact: name, check: 'integrity', ok: true, detail: 'PRAGMA integrity_check: ok' }, ...compareCounts(name, (ctx.component.details ?? {}).tables, tables)];
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
 
 /** A check per table whose count differs (or that is missing on either side), then one overall. */
 export function compareCounts(artifact: string, recorded: unknown, found: Record<string, number>): VerifyCheck[] {
