@@ -1,14 +1,18 @@
 // The demo: Temporal's dev server (its own SQLite file, kept running so the Web UI stays up), a small demo
-// source on this machine, local storage, and one real backupPlan run through a Lifeboat worker.
+// source on this machine, local storage, and one real backupPlan run through a Lifeboat worker; the archive is
+// age-encrypted and its record signed, with demo keys kept in .lifeboat-demo/keys.
+import { createPublicKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { startBackup, RESULT_PREFIX } from '../src/cli/backup';
 import { parseConfig } from '../src/config/load';
 import { searchAttributeArgs } from '../src/shared/search-attributes';
+import { formatPublicKey, generateSigningKey, parsePrivateKey } from '../src/snapshot/signing';
 import type { BackupResult } from '../src/shared/types';
 import { createLifeboatWorker } from '../src/workers/worker';
 import { freePort, startTemporalDev, temporalDevRunning } from './lib/services';
@@ -44,7 +48,9 @@ async function main(): Promise<void> {
   console.log(`Snapshot:        ${r.snapshot} (${r.status}, ${r.manifest.files} files)`);
   console.log(`Snapshot dir:    ${r.snapshot_dir}`);
   console.log(`Archive stored:  ${r.location} (${r.size_bytes} bytes, sha256 ${r.checksum_sha256})`);
+  console.log(`Encrypted with:  age (identity ${join(DIR, 'keys/age.key')}); record signed with ${join(DIR, 'keys/signing.key')}`);
   console.log(`Verify it:       (cd ${r.snapshot_dir} && sha256sum -c manifest.sha256)`);
+  console.log(`Fetch it back:   ./bin/lifeboat.mjs -c ${join(DIR, 'lifeboat.yaml')} snapshots fetch latest --decrypt --to /tmp/lifeboat-demo-fetch`);
   console.log(`Temporal Web UI: ${server.uiUrl}/namespaces/default/workflows/${encodeURIComponent(result.id)}`);
   console.log(`Stop the server: npm run demo -- --stop`);
   console.log(`${RESULT_PREFIX}${JSON.stringify(r)}`);
@@ -91,15 +97,31 @@ async function portFree(port: number): Promise<boolean> {
   });
 }
 
+/** What `lifeboat keys init` makes, kept across demo runs so older demo snapshots stay readable and valid. */
+async function demoKeys(): Promise<{ signingKey: string; publicKey: string; identity: string; recipient: string }> {
+  const dir = join(DIR, 'keys');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const signingKey = join(dir, 'signing.key');
+  const identity = join(dir, 'age.key');
+  if (!existsSync(signingKey)) await writeFile(signingKey, generateSigningKey().privatePem, { mode: 0o600 });
+  if (!existsSync(identity)) await execa('age-keygen', ['-o', identity]);
+  const recipient = (await execa('age-keygen', ['-y', identity])).stdout.trim();
+  const publicKey = formatPublicKey(createPublicKey(parsePrivateKey(await readFile(signingKey, 'utf8'))));
+  return { signingKey, publicKey, identity, recipient };
+}
+
 async function writeDemoConfig(address: string): Promise<string> {
   const path = join(DIR, 'lifeboat.yaml');
+  const keys = await demoKeys();
   const config = {
     temporal: { address, taskQueue: 'lifeboat-demo' },
     backupRoot: join(DIR, 'backups'),
+    signing: { key: { file: keys.signingKey }, publicKey: keys.publicKey },
     storages: { local: { type: 'local', path: join(DIR, 'storage') } },
     plans: {
       demo: {
         storages: ['local'],
+        archive: { encryption: { age: { recipients: [keys.recipient], identity: { file: keys.identity } } } },
         metadata: { purpose: 'npm run demo' },
         sources: [
           {

@@ -2,6 +2,7 @@
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { execa } from 'execa';
 import pLimit from 'p-limit';
 import { getPlan, loadConfig } from '../config/load';
 import { findArtifact } from '../config/lookup';
@@ -20,9 +21,11 @@ import type {
   Tier,
 } from '../shared/types';
 import { createArchive } from '../snapshot/archive';
+import { encryptArgv } from '../snapshot/encryption';
 import { BUILTIN_DENY, isDenied } from '../snapshot/deny-list';
 import { localSnapshotsToPrune, mirrorDir, snapshotPaths } from '../snapshot/layout';
-import { archiveKey, recordKey } from '../snapshot/naming';
+import { ENCRYPTED_SUFFIX, archiveKey, recordKey } from '../snapshot/naming';
+import { loadSigningKey, signRecord } from '../snapshot/signing';
 import { buildManifest, parseManifest } from '../snapshot/manifest';
 import { buildMetadata, writeMetadata } from '../snapshot/metadata';
 import { failingOn } from '../sources/pull-tree';
@@ -46,7 +49,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         const config = await loadConfig(configPath);
         const plan = getPlan(config, planName);
         const storages = Object.fromEntries(plan.storages.map((s) => [s, config.storages[s]!]));
-        return { planName, plan, backupRoot: config.backupRoot, denyList: [...BUILTIN_DENY, ...config.denyList], ssh: config.ssh, storages };
+        return { planName, plan, backupRoot: config.backupRoot, denyList: [...BUILTIN_DENY, ...config.denyList], ssh: config.ssh, storages, ...(config.signing ? { signing: config.signing } : {}) };
       });
     },
 
@@ -79,6 +82,13 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           progress({ checking: `storage ${name}` });
           try {
             await checkStorage(ctx, name);
+          } catch (err) {
+            if (!collectPermanent(err)) throw err;
+          }
+        }
+        for (const check of [() => checkRecipients(ctx), () => loadSigningKey(ctx.signing)]) {
+          try {
+            await check();
           } catch (err) {
             if (!collectPermanent(err)) throw err;
           }
@@ -190,14 +200,16 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
 
     async archiveSnapshot(ctx: PlanContext, snapshot: string): Promise<ArchiveResult> {
       return runActivity(async ({ signal, progress }) => {
-        const { format, level } = ctx.plan.archive;
-        const paths = snapshotPaths(ctx.backupRoot, snapshot, format);
-        const sidecar = `${paths.archive}.sha256`;
+        const { format, level, encryption } = ctx.plan.archive;
+        const recipients = encryption?.age.recipients;
+        const path = localArchivePath(ctx, snapshot);
+        const sidecar = `${path}.sha256`;
         const known = await readFile(sidecar, 'utf8').catch(() => null);
-        if (known && (await exists(paths.archive))) {
-          return { path: paths.archive, format, sha256: known.trim(), size: (await stat(paths.archive)).size };
+        if (known && (await exists(path))) {
+          return { path, format, sha256: known.trim(), size: (await stat(path)).size, ...(recipients ? { encryption: 'age' as const } : {}) };
         }
-        const info = await createArchive(paths.dir, paths.archive, format, { level, signal, onProgress: (bytes) => progress({ archive_bytes: bytes }) });
+        const dir = snapshotPaths(ctx.backupRoot, snapshot, format).dir;
+        const info = await createArchive(dir, path, format, { level, recipients, signal, onProgress: (bytes) => progress({ archive_bytes: bytes }) });
         await writeFile(sidecar, `${info.sha256}\n`, { mode: 0o600 });
         return info;
       });
@@ -209,24 +221,30 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         const cfg = ctx.storages[storageName];
         if (!cfg) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no storage ${storageName}`);
         const backend = await openStorage(storageName, cfg);
-        const key = archiveKey(ctx.planName, record.snapshot, archive.format);
+        const key = archiveKey(ctx.planName, record.snapshot, archive.format, archive.encryption === 'age');
         const put = await backend.put(key, archive.path, {
           sha256: archive.sha256,
           size: archive.size,
           signal,
           onProgress: (bytes) => progress({ storage: storageName, uploaded_bytes: bytes }),
+          // Shown in the Web UI; a new attempt finds its upload on the server, not in these details.
+          onState: (s) => progress({ upload: { uploadId: s.uploadId, parts: s.partsDone, part_size: s.partSize } }),
         });
         const rKey = recordKey(ctx.planName, record.snapshot);
-        await backend.putJson(rKey, { ...record, storage: storageName, key, location: put.location, completed_at: new Date().toISOString() });
+        // The record keeps the storage-relative key (listing and retention derive the same); the result names the object.
+        await backend.putJson(rKey, { ...(await sealRecord(ctx, record, archive)), storage: storageName, key, location: put.location, completed_at: new Date().toISOString() });
         return {
           storage: storageName,
           type: cfg.type,
           location: put.location,
-          key,
+          key: put.key,
+          ...(put.bucket ? { bucket: put.bucket } : {}),
           record_key: rKey,
           size_bytes: archive.size,
           checksum_sha256: archive.sha256,
           already_present: put.alreadyPresent,
+          verified_by: put.verifiedBy,
+          bytes_sent: put.bytesSent,
         };
       });
     },
@@ -242,7 +260,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         for (const snapshot of old) {
           const { dir, archive } = snapshotPaths(ctx.backupRoot, snapshot, ctx.plan.archive.format);
           await rm(dir, { recursive: true, force: true });
-          for (const f of [archive, `${archive}.sha256`]) await rm(f, { force: true });
+          for (const a of [archive, `${archive}${ENCRYPTED_SUFFIX}`]) for (const f of [a, `${a}.sha256`]) await rm(f, { force: true });
           await rm(join(ctx.backupRoot, '.claims', snapshot), { force: true });
         }
         return old;
@@ -260,6 +278,19 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
 }
 
 export type BackupActivities = ReturnType<typeof createBackupActivities>;
+
+/** The archive on the backup host: `<snapshot>.<format>`, with `.age` when it is encrypted. */
+function localArchivePath(ctx: PlanContext, snapshot: string): string {
+  const { archive } = snapshotPaths(ctx.backupRoot, snapshot, ctx.plan.archive.format);
+  return ctx.plan.archive.encryption ? `${archive}${ENCRYPTED_SUFFIX}` : archive;
+}
+
+/** The record as stored: what the archive step knows (encryption) and, when signing is configured, a signature. */
+async function sealRecord(ctx: PlanContext, record: SnapshotRecord, archive: ArchiveResult): Promise<SnapshotRecord> {
+  const sealed: SnapshotRecord = { ...record, ...(archive.encryption ? { encryption: archive.encryption } : {}) };
+  const key = await loadSigningKey(ctx.signing);
+  return key ? { ...sealed, signature: signRecord(sealed, key) } : sealed;
+}
 
 async function claimSnapshotName(backupRoot: string, snapshot: string, runId: string): Promise<void> {
   const claims = join(backupRoot, '.claims');
@@ -300,6 +331,15 @@ async function checkStorage(ctx: PlanContext, name: string): Promise<void> {
   const cfg = ctx.storages[name];
   if (!cfg) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no storage ${name}`);
   await (await openStorage(name, cfg)).check();
+}
+
+/** age is installed and takes every recipient: found in preflight, not after the whole capture. */
+async function checkRecipients(ctx: PlanContext): Promise<void> {
+  const recipients = ctx.plan.archive.encryption?.age.recipients;
+  if (!recipients) return;
+  const res = await execa(...encryptArgv(recipients), { input: '', reject: false, encoding: 'buffer' });
+  if ((res as { code?: string }).code === 'ENOENT') throw new LifeboatError('MissingTool', 'age is not installed on the backup host (Debian: apt install age)');
+  if (res.exitCode !== 0) throw new LifeboatError('ConfigError', `archive.encryption.age.recipients of plan ${ctx.planName}: age refuses them: ${Buffer.from(res.stderr).toString().trim()}`);
 }
 
 /** Programs the quiesce controller will run: checked before anything is stopped. */

@@ -9,7 +9,9 @@ import { connectHost } from '../remote/host';
 import { fetchSnapshot, findSnapshots, resolveSnapshotId } from '../restore/fetch';
 import { LifeboatError } from '../shared/errors';
 import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, SnapshotVerification } from '../shared/types';
+import type { IdentitySource } from '../snapshot/encryption';
 import { recordKey } from '../snapshot/naming';
+import { trustPolicyOf, type TrustPolicy } from '../snapshot/signing';
 import { restoreModule } from '../sources/restore';
 import type { RecordedComponent, RestoreOptions, VerifyCheck } from '../sources/types';
 import { openStorage } from '../storage';
@@ -24,15 +26,16 @@ type Step = RestoreResult['steps'][number];
 export function createRestoreActivities() {
   return {
     /** Downloads, checks (archive SHA-256, then every manifest line) and extracts; returns names and paths only. */
-    async fetchForRestore(ctx: PlanContext, input: Pick<RestoreInput, 'snapshot' | 'storage'>, runId: string): Promise<FetchedSnapshot> {
+    async fetchForRestore(ctx: PlanContext, input: Pick<RestoreInput, 'snapshot' | 'storage' | 'allowUnsigned'>, runId: string): Promise<FetchedSnapshot> {
       return runActivity(async ({ signal, progress }) => {
         const { name, backend } = await storageOf(ctx, input.storage);
-        const listing = await findSnapshots({ [name]: backend }, { plan: ctx.planName });
-        const snapshot = resolveSnapshotId(listing, input.snapshot).record.snapshot;
+        const trust = await trustPolicyOf(ctx.signing, input.allowUnsigned);
+        // A name is fetched directly, so a refused record says why (SignatureInvalid…); `latest` is the newest valid one.
+        const snapshot = input.snapshot === 'latest' ? resolveSnapshotId(await findSnapshots({ [name]: backend }, { plan: ctx.planName, trust }), 'latest').record.snapshot : input.snapshot;
         const workDir = join(ctx.backupRoot, '.restore', runId);
         await rm(workDir, { recursive: true, force: true }); // an earlier attempt's leftovers are not trusted
         await mkdir(workDir, { recursive: true, mode: 0o700 });
-        const fetched = await fetchSnapshot({ storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: (bytes: number) => progress({ fetched_bytes: bytes }) }).catch(
+        const fetched = await fetchSnapshot({ ...trustedFetch(ctx, trust), storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: (bytes: number) => progress({ fetched_bytes: bytes }) }).catch(
           async (err: unknown) => {
             await rm(workDir, { recursive: true, force: true }); // the workflow only cleans up what it was told about
             throw err;
@@ -100,10 +103,11 @@ export function createRestoreActivities() {
     },
 
     /** Snapshot names in storage, newest first (only complete ones: a record exists). */
-    async listSnapshotNames(ctx: PlanContext, storage?: string): Promise<string[]> {
+    async listSnapshotNames(ctx: PlanContext, storage?: string, opts: { allowUnsigned?: boolean } = {}): Promise<string[]> {
       return runActivity(async () => {
         const { name, backend } = await storageOf(ctx, storage);
-        return (await findSnapshots({ [name]: backend }, { plan: ctx.planName })).map((l) => l.record.snapshot);
+        const trust = await trustPolicyOf(ctx.signing, opts.allowUnsigned);
+        return (await findSnapshots({ [name]: backend }, { plan: ctx.planName, trust })).map((l) => l.record.snapshot);
       });
     },
 
@@ -111,7 +115,7 @@ export function createRestoreActivities() {
      * The drill for one snapshot: fetch + checksums, then each artifact restored into scratch targets and compared
      * with what the backup recorded. Scratch objects are removed in every outcome; a bad archive is a failed check.
      */
-    async verifySnapshot(ctx: PlanContext, storage: string | undefined, snapshot: string, runId: string): Promise<SnapshotVerification> {
+    async verifySnapshot(ctx: PlanContext, storage: string | undefined, snapshot: string, runId: string, opts: { allowUnsigned?: boolean } = {}): Promise<SnapshotVerification> {
       return runActivity(async ({ signal, progress }) => {
         const started = Date.now();
         const { backend } = await storageOf(ctx, storage);
@@ -120,7 +124,8 @@ export function createRestoreActivities() {
         await mkdir(workDir, { recursive: true, mode: 0o700 });
         const checks: VerifyCheck[] = [];
         try {
-          const fetched = await fetchSnapshot({ storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: (bytes: number) => progress({ snapshot, fetched_bytes: bytes }) });
+          const trust = await trustPolicyOf(ctx.signing, opts.allowUnsigned);
+          const fetched = await fetchSnapshot({ ...trustedFetch(ctx, trust), storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: (bytes: number) => progress({ snapshot, fetched_bytes: bytes }) });
           checks.push({ artifact: '*', check: 'archive and manifest checksums', ok: true, detail: fetched.record.checksum_sha256 });
           checks.push(...(await verifyComponents(ctx, componentsOf(fetched.metadata), fetched.dir, workDir, signal, progress)));
         } catch (err) {
@@ -171,6 +176,12 @@ async function verifyComponents(
     checks.push(...(await mod.verify({ artifact, snapshotDir: dir, component, scratchDir, scratch: ctx.plan.verify, signal, progress })));
   }
   return checks;
+}
+
+/** Signature policy and age identity for a fetch on the worker (the identity stays a reference until age reads it). */
+function trustedFetch(ctx: PlanContext, trust: TrustPolicy): { trust: TrustPolicy; identity?: IdentitySource } {
+  const ref = ctx.plan.archive.encryption?.age.identity;
+  return { trust, ...(ref ? { identity: { ref } } : {}) };
 }
 
 async function storageOf(ctx: PlanContext, name?: string): Promise<{ name: string; backend: StorageBackend }> {

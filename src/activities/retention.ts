@@ -3,6 +3,7 @@ import { LifeboatError } from '../shared/errors';
 import type { PlanContext, RetentionReport, SnapshotHold } from '../shared/types';
 import { applyRetention } from '../retention/storage-retention';
 import { recordKey } from '../snapshot/naming';
+import { trustPolicyOf } from '../snapshot/signing';
 import { openStorage } from '../storage';
 import { runActivity } from './run';
 
@@ -14,8 +15,9 @@ export function createRetentionActivities() {
         if (!cfg) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no storage ${storageName}`);
         if (!cfg.retention) return { storage: storageName, configured: false, kept: 0, deleted: [] };
         const backend = await openStorage(storageName, cfg);
-        const { kept, deleted } = await applyRetention(backend, ctx.planName, cfg.retention, new Date());
-        return { storage: storageName, configured: true, kept, deleted };
+        const trust = await trustPolicyOf(ctx.signing);
+        const { kept, deleted, ignored } = await applyRetention(backend, ctx.planName, cfg.retention, new Date(), trust);
+        return { storage: storageName, configured: true, kept, deleted, ...(ignored.length ? { ignored } : {}) };
       });
     },
 

@@ -92,9 +92,15 @@ const ERRNO_CODES: Record<string, 'InsufficientSpace' | 'PermissionDenied'> = {
 };
 
 /** A full disk or a permission error (errno, or a child's "No space left on device") as a LifeboatError; else `err`. */
+const NO_SPACE = /No space left on device|ENOSPC/;
+
 export function asLifeboatError(err: unknown): unknown {
-  if (err instanceof LifeboatError) return err;
-  const errno = (err as NodeJS.ErrnoException | undefined)?.code ?? (/No space left on device|ENOSPC/.test(String((err as Error | undefined)?.message)) ? 'ENOSPC' : undefined);
+  if (err instanceof LifeboatError) {
+    // A full disk reported through a program's stderr (rsync, tar, a dump) is still a full disk: not retried.
+    const full = err.code !== 'InsufficientSpace' && NO_SPACE.test(err.message);
+    return full ? new LifeboatError('InsufficientSpace', err.message, err.details) : err;
+  }
+  const errno = (err as NodeJS.ErrnoException | undefined)?.code ?? (NO_SPACE.test(String((err as Error | undefined)?.message)) ? 'ENOSPC' : undefined);
   if (!errno || !ERRNO_CODES[errno]) return err;
   const e = err as NodeJS.ErrnoException;
   return new LifeboatError(ERRNO_CODES[errno], `${e.message}${e.path && !e.message.includes(e.path) ? ` (${e.path})` : ''}`);

@@ -14,6 +14,8 @@ import { parseHold, predeployWorkflowId, startPredeploy, waitForSnapshot } from 
 import { planRetention } from '../retention/storage-retention';
 import { describeRetention } from '../snapshot/retention';
 import { openStorage } from '../storage';
+import { trustPolicyOf } from '../snapshot/signing';
+import { registerKeyCommands } from './keys';
 
 function configPath(opt?: string): string {
   if (opt) return opt;
@@ -80,7 +82,8 @@ program
   .option('--force', 'write over targets in use (an existing database, a non-empty directory)')
   .option('--no-quiesce', "don't stop the target source's services around the restore")
   .option('--storage <name>', "fetch from this storage (default: the plan's first)")
-  .action(async (plan: string, snapshot: string, o: { dryRun?: boolean; source?: string; artifact?: string; path?: string; toHost?: string; toDir?: string; database?: string; force?: boolean; quiesce: boolean; storage?: string }) => {
+  .option('--allow-unsigned', 'accept a snapshot without a signature (made before signing was configured)')
+  .action(async (plan: string, snapshot: string, o: { dryRun?: boolean; source?: string; artifact?: string; path?: string; toHost?: string; toDir?: string; database?: string; force?: boolean; quiesce: boolean; storage?: string; allowUnsigned?: boolean }) => {
     const config = await loadConfig(cfgFile());
     getPlan(config, plan);
     const client = await connectClient(config.temporal);
@@ -97,6 +100,7 @@ program
       ...(o.toDir ? { dir: o.toDir } : {}),
       ...(o.database ? { database: o.database } : {}),
       ...(o.storage ? { storage: o.storage } : {}),
+      ...(o.allowUnsigned ? { allowUnsigned: true } : {}),
     });
     await client.connection.close();
   });
@@ -106,15 +110,18 @@ program
   .description('the restore drill: restore the latest snapshot and random older ones into scratch targets and compare')
   .option('--snapshot <name...>', 'verify exactly these snapshots')
   .option('--storage <name>', "fetch from this storage (default: the plan's first)")
-  .action(async (plan: string, o: { snapshot?: string[]; storage?: string }) => {
+  .option('--allow-unsigned', 'accept snapshots without a signature (made before signing was configured)')
+  .action(async (plan: string, o: { snapshot?: string[]; storage?: string; allowUnsigned?: boolean }) => {
     const config = await loadConfig(cfgFile());
     getPlan(config, plan);
     const client = await connectClient(config.temporal);
-    process.exitCode = await runVerify(client, config, { plan, ...(o.snapshot ? { snapshots: o.snapshot } : {}), ...(o.storage ? { storage: o.storage } : {}) });
+    const extra = { ...(o.snapshot ? { snapshots: o.snapshot } : {}), ...(o.storage ? { storage: o.storage } : {}), ...(o.allowUnsigned ? { allowUnsigned: true } : {}) };
+    process.exitCode = await runVerify(client, config, { plan, ...extra });
     await client.connection.close();
   });
 
 registerSnapshotCommands(program, cfgFile);
+registerKeyCommands(program);
 registerScheduleCommands(program, cfgFile);
 
 program
@@ -159,8 +166,9 @@ program
         console.log(`${name}: no retention configured, everything is kept`);
         continue;
       }
-      const { decisions } = await planRetention(await openStorage(name, cfg), plan, cfg.retention, new Date());
+      const { decisions, ignored } = await planRetention(await openStorage(name, cfg), plan, cfg.retention, new Date(), await trustPolicyOf(config.signing));
       console.log(`${name}:\n${describeRetention(decisions)}`);
+      for (const i of ignored) console.log(`  ignored (never deleted by retention): ${i}`);
     }
   });
 

@@ -1,11 +1,13 @@
 // `lifeboat snapshots list|show|fetch`: straight from storage, so they work with Temporal down (e.g. during a
 // disaster, on a fresh machine that only has lifeboat.yaml and the storage credentials).
-import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
-import { downloadArchive, findSnapshots, resolveSnapshotId, type SnapshotListing, type StoredRecord } from '../restore/fetch';
+import { downloadArchive, fetchSnapshot, findSnapshots, resolveSnapshotId, type IgnoredRecord, type SnapshotListing, type StoredRecord } from '../restore/fetch';
+import type { IdentitySource } from '../snapshot/encryption';
+import { trustPolicyOf } from '../snapshot/signing';
 import { LifeboatError } from '../shared/errors';
 import { formatBytes } from '../shared/units';
 import { openStorage } from '../storage';
@@ -24,7 +26,8 @@ export function registerSnapshotCommands(program: Command, cfgFile: () => string
     .option('--plan <plan>', 'only this plan')
     .option('--storage <name>', 'only this storage (default: all)')
     .option('--json', 'print a JSON array of records')
-    .action(async (o: Where & { json?: boolean }) => {
+    .option('--allow-unsigned', 'also list snapshots without a signature (made before signing was configured)')
+    .action(async (o: Where & { json?: boolean; allowUnsigned?: boolean }) => {
       const { listing } = await search(cfgFile(), o);
       if (o.json) console.log(JSON.stringify(listing.map((l) => ({ ...l.record, storage: l.storage, record_key: l.key })), null, 2));
       else printTable(listing);
@@ -35,7 +38,8 @@ export function registerSnapshotCommands(program: Command, cfgFile: () => string
     .option('--plan <plan>', 'look in this plan only')
     .option('--storage <name>', 'only this storage (default: all)')
     .option('--json', 'print the record as stored')
-    .action(async (id: string, o: Where & { json?: boolean }) => {
+    .option('--allow-unsigned', 'accept a snapshot without a signature (made before signing was configured)')
+    .action(async (id: string, o: Where & { json?: boolean; allowUnsigned?: boolean }) => {
       const { listing } = await search(cfgFile(), o);
       const found = resolveSnapshotId(listing, id, o);
       if (o.json) console.log(JSON.stringify(found.record, null, 2));
@@ -43,27 +47,73 @@ export function registerSnapshotCommands(program: Command, cfgFile: () => string
     });
   cmd
     .command('fetch <id>')
-    .description('download a snapshot\'s archive and record, checking the archive\'s SHA-256 against the record')
+    .description('download a snapshot and check it as restore does: signature, archive SHA-256, safe entries, every manifest line')
     .option('--to <dir>', 'where to put them (default: the current directory)')
     .option('--plan <plan>', 'look in this plan only')
     .option('--storage <name>', 'only this storage (default: all)')
-    .action(async (id: string, o: Where & { to?: string }) => {
-      const { listing, backends } = await search(cfgFile(), o);
+    .option('--decrypt', 'decrypt an encrypted archive (with the plan\'s identity, or --identity) and check its contents')
+    .option('--identity <file>', 'age identity file for --decrypt (instead of archive.encryption.age.identity)')
+    .option('--extract', 'also keep the checked snapshot directory as <to>/<snapshot>/')
+    .option('--allow-unsigned', 'accept a snapshot without a signature (made before signing was configured)')
+    .action(async (id: string, o: Where & FetchFlags) => {
+      const { config, listing, backends } = await search(cfgFile(), o);
       const found = resolveSnapshotId(listing, id, o);
-      const dir = resolve(o.to ?? '.');
-      const { record, archivePath } = await downloadArchive({ storage: backends[found.storage]!, plan: found.record.plan, snapshot: found.record.snapshot, dir });
-      const recordPath = join(dir, `${record.snapshot}.json`);
-      await writeFile(recordPath, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
-      console.log(`archive  ${archivePath}  (${formatBytes(record.size_bytes)}, SHA-256 ${record.checksum_sha256}: matches the record)`);
-      console.log(`record   ${recordPath}`);
-      console.log(`from     ${found.storage}`);
+      console.log((await fetchChecked(config, backends[found.storage]!, found, o)).join('\n'));
     });
 }
 
-async function search(configFile: string, o: Where): Promise<{ listing: SnapshotListing[]; backends: Record<string, StorageBackend> }> {
+interface FetchFlags {
+  to?: string;
+  decrypt?: boolean;
+  identity?: string;
+  extract?: boolean;
+  allowUnsigned?: boolean;
+}
+
+/**
+ * Fetches into a private directory under --to, checks, then moves the results into place: nothing unchecked is
+ * ever left under its final name. An encrypted archive without --decrypt is checked as stored bytes only.
+ */
+async function fetchChecked(config: Config, storage: StorageBackend, found: SnapshotListing, o: FetchFlags): Promise<string[]> {
+  const { plan, snapshot } = found.record;
+  const dir = resolve(o.to ?? '.');
+  const work = join(dir, `.lifeboat-fetch-${snapshot}`);
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true, mode: 0o700 });
+  const trust = await trustPolicyOf(config.signing, o.allowUnsigned);
+  const ref = config.plans[plan]?.archive.encryption?.age.identity;
+  const identity: IdentitySource | undefined = o.identity ? { file: resolve(o.identity) } : ref ? { ref } : undefined;
+  const where = { storage, plan, snapshot, trust, ...(identity ? { identity } : {}) };
+  try {
+    const contents = !found.record.encryption || o.decrypt;
+    const got = contents ? await fetchSnapshot({ ...where, workDir: work }) : { ...(await downloadArchive({ ...where, dir: work })), dir: undefined };
+    const archivePath = join(dir, basename(got.archivePath));
+    await rename(got.archivePath, archivePath);
+    if (o.extract && got.dir) await rename(got.dir, join(dir, snapshot));
+    const recordPath = join(dir, `${snapshot}.json`);
+    await writeFile(recordPath, JSON.stringify(got.record, null, 2) + '\n', { mode: 0o600 });
+    const r = got.record;
+    const signed = trust.publicKey ? (r.signature ? 'signature valid' : 'UNSIGNED (accepted: --allow-unsigned)') : 'signature not checked (no signing configured)';
+    const checked = contents ? `${signed}; SHA-256 matches the record; entries safe; every manifest line matches (${r.manifest?.files ?? '?'} files)` : `${signed}; SHA-256 matches the record; contents not checked (encrypted: pass --decrypt)`;
+    return [
+      `archive  ${archivePath}  (${formatBytes((await stat(archivePath)).size)}${r.encryption && !contents ? ', age-encrypted' : ''})`,
+      `checked  ${checked}`,
+      ...(o.extract && got.dir ? [`extracted ${join(dir, snapshot)}`] : []),
+      `record   ${recordPath}`,
+      `from     ${found.storage}`,
+    ];
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Valid records only; ignored ones (forged, renamed, unsigned) are named on stderr so they are not missed. */
+async function search(configFile: string, o: Where & { allowUnsigned?: boolean }): Promise<{ config: Config; listing: SnapshotListing[]; backends: Record<string, StorageBackend> }> {
   const config = await loadConfig(configFile);
   const backends = await openBackends(config, o.storage);
-  return { listing: await findSnapshots(backends, o.plan ? { plan: o.plan } : {}), backends };
+  const trust = await trustPolicyOf(config.signing, o.allowUnsigned);
+  const onIgnored = (i: IgnoredRecord) => console.error(`ignored ${i.storage}:${i.key}: ${i.reason}`);
+  return { config, listing: await findSnapshots(backends, { ...(o.plan ? { plan: o.plan } : {}), trust, onIgnored }), backends };
 }
 
 async function openBackends(config: Config, only?: string): Promise<Record<string, StorageBackend>> {

@@ -297,7 +297,7 @@ export const S3Storage = z
     forcePathStyle: z.boolean().default(true),
     accessKeyId: SecretRef,
     secretAccessKey: SecretRef,
-    /** Multipart part size in MiB; memory use is about partSize × queueSize. */
+    /** Multipart part size in MiB (≥ 5, S3's minimum; at most 10 000 parts). Parts stream from the file. */
     partSizeMiB: z.number().int().min(5).default(16),
     queueSize: z.number().int().min(1).max(16).default(4),
   })
@@ -319,8 +319,12 @@ export type LocalStorage = z.infer<typeof LocalStorage>;
 /** Scratch servers for the restore drill, reached from the backup host; scratch databases are created and dropped. */
 export const VerifySettings = z
   .object({
+    /**
+     * The drill loads untrusted dumps as `user`: a role that owns only its scratch databases
+     * (`CREATE ROLE lifeboat_drill LOGIN CREATEDB`); a superuser or a role with server program/file rights is refused.
+     */
     postgres: z
-      .object({ host: z.string().default('127.0.0.1'), port: port.default(5432), user: z.string().default('postgres'), password: SecretRef.optional() })
+      .object({ host: z.string().default('127.0.0.1'), port: port.default(5432), user: z.string().min(1).default('lifeboat_drill'), password: SecretRef.optional() })
       .strict()
       .optional(),
     mysql: z
@@ -351,6 +355,25 @@ export const ScheduleSettings = z
   .strict();
 export type ScheduleSettings = z.infer<typeof ScheduleSettings>;
 
+/** age recipients: X25519 (`age1…`) or an SSH Ed25519 public key line. */
+const ageRecipient = z
+  .string()
+  .regex(/^(age1[02-9ac-hj-np-z]{58}|ssh-ed25519 AAAAC3NzaC1lZDI1NTE5[A-Za-z0-9+/]+={0,2}( [^\n]*)?)$/, 'an age recipient: age1… (age-keygen) or "ssh-ed25519 AAAA…"');
+
+/** age encryption: the backup host needs only recipients (public keys); `identity` is for restore and verify. */
+const Encryption = z
+  .object({
+    age: z
+      .object({
+        recipients: z.array(ageRecipient).min(1),
+        /** The private key (age-keygen output, or an SSH Ed25519 private key without passphrase). */
+        identity: SecretRef.optional(),
+      })
+      .strict(),
+  })
+  .strict();
+export type Encryption = z.infer<typeof Encryption>;
+
 export const Plan = z
   .object({
     /** Snapshot directory prefix: `<prefix>-<YYYYmmddTHHMMSS>`. Defaults to the plan name. */
@@ -361,6 +384,8 @@ export const Plan = z
       .object({
         format: z.enum(['tar.zst', 'tar.gz']).default('tar.zst'),
         level: z.number().int().min(1).max(19).optional(),
+        /** Encrypt every archive to these recipients, in the same pass as tar and compression. */
+        encryption: Encryption.optional(),
       })
       .strict()
       .default({ format: 'tar.zst' }),
@@ -383,6 +408,22 @@ export const Plan = z
   })
   .strict();
 export type Plan = z.infer<typeof Plan>;
+
+/** `ed25519:<base64url>`, as `lifeboat keys init` prints it. */
+export const PUBLIC_KEY_PATTERN = /^ed25519:[A-Za-z0-9_-]{43}$/;
+
+/** Ed25519 signing of snapshot records: the backup host holds `key`; a restore-only host needs only `publicKey`. */
+const Signing = z
+  .object({
+    /** PKCS#8 PEM private key (`lifeboat keys init`); never leaves the worker. */
+    key: SecretRef.optional(),
+    publicKey: z.string().regex(PUBLIC_KEY_PATTERN, 'ed25519:<base64url>, as `lifeboat keys init` prints it').optional(),
+    /** Accept records without a signature (snapshots made before signing was configured); a bad one never passes. */
+    allowUnsigned: z.boolean().default(false),
+  })
+  .strict()
+  .refine((s) => s.key || s.publicKey, 'needs key (on the backup host) or publicKey (enough to restore and verify), or both');
+export type Signing = z.infer<typeof Signing>;
 
 export const Config = z
   .object({
@@ -407,6 +448,7 @@ export const Config = z
     /** Extra deny-list patterns, added to the built-in one (SOPS age key). */
     denyList: z.array(z.string()).default([]),
     storages: z.record(name, Storage),
+    signing: Signing.optional(),
     plans: z.record(name, Plan),
   })
   .strict()

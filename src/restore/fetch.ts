@@ -10,7 +10,9 @@ import type { SnapshotRecord, SnapshotVerification } from '../shared/types';
 import { extractArchive } from '../snapshot/extract';
 import { hashFile, parseManifest, verifyManifest, type ManifestEntry } from '../snapshot/manifest';
 import type { SnapshotMetadata } from '../snapshot/metadata';
-import { ARCHIVE_FORMATS, archiveKey, parseSnapshotName, recordKey } from '../snapshot/naming';
+import { decryptArchive, type IdentitySource } from '../snapshot/encryption';
+import { ARCHIVE_FORMATS, archiveKey, isPlanName, isSnapshotName, parseSnapshotName, recordKey } from '../snapshot/naming';
+import { signatureProblem, type TrustPolicy } from '../snapshot/signing';
 import type { StorageBackend } from '../storage/types';
 
 /** `<plan>/<snapshot>.json` as stored: the backup's record plus where it went and, after a drill, its result. */
@@ -33,12 +35,17 @@ export interface DownloadOptions {
   storage: StorageBackend;
   plan: string;
   snapshot: string;
+  /** Signature requirements (see snapshot/signing.ts); default: signing not configured. */
+  trust?: TrustPolicy;
+  /** For encrypted archives: decrypt with this identity after the stored bytes check out. */
+  identity?: IdentitySource;
   signal?: AbortSignal;
   onProgress?: (bytes: number) => void;
 }
 
 export interface FetchResult {
   record: StoredRecord;
+  /** The plaintext archive (decrypted when the snapshot is encrypted). */
   archivePath: string;
   /** The extracted, verified snapshot root: `<workDir>/extract/<snapshot>`. */
   dir: string;
@@ -46,12 +53,11 @@ export interface FetchResult {
   metadata: SnapshotMetadata;
 }
 
-const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const MANIFEST = 'manifest.sha256';
 
 /** Download, check the archive, extract it safely under `<workDir>/extract`, check every file; returns metadata.yml. */
 export async function fetchSnapshot(opts: DownloadOptions & { workDir: string }): Promise<FetchResult> {
-  const { record, archivePath } = await downloadArchive({ ...opts, dir: opts.workDir });
+  const { record, archivePath } = await downloadArchive({ ...opts, dir: opts.workDir, decrypt: true });
   const { root } = await extractArchive(archivePath, record.format, join(opts.workDir, 'extract'), { signal: opts.signal });
   if (basename(root) !== opts.snapshot) {
     throw new LifeboatError('IntegrityCheckFailed', `archive ${archivePath} holds ${basename(root)}/, not ${opts.snapshot}/`);
@@ -60,42 +66,73 @@ export async function fetchSnapshot(opts: DownloadOptions & { workDir: string })
   return { record, archivePath, dir: root, metadata: await readMetadata(root) };
 }
 
-/** The record, and the archive as `<dir>/<snapshot>.<format>` once its SHA-256 matches the record (else removed). */
-export async function downloadArchive(opts: DownloadOptions & { dir: string }): Promise<{ record: StoredRecord; archivePath: string }> {
+/**
+ * The record, and the archive in `dir` once the stored bytes match the record's size and SHA-256 (else removed).
+ * With `decrypt`, an encrypted archive is then decrypted to `<snapshot>.<format>` and the ciphertext removed; a
+ * missing identity fails before the download.
+ */
+export async function downloadArchive(opts: DownloadOptions & { dir: string; decrypt?: boolean }): Promise<{ record: StoredRecord; archivePath: string; encrypted: boolean }> {
   const { storage, plan, snapshot, signal } = opts;
-  const record = await readRecord(storage, plan, snapshot);
-  const key = archiveKey(plan, snapshot, record.format);
+  const record = await readRecord(storage, plan, snapshot, opts.trust ?? {});
+  const encrypted = record.encryption === 'age';
+  if (encrypted && opts.decrypt && !opts.identity) {
+    throw new LifeboatError('DecryptFailed', `snapshot ${snapshot} is encrypted with age and no identity is configured (archive.encryption.age.identity, or --identity FILE)`);
+  }
+  const key = archiveKey(plan, snapshot, record.format, encrypted);
   // A record without its archive is lost data, not a hiccup worth retrying.
   if (!(await storage.stat(key))) throw new LifeboatError('IntegrityCheckFailed', `snapshot ${snapshot} has a record but no archive: ${storage.location(key)} is missing`);
   await mkdir(opts.dir, { recursive: true, mode: 0o700 });
-  const archivePath = join(opts.dir, `${snapshot}.${record.format}`);
-  await storage.get(key, archivePath, { ...(signal ? { signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
-  const actual = await hashFile(archivePath, signal);
-  if (actual.sha256 !== record.checksum_sha256) {
-    await rm(archivePath, { force: true });
+  const stored = join(opts.dir, basename(key));
+  await storage.get(key, stored, { ...(signal ? { signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  const actual = await hashFile(stored, signal);
+  if (actual.sha256 !== record.checksum_sha256 || actual.size !== record.size_bytes) {
+    await rm(stored, { force: true });
     throw new LifeboatError(
       'ChecksumMismatch',
       `archive ${storage.location(key)}: downloaded ${actual.size} bytes with SHA-256 ${actual.sha256}, but the record says ${record.size_bytes} bytes with SHA-256 ${record.checksum_sha256}`,
       { archive: storage.location(key), expected: record.checksum_sha256, actual: actual.sha256 },
     );
   }
-  return { record, archivePath };
+  if (!encrypted || !opts.decrypt) return { record, archivePath: stored, encrypted };
+  const plain = join(opts.dir, `${snapshot}.${record.format}`);
+  try {
+    await decryptArchive(stored, plain, opts.identity, { signal });
+  } finally {
+    await rm(stored, { force: true });
+  }
+  return { record, archivePath: plain, encrypted };
 }
 
-async function readRecord(storage: StorageBackend, plan: string, snapshot: string): Promise<StoredRecord> {
-  if (!SAFE_NAME.test(plan) || !SAFE_NAME.test(snapshot) || !parseSnapshotName(snapshot)) {
+async function readRecord(storage: StorageBackend, plan: string, snapshot: string, trust: TrustPolicy): Promise<StoredRecord> {
+  if (!isPlanName(plan) || !isSnapshotName(snapshot)) {
     throw new LifeboatError('ConfigError', `not a plan and snapshot name: ${JSON.stringify(plan)} ${JSON.stringify(snapshot)}`);
   }
   const key = recordKey(plan, snapshot);
   const record = await storage.getJson<StoredRecord>(key);
   if (!record) throw new LifeboatError('ConfigError', `no snapshot ${snapshot} of plan ${plan} in storage ${storage.name}`);
-  const problem =
-    record.snapshot !== snapshot || record.plan !== plan ? `names ${record.plan}/${record.snapshot}`
-    : !ARCHIVE_FORMATS.includes(record.format) ? `has an unknown format ${JSON.stringify(record.format)}`
-    : !/^[0-9a-f]{64}$/.test(String(record.checksum_sha256)) ? 'has no valid checksum_sha256'
-    : undefined;
+  const problem = recordProblem(record, { plan, snapshot }, storage);
   if (problem) throw new LifeboatError('IntegrityCheckFailed', `record ${storage.location(key)} ${problem}`);
+  const unsigned = signatureProblem(record, trust);
+  if (unsigned) throw new LifeboatError('SignatureInvalid', `record ${storage.location(key)} ${unsigned}`);
   return record;
+}
+
+/**
+ * Why a record read from `<plan>/<snapshot>.json` cannot describe that snapshot: another name, an unknown format
+ * or encryption, no checksum, or an archive key other than the one derived from its name. Keys are derived, never
+ * read: a record that names another key is a forgery or a bug, and is not acted on.
+ */
+function recordProblem(record: StoredRecord, id: { plan: string; snapshot: string }, storage: StorageBackend): string | undefined {
+  if (!record || typeof record !== 'object') return 'is not a JSON object';
+  if (record.snapshot !== id.snapshot || record.plan !== id.plan) return `names ${String(record.plan)}/${String(record.snapshot)}`;
+  if (!ARCHIVE_FORMATS.includes(record.format)) return `has an unknown format ${JSON.stringify(record.format)}`;
+  if (record.encryption !== undefined && record.encryption !== 'age') return `has an unknown encryption ${JSON.stringify(record.encryption)}`;
+  if (!/^[0-9a-f]{64}$/.test(String(record.checksum_sha256)) || !Number.isSafeInteger(record.size_bytes)) return 'has no valid checksum_sha256 and size_bytes';
+  if (record.key !== undefined) {
+    const derived = archiveKey(id.plan, id.snapshot, record.format, record.encryption === 'age');
+    if (record.key !== derived && record.key !== storage.objectKey?.(derived)) return `names the archive key ${JSON.stringify(record.key)}, not ${derived}`;
+  }
+  return undefined;
 }
 
 /** Every manifest line must match, and every regular file must be listed (a planted extra file is refused too). */
@@ -156,24 +193,53 @@ async function isRegularFile(path: string): Promise<boolean> {
 
 // ---- listing ----
 
-/** Complete snapshots (those with a record) in every given storage, newest first; storages keep their order on ties. */
-export async function findSnapshots(storages: Record<string, StorageBackend>, opts: { plan?: string } = {}): Promise<SnapshotListing[]> {
-  const perStorage = await Promise.all(Object.entries(storages).map(([name, backend]) => listStorage(name, backend, opts.plan)));
+export interface ListOptions {
+  plan?: string;
+  trust?: TrustPolicy;
+  /** Records that are not listed (forged, renamed, unsigned…), with the reason: callers report them. */
+  onIgnored?: (ignored: IgnoredRecord) => void;
+}
+
+export interface IgnoredRecord {
+  storage: string;
+  key: string;
+  reason: string;
+}
+
+/** Complete snapshots (those with a valid record) in every given storage, newest first; storages keep their order on ties. */
+export async function findSnapshots(storages: Record<string, StorageBackend>, opts: ListOptions = {}): Promise<SnapshotListing[]> {
+  const perStorage = await Promise.all(Object.entries(storages).map(([name, backend]) => listStorage(name, backend, opts)));
   return perStorage.flat().sort((a, b) => createdAt(b) - createdAt(a) || (a.record.snapshot < b.record.snapshot ? 1 : a.record.snapshot > b.record.snapshot ? -1 : 0));
 }
 
-async function listStorage(name: string, backend: StorageBackend, plan?: string): Promise<SnapshotListing[]> {
-  const objects = await backend.list(plan ? `${plan}/` : '');
-  const keys = objects.map((o) => ({ key: o.key, id: parseRecordKey(o.key) })).filter((k) => k.id && (!plan || k.id.plan === plan));
+async function listStorage(name: string, backend: StorageBackend, opts: ListOptions): Promise<SnapshotListing[]> {
+  const objects = await backend.list(opts.plan ? `${opts.plan}/` : '');
+  const keys = objects.map((o) => ({ key: o.key, id: parseRecordKey(o.key) })).filter((k) => k.id && (!opts.plan || k.id.plan === opts.plan));
   const limit = pLimit(8);
-  const found = await Promise.all(keys.map(({ key, id }) => limit(async () => ({ key, id: id!, record: await backend.getJson<StoredRecord>(key) }))));
-  // The key decides plan and snapshot: that is where fetchSnapshot looks (and where it re-checks the record).
-  return found.flatMap(({ key, id, record }) => (record ? [{ storage: name, key, record: { ...record, ...id } }] : []));
+  const found = await Promise.all(keys.map(({ key, id }) => limit(async () => ({ key, id: id!, record: await readListed(backend, key) }))));
+  const listing: SnapshotListing[] = [];
+  for (const { key, id, record } of found) {
+    if (record === null) continue; // deleted between list and read
+    const reason = typeof record === 'string' ? record : (recordProblem(record, id, backend) ?? signatureProblem(record, opts.trust ?? {}));
+    if (reason) opts.onIgnored?.({ storage: name, key, reason });
+    else listing.push({ storage: name, key, record: record as StoredRecord });
+  }
+  return listing;
+}
+
+/** The record, null when gone, or why it cannot be read (a listing goes on past one broken record). */
+async function readListed(backend: StorageBackend, key: string): Promise<StoredRecord | string | null> {
+  try {
+    return await backend.getJson<StoredRecord>(key);
+  } catch (err) {
+    if (err instanceof SyntaxError) return `is not valid JSON`;
+    throw err;
+  }
 }
 
 function parseRecordKey(key: string): { plan: string; snapshot: string } | null {
   const m = /^([^/]+)\/([^/]+)\.json$/.exec(key);
-  return m && SAFE_NAME.test(m[1]!) && parseSnapshotName(m[2]!) ? { plan: m[1]!, snapshot: m[2]! } : null;
+  return m && isPlanName(m[1]!) && isSnapshotName(m[2]!) ? { plan: m[1]!, snapshot: m[2]! } : null;
 }
 
 function createdAt(l: SnapshotListing): number {

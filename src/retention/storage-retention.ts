@@ -4,7 +4,8 @@
 import type { Retention } from '../config/schema';
 import { findSnapshots, type SnapshotListing } from '../restore/fetch';
 import { LifeboatError } from '../shared/errors';
-import { ARCHIVE_FORMATS, archiveKey, recordKey } from '../snapshot/naming';
+import { allArchiveKeys, recordKey } from '../snapshot/naming';
+import type { TrustPolicy } from '../snapshot/signing';
 import { selectRetention, type RetentionCandidate, type RetentionDecision } from '../snapshot/retention';
 import type { StorageBackend } from '../storage/types';
 
@@ -19,27 +20,44 @@ export function candidateOf(l: SnapshotListing): RetentionCandidate {
   };
 }
 
-export async function planRetention(backend: StorageBackend, plan: string, retention: Retention, now: Date): Promise<{ decisions: RetentionDecision[]; listing: SnapshotListing[] }> {
-  const listing = await findSnapshots({ [backend.name]: backend }, { plan });
+export interface RetentionPlan {
+  decisions: RetentionDecision[];
+  listing: SnapshotListing[];
+  /** Records retention neither counts nor deletes (forged, renamed, unsigned): `<key>: <reason>`. */
+  ignored: string[];
+}
+
+/**
+ * Only valid (and, with signing, validly signed) records take part: a forged record can neither push a real
+ * snapshot out of its GFS slot nor name what gets deleted. Ignored records are reported, never deleted.
+ */
+export async function planRetention(backend: StorageBackend, plan: string, retention: Retention, now: Date, trust: TrustPolicy = {}): Promise<RetentionPlan> {
+  const ignored: string[] = [];
+  const listing = await findSnapshots({ [backend.name]: backend }, { plan, trust, onIgnored: (i) => ignored.push(`${i.key}: ${i.reason}`) });
   try {
     const decisions = selectRetention(listing.map(candidateOf), { ...retention }, { now: now.toISOString(), timeZone: retention.timezone });
-    return { decisions, listing };
+    return { decisions, listing, ignored };
   } catch (err) {
     throw new LifeboatError('ConfigError', `retention of storage ${backend.name}: ${(err as Error).message}`);
   }
 }
 
 /** Deletes what the policy lets go; returns the deleted snapshot names. */
-export async function applyRetention(backend: StorageBackend, plan: string, retention: Retention, now: Date): Promise<{ kept: number; deleted: string[] }> {
-  const { decisions, listing } = await planRetention(backend, plan, retention, now);
+export async function applyRetention(
+  backend: StorageBackend,
+  plan: string,
+  retention: Retention,
+  now: Date,
+  trust: TrustPolicy = {},
+): Promise<{ kept: number; deleted: string[]; ignored: string[] }> {
+  const { decisions, ignored } = await planRetention(backend, plan, retention, now, trust);
   const deleted: string[] = [];
   for (const d of decisions.filter((x) => !x.keep)) {
-    const l = listing.find((x) => x.record.snapshot === d.snapshot)!;
     await backend.delete(recordKey(plan, d.snapshot));
-    // Keys are derived from plan, snapshot name (both validated by listing) and a known format, never read from
-    // the record: a record is untrusted input and must not choose what gets deleted.
-    for (const format of ARCHIVE_FORMATS) await backend.delete(archiveKey(plan, d.snapshot, format));
+    // Keys are derived from plan and snapshot name (both validated by listing), never read from the record: a
+    // record is untrusted input and must not choose what gets deleted.
+    for (const key of allArchiveKeys(plan, d.snapshot)) await backend.delete(key);
     deleted.push(d.snapshot);
   }
-  return { kept: decisions.length - deleted.length, deleted };
+  return { kept: decisions.length - deleted.length, deleted, ignored };
 }

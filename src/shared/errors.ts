@@ -17,6 +17,8 @@ export const PERMANENT_ERRORS = [
   'PermissionDenied', // the backup host may not read or write a path (EACCES, EPERM, read-only file system)
   'TargetInUse', // a restore would write over a database or files in use (pass --force)
   'VerificationFailed', // the restore drill found a snapshot that does not restore to what was recorded
+  'SignatureInvalid', // a snapshot record is unsigned or its Ed25519 signature does not verify
+  'DecryptFailed', // an encrypted archive cannot be decrypted (no identity, or not one of its recipients)
 ] as const;
 
 /**

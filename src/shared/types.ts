@@ -2,6 +2,7 @@
 import type { Config, Plan, Storage } from '../config/schema';
 import type { ArtifactResult } from '../sources/types';
 import type { ArchiveFormat } from '../snapshot/naming';
+import type { RecordSignature } from '../snapshot/signing';
 
 export type Tier = 'daily' | 'weekly' | 'monthly' | 'pre-deploy' | 'manual';
 export const TIERS: readonly Tier[] = ['daily', 'weekly', 'monthly', 'pre-deploy', 'manual'];
@@ -28,6 +29,8 @@ export interface RetentionReport {
   configured: boolean;
   kept: number;
   deleted: string[];
+  /** Records neither counted nor deleted (forged, renamed or unsigned), as `<key>: <reason>`. */
+  ignored?: string[];
   /** Retention could not run; the snapshot itself is fine. */
   error?: string;
 }
@@ -40,6 +43,8 @@ export interface PlanContext {
   denyList: string[];
   ssh: Config['ssh'];
   storages: Record<string, Storage>;
+  /** Secret references and public keys only. */
+  signing?: Config['signing'];
 }
 
 export interface PreflightResult {
@@ -64,19 +69,28 @@ export interface FinalizeResult {
 export interface ArchiveResult {
   path: string;
   format: ArchiveFormat;
+  /** Of the stored bytes (ciphertext when encrypted). */
   sha256: string;
   size: number;
+  encryption?: 'age';
 }
 
 export interface StorageResult {
   storage: string;
   type: Storage['type'];
   location: string;
+  /** The object's own key: for S3 with the storage's prefix (the record keeps the storage-relative key). */
   key: string;
+  /** S3 only. */
+  bucket?: string;
   record_key: string;
   size_bytes: number;
   checksum_sha256: string;
   already_present: boolean;
+  /** How the stored object was shown to equal the archive: the server's (composite) SHA-256, a read-back, a file hash. */
+  verified_by?: 'server-composite-sha256' | 'server-sha256' | 'read-back-sha256' | 'file-sha256';
+  /** Bytes this attempt sent; below size_bytes when an earlier attempt's parts were reused. */
+  bytes_sent?: number;
 }
 
 export type RunStatus = 'Completed' | 'PartiallyFailed' | 'Failed';
@@ -92,11 +106,16 @@ export interface SnapshotRecord {
   created_at: string;
   completed_at?: string;
   format: ArchiveFormat;
+  /** `age`: the stored object is `<plan>/<snapshot>.<format>.age`, readable only with the identity. */
+  encryption?: 'age';
+  /** Size and SHA-256 of the stored object; `manifest.sha256` is the plaintext manifest's. */
   size_bytes: number;
   checksum_sha256: string;
   manifest: ManifestSummary;
   artifacts: Array<Pick<ArtifactResult, 'source' | 'name' | 'type' | 'status' | 'bytes'> & { error?: string }>;
   hold?: SnapshotHold;
+  /** Ed25519 over the identifying fields (see snapshot/signing.ts); absent when signing is not configured. */
+  signature?: RecordSignature;
 }
 
 export interface BackupResult extends SnapshotRecord {
@@ -104,6 +123,9 @@ export interface BackupResult extends SnapshotRecord {
   snapshot_dir: string;
   /** First storage, for scripts that expect one (like the echoport runner's result line). */
   storage: string;
+  /** S3 only: the bucket holding `key`. */
+  bucket?: string;
+  /** The archive object's own key in that storage (the S3 prefix included). */
   key: string;
   location: string;
   storages: StorageResult[];
@@ -141,6 +163,8 @@ export interface RestoreInput {
   dryRun: boolean;
   /** Stop the target source's services around the restore (its backup quiesce controller). Default true. */
   quiesce?: boolean;
+  /** Accept an unsigned record (made before signing was configured); a wrong signature is refused regardless. */
+  allowUnsigned?: boolean;
 }
 
 /** One artifact in a fetched snapshot (from metadata.yml). */
@@ -177,6 +201,8 @@ export interface VerifyInput {
   storage?: string;
   /** Verify exactly these snapshots instead of latest + random older ones. */
   snapshots?: string[];
+  /** As in RestoreInput. */
+  allowUnsigned?: boolean;
 }
 
 export interface SnapshotVerification {

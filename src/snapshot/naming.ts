@@ -9,6 +9,16 @@ export function snapshotName(prefix: string, at: Date): string {
   return `${prefix}-${stamp}`;
 }
 
+/** Plan names as the config allows them: never a path (no slash, no leading dot). */
+export function isPlanName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name);
+}
+
+/** `<plan-like prefix>-YYYYmmddTHHMMSS` with a real date: the only snapshot names a key may be derived from. */
+export function isSnapshotName(name: string): boolean {
+  return isPlanName(name) && parseSnapshotName(name) !== null;
+}
+
 export function parseSnapshotName(name: string): { prefix: string; at: Date } | null {
   const m = /^(.+)-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})$/.exec(name);
   if (!m) return null;
@@ -18,8 +28,16 @@ export function parseSnapshotName(name: string): { prefix: string; at: Date } | 
   return snapshotName(prefix!, at) === name ? { prefix: prefix!, at } : null;
 }
 
-export function archiveKey(plan: string, snapshot: string, format: ArchiveFormat): string {
-  return `${plan}/${snapshot}.${format}`;
+/** Encrypted archives carry age's own suffix, so a stored object says what it is. */
+export const ENCRYPTED_SUFFIX = '.age';
+
+export function archiveKey(plan: string, snapshot: string, format: ArchiveFormat, encrypted = false): string {
+  return `${plan}/${snapshot}.${format}${encrypted ? ENCRYPTED_SUFFIX : ''}`;
+}
+
+/** Every key an archive of this snapshot can have: what retention deletes (derived, never read from a record). */
+export function allArchiveKeys(plan: string, snapshot: string): string[] {
+  return ARCHIVE_FORMATS.flatMap((f) => [archiveKey(plan, snapshot, f), archiveKey(plan, snapshot, f, true)]);
 }
 
 /** The record is written after the archive, so its presence means "complete snapshot". */

@@ -85,7 +85,8 @@ async function backupLocked(input: BackupInput, ctx: PlanContext): Promise<Backu
     });
     setStatus(status);
     const first = storages[0]!;
-    return { ...record, snapshot_dir: finalized.dir, storage: first.storage, key: first.key, location: first.location, storages, retention };
+    // `key` is the object's own key (prefix included) and `bucket` its bucket, so a script can GET exactly that.
+    return { ...record, snapshot_dir: finalized.dir, storage: first.storage, ...(first.bucket ? { bucket: first.bucket } : {}), key: first.key, location: first.location, storages, retention };
   } catch (err) {
     // Every lane has settled (captureAll waits for all of them), so nothing writes here any more. Cleanup runs
     // even when the run itself was cancelled.

@@ -95,13 +95,15 @@ export async function verifyRestore(input: VerifyInput): Promise<SnapshotVerific
 async function verifyLocked(input: VerifyInput): Promise<SnapshotVerification[]> {
   setStatus('Running');
   const ctx = await quick.loadPlan(input.plan);
-  const chosen = input.snapshots ?? pickSnapshots(await quick.listSnapshotNames(ctx, input.storage), ctx.plan.verify.older);
+  // Activity arguments are not part of replay's command matching: passing the trust option needs no patch.
+  const trust = { allowUnsigned: input.allowUnsigned === true };
+  const chosen = input.snapshots ?? pickSnapshots(await quick.listSnapshotNames(ctx, input.storage, trust), ctx.plan.verify.older);
   if (chosen.length === 0) {
     throw ApplicationFailure.create({ type: 'VerificationFailed', nonRetryable: true, message: `plan ${input.plan} has no snapshot in storage to verify` });
   }
   const results: SnapshotVerification[] = [];
   for (const snapshot of chosen) {
-    const result = await proxyActivities<RestoreActivities>({ ...RESTORE_LONG, activityId: `verify:${snapshot}` }).verifySnapshot(ctx, input.storage, snapshot, workflowInfo().runId);
+    const result = await proxyActivities<RestoreActivities>({ ...RESTORE_LONG, activityId: `verify:${snapshot}` }).verifySnapshot(ctx, input.storage, snapshot, workflowInfo().runId, trust);
     await bookkeeping.recordVerification(ctx, input.storage, result);
     results.push(result);
   }

@@ -196,6 +196,27 @@ describe('lifeboat snapshots (CLI, storage only)', () => {
     expect((await hashFile(join(to, `${GOOD}.tar.zst`))).sha256).toBe(record.checksum_sha256);
   });
 
+  it('fetch checks what restore checks: a planted file or a changed file in an intact archive is refused, nothing left', async () => {
+    for (const [snapshot, file] of [[PLANTED, 'planted.php (not in the manifest)'], [TAMPERED, 'database/app.sql (checksum differs)']] as const) {
+      const to = join(root, `fetched-${snapshot}`);
+      const r = await lifeboat('fetch', snapshot, '--to', to);
+      expect(r.exitCode, r.stdout).toBe(1);
+      expect(r.stderr).toContain(file);
+      expect(await readdir(to)).toEqual([]);
+    }
+  });
+
+  it('fetch refuses an archive whose manifest is not the one recorded at backup time', async () => {
+    const good = (await minio.getJson<StoredRecord>(recordKey('stack', GOOD)))!;
+    const swapped = 'stack-20250106T000000';
+    const built = await buildSnapshot(swapped);
+    await upload(minio, built, { manifest: { ...built.record.manifest, sha256: good.manifest.sha256 } });
+    const r = await lifeboat('fetch', swapped, '--to', join(root, 'fetched-swapped'));
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('manifest.sha256 differs from the one recorded at backup time');
+    await minio.delete(recordKey('stack', swapped)); // keep the listing tests' view unchanged
+  });
+
   it('fetch exits non-zero on a checksum mismatch, and 2 for an unknown snapshot', async () => {
     const bad = await lifeboat('fetch', FLIPPED, '--to', join(root, 'fetched-bad'));
     expect(bad.exitCode).toBe(1);

@@ -105,4 +105,13 @@ describe('toFailure', () => {
     const g = toFailure(new LifeboatError('TargetInUse', 'in use')) as ApplicationFailure;
     expect([g.type, g.nonRetryable]).toEqual(['TargetInUse', true]);
   });
+
+  it("a program's full-disk message (rsync, tar) becomes InsufficientSpace, keeping its text", () => {
+    const rsync = new LifeboatError('CommandFailed', 'rsync from local failed (exit 11):\nrsync: [receiver] write failed on "/b/x": No space left on device (28)');
+    const f = toFailure(rsync) as ApplicationFailure;
+    expect([f.type, f.nonRetryable]).toEqual(['InsufficientSpace', true]);
+    expect(f.message).toBe(rsync.message);
+    const tar = toFailure(new LifeboatError('IntegrityCheckFailed', 'tar could not extract a.tar.zst: tar: x: Cannot write: No space left on device')) as ApplicationFailure;
+    expect(tar.type).toBe('InsufficientSpace');
+  });
 });

@@ -28,7 +28,7 @@ describe('storage keys', () => {
     }
   });
 
-  it("retention deletes the derived archive, never the record's `key` or a path built from its `format`", async () => {
+  it("retention ignores (never deletes, never counts) records naming another key or an unknown format", async () => {
     const { dir, root, backend } = storage();
     const victim = join(dir, 'victim');
     writeFileSync(victim, 'precious');
@@ -39,9 +39,26 @@ describe('storage keys', () => {
     writeFileSync(join(root, 'web', `${latest}.json`), record(latest, '2026-01-02T00:00:00Z', { format: '/../../victim' }));
     writeFileSync(join(root, 'web', `${latest}.tar.zst`), 'archive');
     const result = await applyRetention(backend, 'web', { daily: 0, weekly: 0, monthly: 0, yearly: 0, last: 1, minimum: 1, timezone: 'UTC' }, new Date('2026-01-03T00:00:00Z'));
-    expect(result.deleted).toEqual([old]);
+    expect(result.deleted).toEqual([]);
+    expect(result.ignored).toEqual([
+      `web/${old}.json: names the archive key "../victim", not web/${old}.tar.zst`,
+      `web/${latest}.json: has an unknown format "/../../victim"`,
+    ]);
     expect(existsSync(victim)).toBe(true);
-    expect(existsSync(join(root, 'web', `${old}.tar.zst`))).toBe(false);
+    expect(existsSync(join(root, 'web', `${old}.tar.zst`))).toBe(true);
+  });
+
+  it('retention deletes the keys derived from the name, encrypted or not, and nothing the record names', async () => {
+    const { root, backend } = storage();
+    const old = 'web-20260101T000000';
+    const latest = 'web-20260102T000000';
+    writeFileSync(join(root, 'web', `${old}.json`), record(old, '2026-01-01T00:00:00Z', { encryption: 'age', key: `web/${old}.tar.zst.age` }));
+    writeFileSync(join(root, 'web', `${old}.tar.zst.age`), 'ciphertext');
+    writeFileSync(join(root, 'web', `${latest}.json`), record(latest, '2026-01-02T00:00:00Z'));
+    writeFileSync(join(root, 'web', `${latest}.tar.zst`), 'archive');
+    const result = await applyRetention(backend, 'web', { daily: 0, weekly: 0, monthly: 0, yearly: 0, last: 1, minimum: 1, timezone: 'UTC' }, new Date('2026-01-03T00:00:00Z'));
+    expect(result).toEqual({ kept: 1, deleted: [old], ignored: [] });
+    expect(existsSync(join(root, 'web', `${old}.tar.zst.age`))).toBe(false);
     expect(existsSync(join(root, 'web', `${old}.json`))).toBe(false);
     expect(existsSync(join(root, 'web', `${latest}.tar.zst`))).toBe(true);
   });

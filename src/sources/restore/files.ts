@@ -1,6 +1,8 @@
 // Files restore and restore drill. The snapshot keeps each captured path with its full path below
 // files/<source>/<artifact>/, so every path (or the part under --path-prefix) goes back to where it was, or
-// below --to-dir with its full path kept. Nothing on the target is deleted unless --force.
+// below --to-dir with its full path kept. Nothing on the target is deleted unless --force. Owners (numeric, when
+// the SSH user is root), modes, hard links, ACLs and the kept xattrs go back as captured; attributes the target
+// cannot take (a filesystem without xattrs) are reported in the result's warnings, not fatal.
 import { lstat, open, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { FilesArtifact } from '../../config/schema';
@@ -10,7 +12,8 @@ import { LifeboatError } from '../../shared/errors';
 import { BUILTIN_DENY, rsyncExcludeArgs } from '../../snapshot/deny-list';
 import { filesDir } from '../files';
 import { treeStats } from '../pull-tree';
-import type { RestoreContext, RestoreModule, RestoreStep, VerifyCheck, VerifyContext } from '../types';
+import type { RecordedComponent, RestoreContext, RestoreModule, RestoreStep, VerifyCheck, VerifyContext } from '../types';
+import { recordedPaths, withRecordedPaths } from './snapshot-paths';
 import { inUse, lastLines, pathStates, type PathState } from './remote';
 
 interface Unit {
@@ -28,8 +31,13 @@ type Ctx = Omit<RestoreContext<FilesArtifact>, 'progress'>;
 const norm = (p: string) => p.replace(/\/+$/, '') || '/';
 const isUnder = (p: string, root: string) => p === root || p.startsWith(root === '/' ? '/' : `${root}/`);
 
-function snapshotBase(snapshotDir: string, c: { paths: string[]; source: string }, artifact: string): string {
-  return join(snapshotDir, c.paths[0] ?? filesDir(c.source, artifact));
+/**
+ * The artifact's tree in the snapshot. metadata.yml may only confirm the one place capture uses (c.source was
+ * matched against the plan's sources before we get here), never point elsewhere (`../../etc`).
+ */
+function snapshotBase(snapshotDir: string, c: RecordedComponent, artifact: string): string {
+  const own = filesDir(c.source, artifact);
+  return join(snapshotDir, recordedPaths(c, artifact, [own])[0] ?? own);
 }
 
 /** The configured paths narrowed to the prefix, nested ones dropped (their parent carries them). */
@@ -103,26 +111,33 @@ export const filesRestore: RestoreModule<FilesArtifact> = {
       throw new LifeboatError('ConfigError', `not empty on ${ctx.host.label}: ${busy.join(', ')}; restore elsewhere with --to-dir <dir>, or pass --force to overwrite (files the snapshot lacks are deleted)`);
     }
     const restored: Array<{ path: string; target: string; files: number; bytes: number }> = [];
+    const warnings: string[] = [];
     for (const u of units) {
       ctx.progress({ artifact: ctx.artifact.name, path: u.path });
       const stats = await push(ctx, u);
       restored.push({ path: u.path, target: u.dest, files: stats.files, bytes: stats.totalFileSize });
+      warnings.push(...(stats.warnings ?? []));
     }
-    return { target: targetText(ctx.host, units), bytes: restored.reduce((s, r) => s + r.bytes, 0), details: { paths: restored, deleted_extra: ctx.options.force } };
+    const details = { paths: restored, deleted_extra: ctx.options.force, ...(warnings.length ? { warnings } : {}) };
+    return { target: targetText(ctx.host, units), bytes: restored.reduce((s, r) => s + r.bytes, 0), details };
   },
 
   async verify(ctx) {
-    const name = ctx.artifact.name;
-    const base = snapshotBase(ctx.snapshotDir, ctx.component, name);
-    if (!(await lstat(base).catch(() => undefined))) return [{ artifact: name, check: 'files', ok: false, detail: `${base} is missing from the snapshot` }];
-    const found = await treeStats(base);
-    return [
-      countCheck(name, 'files', ctx.component.details.file_count, found.file_count),
-      countCheck(name, 'bytes', ctx.component.details.total_bytes, found.total_bytes),
-      await readableCheck(ctx, base),
-    ];
+    return withRecordedPaths(ctx.artifact.name, () => drill(ctx));
   },
 };
+
+async function drill(ctx: VerifyContext<FilesArtifact>): Promise<VerifyCheck[]> {
+  const name = ctx.artifact.name;
+  const base = snapshotBase(ctx.snapshotDir, ctx.component, name);
+  if (!(await lstat(base).catch(() => undefined))) return [{ artifact: name, check: 'files', ok: false, detail: `${base} is missing from the snapshot` }];
+  const found = await treeStats(base);
+  return [
+    countCheck(name, 'files', ctx.component.details.file_count, found.file_count),
+    countCheck(name, 'bytes', ctx.component.details.total_bytes, found.total_bytes),
+    await readableCheck(ctx, base),
+  ];
+}
 
 async function push(ctx: RestoreContext<FilesArtifact>, u: Unit) {
   const res = await ctx.host.exec(['mkdir', '-p', '--', u.isDir ? u.dest : dirname(u.dest)], { signal: ctx.signal });
