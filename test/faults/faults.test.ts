@@ -4,9 +4,9 @@
 // real `commands` quiesce controller removes and creates over SSH (a stand-in for a container; no Docker here).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, ListPartsCommand, ListObjectsV2Command, PutObjectCommand, S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
@@ -140,6 +140,23 @@ async function objects(prefix: string): Promise<string[]> {
 async function openUploads(prefix: string): Promise<number> {
   return (await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }))).Uploads?.length ?? 0;
 }
+/**
+ * Share of the archive's parts the server holds for the plan's open upload (0 before it exists). MinIO lists
+ * multipart uploads of one exact key only, so the key comes from the archive on the backup host.
+ */
+async function uploadProgress(plan: string, total: { parts: number; key?: string }): Promise<number> {
+  if (!total.key) {
+    const archive = (await readdir(backupRoot).catch(() => [] as string[])).find((f) => f.startsWith(`${plan}-`) && f.endsWith('.tar.zst'));
+    if (!archive) return 0;
+    total.parts = Math.ceil((await stat(join(backupRoot, archive))).size / (16 * 1024 * 1024)); // default partSizeMiB
+    total.key = `${plan}/${archive}`;
+  }
+  const open = (await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: total.key }))).Uploads ?? [];
+  if (open.length === 0) return 0;
+  const parts = await s3.send(new ListPartsCommand({ Bucket: bucket, Key: total.key, UploadId: open[0]!.UploadId }));
+  return (parts.Parts?.length ?? 0) / total.parts;
+}
+
 async function partials(): Promise<string[]> {
   return (await readdir(backupRoot).catch(() => [] as string[])).filter((f) => f.endsWith('.partial'));
 }
@@ -163,7 +180,7 @@ async function expectCleanCompletion(trial: Trial, handle: WorkflowHandle): Prom
   const stored = await objects(`f${trial}/`);
   expect(stored.filter((k) => k.endsWith('.json'))).toEqual([`f${trial}/${result.snapshot}.json`]);
   expect(stored).toEqual([`f${trial}/${result.snapshot}.json`, `f${trial}/${result.snapshot}.tar.zst`].sort());
-  expect(await openUploads(`f${trial}/`)).toBe(0);
+  expect(await openUploads(`f${trial}/${result.snapshot}.tar.zst`)).toBe(0); // MinIO lists uploads of one exact key
   expect(await partials()).toEqual([]);
   expect(existsSync(marker)).toBe(true);
   return result;
@@ -253,8 +270,21 @@ describe('fault injection', () => {
     await killTrial('archive', 'during archive', pending('archiveSnapshot'));
   });
 
-  it('SIGKILL the worker during upload: the open multipart upload is dropped, not orphaned', async () => {
-    await killTrial('upload', 'during upload', pending('uploadSnapshot'));
+  it('SIGKILL the worker at half the upload: the next attempt resumes the multipart upload and sends only the rest', async () => {
+    const h = await start('upload');
+    const total: { parts: number; key?: string } = { parts: 0 };
+    await until(h, async (d) => pending('uploadSnapshot')(d) && (await uploadProgress('fupload', total)) >= 0.5, 'half the parts uploaded');
+    const doneAtKill = await uploadProgress('fupload', total);
+    await killWorker();
+    worker = startWorker();
+    const r = await expectCleanCompletion('upload', h);
+    const sent = r.storages[0]!.bytes_sent!;
+    expect(sent / r.size_bytes).toBeLessThanOrEqual(0.55);
+    expect(r.storages[0]!.verified_by).toBe('server-composite-sha256');
+    rows.push([
+      'SIGKILL worker at half the upload',
+      `Completed; ${(doneAtKill * 100).toFixed(0)} % of parts were stored at the kill, the next attempt sent ${((sent / r.size_bytes) * 100).toFixed(0)} % of the bytes; server checksum matches; no open upload`,
+    ]);
   });
 
   it('SIGKILL the worker during retention', async () => {
