@@ -8,10 +8,10 @@ import { findArtifact } from '../config/lookup';
 import { connectHost } from '../remote/host';
 import { fetchSnapshot, findSnapshots, resolveSnapshotId } from '../restore/fetch';
 import { LifeboatError } from '../shared/errors';
-import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, SnapshotVerification } from '../shared/types';
+import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, SnapshotRecord, SnapshotVerification } from '../shared/types';
 import type { IdentitySource } from '../snapshot/encryption';
 import { recordKey } from '../snapshot/naming';
-import { trustPolicyOf, type TrustPolicy } from '../snapshot/signing';
+import { annotate, loadSigningKey, trustPolicyOf, type TrustPolicy } from '../snapshot/signing';
 import { restoreModule } from '../sources/restore';
 import type { RecordedComponent, RestoreOptions, VerifyCheck } from '../sources/types';
 import { openStorage } from '../storage';
@@ -29,8 +29,8 @@ export function createRestoreActivities() {
     async fetchForRestore(ctx: PlanContext, input: Pick<RestoreInput, 'snapshot' | 'storage' | 'allowUnsigned'>, runId: string): Promise<FetchedSnapshot> {
       return runActivity(async ({ signal, progress }) => {
         const { name, backend } = await storageOf(ctx, input.storage);
-        const trust = await trustPolicyOf(ctx.signing, input.allowUnsigned);
-        // A name is fetched directly, so a refused record says why (SignatureInvalid…); `latest` is the newest valid one.
+        const trust = await trustPolicyOf(ctx.signing, input.allowUnsigned && input.snapshot !== 'latest');
+        // A name is fetched directly, so a refused record says why (SignatureInvalid…); `latest` is the newest signed one.
         const snapshot = input.snapshot === 'latest' ? resolveSnapshotId(await findSnapshots({ [name]: backend }, { plan: ctx.planName, trust }), 'latest').record.snapshot : input.snapshot;
         const workDir = join(ctx.backupRoot, '.restore', runId);
         await rm(workDir, { recursive: true, force: true }); // an earlier attempt's leftovers are not trusted
@@ -79,7 +79,7 @@ export function createRestoreActivities() {
       });
     },
 
-    async restoreArtifact(ctx: PlanContext, fetched: FetchedSnapshot, input: RestoreInput, artifactName: string): Promise<{ artifact: string; target: string; bytes: number }> {
+    async restoreArtifact(ctx: PlanContext, fetched: FetchedSnapshot, input: RestoreInput, artifactName: string): Promise<RestoreResult['restored'][number]> {
       return runActivity(async ({ signal, progress }) => {
         const sel = selectArtifacts(ctx, fetched, { ...input, artifact: artifactName })[0]!;
         const components = await readComponents(fetched.dir);
@@ -88,7 +88,9 @@ export function createRestoreActivities() {
         try {
           const mod = restoreModule(sel.artifact)!;
           const res = await mod.restore({ host, artifact: sel.artifact, snapshotDir: fetched.dir, component: components[artifactName]!, options: optionsOf(input), signal, progress });
-          return { artifact: artifactName, target: res.target, bytes: res.bytes };
+          // What the target could not take (ACLs on a filesystem without them, …) is shown, not dropped.
+          const warnings = (res.details as { warnings?: unknown } | undefined)?.warnings;
+          return { artifact: artifactName, target: res.target, bytes: res.bytes, ...(Array.isArray(warnings) && warnings.length ? { warnings: warnings.map(String) } : {}) };
         } finally {
           host.close();
         }
@@ -103,10 +105,10 @@ export function createRestoreActivities() {
     },
 
     /** Snapshot names in storage, newest first (only complete ones: a record exists). */
-    async listSnapshotNames(ctx: PlanContext, storage?: string, opts: { allowUnsigned?: boolean } = {}): Promise<string[]> {
+    async listSnapshotNames(ctx: PlanContext, storage?: string): Promise<string[]> {
       return runActivity(async () => {
         const { name, backend } = await storageOf(ctx, storage);
-        const trust = await trustPolicyOf(ctx.signing, opts.allowUnsigned);
+        const trust = await trustPolicyOf(ctx.signing); // what the drill picks by itself is signed, always
         return (await findSnapshots({ [name]: backend }, { plan: ctx.planName, trust })).map((l) => l.record.snapshot);
       });
     },
@@ -143,9 +145,9 @@ export function createRestoreActivities() {
       return runActivity(async () => {
         const { backend } = await storageOf(ctx, storage);
         const key = recordKey(ctx.planName, result.snapshot);
-        const record = await backend.getJson<Record<string, unknown>>(key);
+        const record = await backend.getJson<SnapshotRecord>(key);
         if (!record) throw new LifeboatError('ConfigError', `record ${key} disappeared from storage`);
-        await backend.putJson(key, { ...record, verification: result });
+        await backend.putJson(key, annotate(record, { verification: result }, await loadSigningKey(ctx.signing)));
       });
     },
   };

@@ -1,9 +1,9 @@
 // Retention and holds. Retention runs only after a backup succeeded (the workflow guarantees it), per storage.
 import { LifeboatError } from '../shared/errors';
-import type { PlanContext, RetentionReport, SnapshotHold } from '../shared/types';
+import type { PlanContext, RetentionReport, SnapshotRecord } from '../shared/types';
 import { applyRetention } from '../retention/storage-retention';
 import { recordKey } from '../snapshot/naming';
-import { trustPolicyOf } from '../snapshot/signing';
+import { annotate, loadSigningKey, trustPolicyOf } from '../snapshot/signing';
 import { openStorage } from '../storage';
 import { runActivity } from './run';
 
@@ -28,9 +28,9 @@ export function createRetentionActivities() {
         for (const name of ctx.plan.storages) {
           const backend = await openStorage(name, ctx.storages[name]!);
           const key = recordKey(ctx.planName, snapshot);
-          const record = await backend.getJson<{ hold?: SnapshotHold }>(key);
+          const record = await backend.getJson<SnapshotRecord>(key);
           if (!record?.hold || record.hold.released_at) continue;
-          await backend.putJson(key, { ...record, hold: { ...record.hold, released_at: new Date().toISOString() } });
+          await backend.putJson(key, annotate(record, { hold: { ...record.hold, released_at: new Date().toISOString() } }, await loadSigningKey(ctx.signing)));
           released.push(name);
         }
         return released;

@@ -92,7 +92,7 @@ const ERRNO_CODES: Record<string, 'InsufficientSpace' | 'PermissionDenied'> = {
 };
 
 /** A full disk or a permission error (errno, or a child's "No space left on device") as a LifeboatError; else `err`. */
-const NO_SPACE = /No space left on device|ENOSPC/;
+const NO_SPACE = /no space left on device|ENOSPC/i; // Go programs (age) print it in lower case
 
 export function asLifeboatError(err: unknown): unknown {
   if (err instanceof LifeboatError) {

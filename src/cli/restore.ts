@@ -31,6 +31,7 @@ export async function runRestore(client: Client, config: Config, input: RestoreI
 function printPlan(result: RestoreResult, log: (line: string) => void): void {
   log(`snapshot ${result.snapshot} from ${result.storage} (archive and every manifest line checked)${result.dryRun ? ' — dry run, nothing written' : ''}`);
   for (const s of result.steps) log(`  ${s.artifact} (${s.type}) → ${s.target}${s.targetInUse ? '  [in use: would be overwritten]' : ''}\n      ${s.action}`);
+  for (const r of result.restored) for (const w of r.warnings ?? []) log(`  warning: ${r.artifact}: ${w}`);
   if (!result.dryRun) log(`restored ${result.restored.length} artifact(s) in ${(result.durationMs / 1000).toFixed(1)} s`);
 }
 

@@ -1,6 +1,6 @@
 // `lifeboat snapshots list|show|fetch`: straight from storage, so they work with Temporal down (e.g. during a
 // disaster, on a fresh machine that only has lifeboat.yaml and the storage credentials).
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load';
@@ -40,7 +40,7 @@ export function registerSnapshotCommands(program: Command, cfgFile: () => string
     .option('--json', 'print the record as stored')
     .option('--allow-unsigned', 'accept a snapshot without a signature (made before signing was configured)')
     .action(async (id: string, o: Where & { json?: boolean; allowUnsigned?: boolean }) => {
-      const { listing } = await search(cfgFile(), o);
+      const { listing } = await search(cfgFile(), { ...o, allowUnsigned: namedOnly(id, o.allowUnsigned) });
       const found = resolveSnapshotId(listing, id, o);
       if (o.json) console.log(JSON.stringify(found.record, null, 2));
       else printRecord(found, listing);
@@ -55,11 +55,17 @@ export function registerSnapshotCommands(program: Command, cfgFile: () => string
     .option('--identity <file>', 'age identity file for --decrypt (instead of archive.encryption.age.identity)')
     .option('--extract', 'also keep the checked snapshot directory as <to>/<snapshot>/')
     .option('--allow-unsigned', 'accept a snapshot without a signature (made before signing was configured)')
-    .action(async (id: string, o: Where & FetchFlags) => {
+    .action(async (id: string, given: Where & FetchFlags) => {
+      const o = { ...given, allowUnsigned: namedOnly(id, given.allowUnsigned) };
       const { config, listing, backends } = await search(cfgFile(), o);
       const found = resolveSnapshotId(listing, id, o);
       console.log((await fetchChecked(config, backends[found.storage]!, found, o)).join('\n'));
     });
+}
+
+/** --allow-unsigned applies to a snapshot the user names, never to `latest` (a forger's record would be newest). */
+function namedOnly(id: string, allowUnsigned: boolean | undefined): boolean {
+  return allowUnsigned === true && id !== 'latest';
 }
 
 interface FetchFlags {
@@ -89,7 +95,10 @@ async function fetchChecked(config: Config, storage: StorageBackend, found: Snap
     const got = contents ? await fetchSnapshot({ ...where, workDir: work }) : { ...(await downloadArchive({ ...where, dir: work })), dir: undefined };
     const archivePath = join(dir, basename(got.archivePath));
     await rename(got.archivePath, archivePath);
-    if (o.extract && got.dir) await rename(got.dir, join(dir, snapshot));
+    if (o.extract && got.dir) {
+      await rename(got.dir, join(dir, snapshot));
+      await chmod(join(dir, snapshot), 0o700); // extracted as root with owners and modes: keep setuid files private
+    }
     const recordPath = join(dir, `${snapshot}.json`);
     await writeFile(recordPath, JSON.stringify(got.record, null, 2) + '\n', { mode: 0o600 });
     const r = got.record;

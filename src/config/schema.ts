@@ -418,8 +418,6 @@ const Signing = z
     /** PKCS#8 PEM private key (`lifeboat keys init`); never leaves the worker. */
     key: SecretRef.optional(),
     publicKey: z.string().regex(PUBLIC_KEY_PATTERN, 'ed25519:<base64url>, as `lifeboat keys init` prints it').optional(),
-    /** Accept records without a signature (snapshots made before signing was configured); a bad one never passes. */
-    allowUnsigned: z.boolean().default(false),
   })
   .strict()
   .refine((s) => s.key || s.publicKey, 'needs key (on the backup host) or publicKey (enough to restore and verify), or both');

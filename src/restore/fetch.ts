@@ -6,7 +6,7 @@ import { basename, join } from 'node:path';
 import pLimit from 'p-limit';
 import { parse } from 'yaml';
 import { LifeboatError } from '../shared/errors';
-import type { SnapshotRecord, SnapshotVerification } from '../shared/types';
+import { TIERS, type SnapshotRecord, type SnapshotVerification } from '../shared/types';
 import { extractArchive } from '../snapshot/extract';
 import { hashFile, parseManifest, verifyManifest, type ManifestEntry } from '../snapshot/manifest';
 import type { SnapshotMetadata } from '../snapshot/metadata';
@@ -54,6 +54,10 @@ export interface FetchResult {
 }
 
 const MANIFEST = 'manifest.sha256';
+/** What retention accepts as an instant: ISO 8601 with Z or an offset. */
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+/** Records are small; a bigger object under a record's name is not read (memory), only reported. */
+const MAX_RECORD_BYTES = 1024 * 1024;
 
 /** Download, check the archive, extract it safely under `<workDir>/extract`, check every file; returns metadata.yml. */
 export async function fetchSnapshot(opts: DownloadOptions & { workDir: string }): Promise<FetchResult> {
@@ -108,6 +112,9 @@ async function readRecord(storage: StorageBackend, plan: string, snapshot: strin
     throw new LifeboatError('ConfigError', `not a plan and snapshot name: ${JSON.stringify(plan)} ${JSON.stringify(snapshot)}`);
   }
   const key = recordKey(plan, snapshot);
+  const size = (await storage.stat(key))?.size;
+  if (size === undefined) throw new LifeboatError('ConfigError', `no snapshot ${snapshot} of plan ${plan} in storage ${storage.name}`);
+  if (size > MAX_RECORD_BYTES) throw new LifeboatError('IntegrityCheckFailed', `record ${storage.location(key)} is ${size} bytes, more than a record can be`);
   const record = await storage.getJson<StoredRecord>(key);
   if (!record) throw new LifeboatError('ConfigError', `no snapshot ${snapshot} of plan ${plan} in storage ${storage.name}`);
   const problem = recordProblem(record, { plan, snapshot }, storage);
@@ -123,8 +130,10 @@ async function readRecord(storage: StorageBackend, plan: string, snapshot: strin
  * read: a record that names another key is a forgery or a bug, and is not acted on.
  */
 function recordProblem(record: StoredRecord, id: { plan: string; snapshot: string }, storage: StorageBackend): string | undefined {
-  if (!record || typeof record !== 'object') return 'is not a JSON object';
+  if (!record || typeof record !== 'object' || Array.isArray(record)) return 'is not a JSON object';
   if (record.snapshot !== id.snapshot || record.plan !== id.plan) return `names ${String(record.plan)}/${String(record.snapshot)}`;
+  if (!TIERS.includes(record.tier)) return `has an unknown tier ${JSON.stringify(record.tier)}`;
+  if (typeof record.created_at !== 'string' || !ISO_INSTANT.test(record.created_at) || Number.isNaN(Date.parse(record.created_at))) return 'has no valid created_at';
   if (!ARCHIVE_FORMATS.includes(record.format)) return `has an unknown format ${JSON.stringify(record.format)}`;
   if (record.encryption !== undefined && record.encryption !== 'age') return `has an unknown encryption ${JSON.stringify(record.encryption)}`;
   if (!/^[0-9a-f]{64}$/.test(String(record.checksum_sha256)) || !Number.isSafeInteger(record.size_bytes)) return 'has no valid checksum_sha256 and size_bytes';
@@ -214,25 +223,30 @@ export async function findSnapshots(storages: Record<string, StorageBackend>, op
 
 async function listStorage(name: string, backend: StorageBackend, opts: ListOptions): Promise<SnapshotListing[]> {
   const objects = await backend.list(opts.plan ? `${opts.plan}/` : '');
-  const keys = objects.map((o) => ({ key: o.key, id: parseRecordKey(o.key) })).filter((k) => k.id && (!opts.plan || k.id.plan === opts.plan));
+  const keys = objects.flatMap((o) => {
+    const id = parseRecordKey(o.key);
+    return id && (!opts.plan || id.plan === opts.plan) ? [{ key: o.key, size: o.size, id }] : [];
+  });
   const limit = pLimit(8);
-  const found = await Promise.all(keys.map(({ key, id }) => limit(async () => ({ key, id: id!, record: await readListed(backend, key) }))));
+  const found = await Promise.all(keys.map((k) => limit(async () => ({ ...k, read: await readListed(backend, k.key, k.size) }))));
   const listing: SnapshotListing[] = [];
-  for (const { key, id, record } of found) {
-    if (record === null) continue; // deleted between list and read
-    const reason = typeof record === 'string' ? record : (recordProblem(record, id, backend) ?? signatureProblem(record, opts.trust ?? {}));
+  for (const { key, id, read } of found) {
+    if (!read) continue; // deleted between list and read
+    const reason = 'reason' in read ? read.reason : (recordProblem(read.record, id, backend) ?? signatureProblem(read.record, opts.trust ?? {}));
     if (reason) opts.onIgnored?.({ storage: name, key, reason });
-    else listing.push({ storage: name, key, record: record as StoredRecord });
+    else if ('record' in read) listing.push({ storage: name, key, record: read.record });
   }
   return listing;
 }
 
-/** The record, null when gone, or why it cannot be read (a listing goes on past one broken record). */
-async function readListed(backend: StorageBackend, key: string): Promise<StoredRecord | string | null> {
+/** The record, null when gone, or why it cannot be read: a listing goes on past one broken record. */
+async function readListed(backend: StorageBackend, key: string, size: number): Promise<{ record: StoredRecord } | { reason: string } | null> {
+  if (size > MAX_RECORD_BYTES) return { reason: `is ${size} bytes, more than a record can be` };
   try {
-    return await backend.getJson<StoredRecord>(key);
+    const record = await backend.getJson<StoredRecord>(key);
+    return record === null ? null : { record };
   } catch (err) {
-    if (err instanceof SyntaxError) return `is not valid JSON`;
+    if (err instanceof LifeboatError && err.code === 'IntegrityCheckFailed') return { reason: 'is not valid JSON' };
     throw err;
   }
 }

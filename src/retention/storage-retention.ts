@@ -5,18 +5,27 @@ import type { Retention } from '../config/schema';
 import { findSnapshots, type SnapshotListing } from '../restore/fetch';
 import { LifeboatError } from '../shared/errors';
 import { allArchiveKeys, recordKey } from '../snapshot/naming';
-import type { TrustPolicy } from '../snapshot/signing';
+import { annotationsTrusted, type TrustPolicy } from '../snapshot/signing';
 import { selectRetention, type RetentionCandidate, type RetentionDecision } from '../snapshot/retention';
 import type { StorageBackend } from '../storage/types';
 
-export function candidateOf(l: SnapshotListing): RetentionCandidate {
-  const hold = l.record.hold;
+/**
+ * The record as retention sees it. The hold is signed with the record; its release and a drill's result count only
+ * when their own signature verifies (with signing configured), so a bucket writer can neither release a hold nor
+ * make a snapshot look verified. A hold whose instant cannot be read holds indefinitely: keeping is the safe side.
+ */
+export function candidateOf(l: SnapshotListing, trust: TrustPolicy = {}): RetentionCandidate {
+  const { hold, verification } = l.record;
+  const annotations = annotationsTrusted(l.record, trust);
+  const held = !!hold && !(annotations && hold.released_at);
+  const until = typeof hold?.until === 'string' && !Number.isNaN(Date.parse(hold.until)) ? hold.until : undefined;
   return {
     snapshot: l.record.snapshot,
     createdAt: l.record.created_at,
     tier: l.record.tier,
-    verified: l.record.verification?.ok === true,
-    heldUntil: hold && !hold.released_at ? hold.until : null,
+    verified: annotations && verification?.ok === true,
+    ...(held && !until ? { held: true } : {}),
+    heldUntil: held && until ? until : null,
   };
 }
 
@@ -35,7 +44,7 @@ export async function planRetention(backend: StorageBackend, plan: string, reten
   const ignored: string[] = [];
   const listing = await findSnapshots({ [backend.name]: backend }, { plan, trust, onIgnored: (i) => ignored.push(`${i.key}: ${i.reason}`) });
   try {
-    const decisions = selectRetention(listing.map(candidateOf), { ...retention }, { now: now.toISOString(), timeZone: retention.timezone });
+    const decisions = selectRetention(listing.map((l) => candidateOf(l, trust)), { ...retention }, { now: now.toISOString(), timeZone: retention.timezone });
     return { decisions, listing, ignored };
   } catch (err) {
     throw new LifeboatError('ConfigError', `retention of storage ${backend.name}: ${(err as Error).message}`);

@@ -192,7 +192,8 @@ export interface RestoreResult {
   dryRun: boolean;
   /** `manual`: Lifeboat cannot restore this type (command output, OpenSearch); `action` says how to by hand. */
   steps: Array<{ artifact: string; type: string; target: string; targetInUse: boolean; action: string; host: string; manual?: boolean }>;
-  restored: Array<{ artifact: string; target: string; bytes: number }>;
+  /** `warnings`: what the target could not take (e.g. ACLs or xattrs on a filesystem without them). */
+  restored: Array<{ artifact: string; target: string; bytes: number; warnings?: string[] }>;
   durationMs: number;
 }
 

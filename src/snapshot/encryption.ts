@@ -1,7 +1,7 @@
 // age encryption of archives (the `age` program: a well-kept implementation, not our own cryptography).
 // The backup host encrypts to recipients (public keys) only, so it cannot read its own old backups; the
 // identity (private key) is a secret reference used by restore, verify and `snapshots fetch --decrypt`.
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { SecretRef } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
@@ -20,37 +20,30 @@ export type IdentitySource = { ref: SecretRef } | { file: string };
 
 /**
  * Decrypts `input` to `output` (via `.partial`, removed on failure). A missing or wrong identity is a permanent
- * DecryptFailed, raised before any byte of plaintext exists.
+ * DecryptFailed, raised before any byte of plaintext exists. The identity goes to age on stdin, so a secret from
+ * the environment never touches the disk.
  */
 export async function decryptArchive(input: string, output: string, identity: IdentitySource | undefined, opts: { signal?: AbortSignal } = {}): Promise<void> {
   if (!identity) throw new LifeboatError('DecryptFailed', `${input} is encrypted with age and no identity is configured (archive.encryption.age.identity, or --identity FILE)`);
+  const text = await identityText(identity);
   const partial = `${output}.partial`;
-  await withIdentityFile(identity, `${output}.identity`, async (identityFile) => {
-    const res = await execa(...dieWithWorker('age', ['--decrypt', '--identity', identityFile, '--output', partial, '--', input]), {
-      reject: false,
-      stdin: 'ignore',
-      cancelSignal: opts.signal,
-      forceKillAfterDelay: 5000,
-    });
-    opts.signal?.throwIfAborted();
-    if ((res as { code?: string }).code === 'ENOENT') throw new LifeboatError('MissingTool', 'age is not installed on the backup host (Debian: apt install age)');
-    if (res.exitCode !== 0) {
-      await rm(partial, { force: true });
-      throw new LifeboatError('DecryptFailed', `cannot decrypt ${input}: ${String(res.stderr).trim().split('\n').slice(-3).join(' ') || `age exited ${res.exitCode}`}`);
-    }
+  // `--identity -` reads the identity from stdin (the archive is a file argument, so stdin is free for it).
+  const res = await execa(...dieWithWorker('age', ['--decrypt', '--identity', '-', '--output', partial, '--', input]), {
+    reject: false,
+    input: `${text}\n`,
+    cancelSignal: opts.signal,
+    forceKillAfterDelay: 5000,
   });
+  opts.signal?.throwIfAborted();
+  if ((res as { code?: string }).code === 'ENOENT') throw new LifeboatError('MissingTool', 'age is not installed on the backup host (Debian: apt install age)');
+  if (res.exitCode !== 0) {
+    await rm(partial, { force: true });
+    throw new LifeboatError('DecryptFailed', `cannot decrypt ${input}: ${String(res.stderr).trim().split('\n').slice(-3).join(' ') || `age exited ${res.exitCode}`}`);
+  }
   await rename(partial, output);
 }
 
-/** age reads identities from files: an env secret is written next to the work file (0600) for the call only. */
-async function withIdentityFile<T>(identity: IdentitySource, tmp: string, fn: (file: string) => Promise<T>): Promise<T> {
-  if ('file' in identity) return fn(identity.file);
-  if ('file' in identity.ref) return fn(identity.ref.file);
-  const text = await resolveSecret(identity.ref, 'age identity (archive.encryption.age.identity)');
-  await writeFile(tmp, `${text}\n`, { mode: 0o600 });
-  try {
-    return await fn(tmp);
-  } finally {
-    await rm(tmp, { force: true });
-  }
+async function identityText(identity: IdentitySource): Promise<string> {
+  const ref = 'ref' in identity ? identity.ref : { file: identity.file };
+  return resolveSecret(ref, 'age identity (archive.encryption.age.identity or --identity)');
 }

@@ -1,7 +1,8 @@
 // Ed25519 signatures on snapshot records. The backup host signs what identifies a snapshot and its content
-// (names, tier, time, the stored object's size and SHA-256, the plaintext manifest's SHA-256); restore, verify,
-// fetch, listing and retention check it with the public key, so a bucket writer cannot pass off a snapshot.
-// Annotations written later (a drill's result, a released hold) are outside the signature: they change no bytes.
+// (names, tier, time, hold, the stored object's size and SHA-256, the plaintext manifest's SHA-256); restore,
+// verify, fetch, listing and retention check it with the public key, so a bucket writer cannot pass off a snapshot.
+// What the worker writes later (a drill's result, a released hold) carries its own signature: retention only
+// believes annotations it can verify, so a bucket writer can neither release a hold nor fake a verified snapshot.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { PUBLIC_KEY_PATTERN, type Signing } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
@@ -27,6 +28,15 @@ export interface SignedFields {
   size_bytes: number;
   checksum_sha256: string;
   manifest?: { sha256?: string; files?: number; bytes?: number };
+  hold?: { until?: string; deploy_id?: string };
+}
+
+/** Written by the worker after the backup; signed separately (`annotations_signature`). */
+export interface Annotations {
+  plan: string;
+  snapshot: string;
+  hold?: { until?: string; deploy_id?: string; released_at?: string };
+  verification?: { ok?: boolean; verified_at?: string };
 }
 
 export function signedPayload(r: SignedFields): Buffer {
@@ -44,19 +54,45 @@ export function signedPayload(r: SignedFields): Buffer {
     r.manifest?.sha256 ?? null,
     r.manifest?.files ?? null,
     r.manifest?.bytes ?? null,
+    r.hold?.until ?? null,
+    r.hold?.deploy_id ?? null,
   ];
   return Buffer.from(JSON.stringify(fields));
 }
 
-export function signRecord(r: SignedFields, privateKey: KeyObject): RecordSignature {
+function annotationsPayload(r: Annotations): Buffer {
+  return Buffer.from(JSON.stringify(['lifeboat-annotations-v1', r.plan, r.snapshot, r.hold?.released_at ?? null, r.verification?.ok ?? null, r.verification?.verified_at ?? null]));
+}
+
+/** The record with `change` applied and, with a signing key, its annotations signed again. */
+export function annotate<T extends Annotations>(record: T, change: Pick<Annotations, 'hold' | 'verification'>, key: KeyObject | undefined): T {
+  const next = { ...record, ...change };
+  return key ? { ...next, annotations_signature: signRecordWith(annotationsPayload(next), key) } : next;
+}
+
+/** Whether a released hold and a drill result may be believed: always without signing, else only when signed. */
+export function annotationsTrusted(r: Annotations & { annotations_signature?: unknown }, policy: TrustPolicy): boolean {
+  if (!policy.publicKey) return true;
+  const sig = r.annotations_signature as Partial<RecordSignature> | undefined;
+  return sig?.alg === 'ed25519' && typeof sig.value === 'string' && safeVerify(annotationsPayload(r), parsePublicKey(policy.publicKey), Buffer.from(sig.value, 'base64'));
+}
+
+function signRecordWith(payload: Buffer, privateKey: KeyObject): RecordSignature {
   const pub = formatPublicKey(createPublicKey(privateKey));
-  return { alg: 'ed25519', key_id: keyId(pub), value: sign(null, signedPayload(r), privateKey).toString('base64') };
+  return { alg: 'ed25519', key_id: keyId(pub), value: sign(null, payload, privateKey).toString('base64') };
+}
+
+export function signRecord(r: SignedFields, privateKey: KeyObject): RecordSignature {
+  return signRecordWith(signedPayload(r), privateKey);
 }
 
 export interface TrustPolicy {
   /** Unset: signing is not configured and records are taken as they are (the README says what that means). */
   publicKey?: string;
-  /** Accept records without any signature (made before signing was configured); a wrong signature never passes. */
+  /**
+   * Accept a record without any signature (made before signing was configured); a wrong signature never passes.
+   * Only ever set for a snapshot the user names: `latest`, the drill's picks and retention see signed records only.
+   */
   allowUnsigned?: boolean;
 }
 
@@ -68,7 +104,9 @@ export function signatureProblem(r: SignedFields & { signature?: unknown }, poli
   if (sig.alg !== 'ed25519' || typeof sig.value !== 'string') return 'has a signature Lifeboat cannot read';
   const ok = safeVerify(signedPayload(r), parsePublicKey(policy.publicKey), Buffer.from(sig.value, 'base64'));
   if (ok) return undefined;
-  const other = sig.key_id && sig.key_id !== keyId(policy.publicKey) ? ` (signed by key ${sig.key_id}, the configured key is ${keyId(policy.publicKey)})` : '';
+  // key_id is the forger's text: shown only when it has the shape Lifeboat writes.
+  const claimed = typeof sig.key_id === 'string' && /^[0-9a-f]{16}$/.test(sig.key_id) ? sig.key_id : undefined;
+  const other = claimed && claimed !== keyId(policy.publicKey) ? ` (signed by key ${claimed}, the configured key is ${keyId(policy.publicKey)})` : '';
   return `has an invalid signature${other}`;
 }
 
@@ -128,5 +166,5 @@ export async function loadSigningKey(signing: Signing | undefined): Promise<KeyO
 export async function trustPolicyOf(signing: Signing | undefined, allowUnsigned = false): Promise<TrustPolicy> {
   if (!signing) return {};
   const publicKey = signing.publicKey ?? formatPublicKey(createPublicKey((await loadSigningKey(signing))!));
-  return { publicKey, allowUnsigned: allowUnsigned || signing.allowUnsigned };
+  return { publicKey, allowUnsigned };
 }

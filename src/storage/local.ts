@@ -3,13 +3,13 @@
 // copy left is resumed when its bytes are the same prefix of the archive. Directories are 0700.
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { LocalStorage } from '../config/schema';
 import { LifeboatError } from '../shared/errors';
 import { exactLength, hashPrefix, isFinalFailure } from './multipart';
-import type { LocalArchive, ObjectInfo, PutOptions, PutResult, StorageBackend, Verification } from './types';
+import { parseJson, type LocalArchive, type ObjectInfo, type PutOptions, type PutResult, type StorageBackend, type Verification } from './types';
 
 export class LocalBackend implements StorageBackend {
   constructor(
@@ -39,6 +39,7 @@ export class LocalBackend implements StorageBackend {
     await mkdir(dirname(dest), { recursive: true, mode: 0o700 });
     const partial = `${dest}.partial`;
     try {
+      await dropIfSymlink(partial); // whoever can write the directory must not aim our writes elsewhere
       const { offset, hash } = await resumePoint(partial, file, opts.size, opts.signal);
       const tap = exactLength(opts.size - offset, `storage ${this.name}: copy ${file} to ${dest}`, () => opts.onProgress?.(offset + tap.bytes), hash);
       await pipeline(createReadStream(file, { start: offset }), tap, createWriteStream(partial, { flags: offset ? 'a' : 'w', mode: 0o600 }), { signal: opts.signal });
@@ -52,8 +53,13 @@ export class LocalBackend implements StorageBackend {
         });
       }
       await fsyncFile(partial);
-      await writeFile(`${dest}.sha256`, `${digest}\n`, { mode: 0o600 });
+      await replaceFile(`${dest}.sha256`, `${digest}\n`);
       await rename(partial, dest);
+      // What landed is read back: a second writer appending to the same `.partial` cannot pass unnoticed.
+      await this.verifyStored(key, local, { signal: opts.signal }).catch(async (err: unknown) => {
+        await rm(dest, { force: true });
+        throw err;
+      });
       return result(false, tap.bytes);
     } catch (err) {
       // A retry resumes the `.partial`; after a final failure nobody will, and it may be what filled the disk.
@@ -103,6 +109,7 @@ export class LocalBackend implements StorageBackend {
   async putJson(key: string, value: unknown): Promise<string> {
     const dest = this.location(key);
     await mkdir(dirname(dest), { recursive: true, mode: 0o700 });
+    await dropIfSymlink(`${dest}.partial`);
     await writeFile(`${dest}.partial`, JSON.stringify(value, null, 2), { mode: 0o600 });
     await fsyncFile(`${dest}.partial`);
     await rename(`${dest}.partial`, dest);
@@ -116,7 +123,8 @@ export class LocalBackend implements StorageBackend {
 
   async getJson<T>(key: string): Promise<T | null> {
     try {
-      return JSON.parse(await readFile(this.location(key), 'utf8')) as T;
+      const path = this.location(key);
+      return parseJson<T>(await readFile(path, 'utf8'), path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
@@ -157,6 +165,17 @@ export class LocalBackend implements StorageBackend {
     await rm(this.location(key), { force: true });
     await rm(`${this.location(key)}.sha256`, { force: true });
   }
+}
+
+async function dropIfSymlink(path: string): Promise<void> {
+  if ((await lstat(path).catch(() => null))?.isSymbolicLink()) await rm(path, { force: true });
+}
+
+/** Written beside and renamed over: rename replaces a planted symlink instead of writing through it. */
+async function replaceFile(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
+  await rename(tmp, path);
 }
 
 async function fsyncFile(path: string): Promise<void> {

@@ -27,6 +27,7 @@ import pLimit from 'p-limit';
 import type { S3Storage } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import { LifeboatError } from '../shared/errors';
+import { parseJson } from './types';
 import { meter } from '../shared/meter';
 import {
   compositeSha256,
@@ -394,9 +395,10 @@ export class S3Backend implements StorageBackend {
   async getJson<T>(key: string): Promise<T | null> {
     try {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key) }));
-      return JSON.parse(await res.Body!.transformToString()) as T;
+      return parseJson<T>(await res.Body!.transformToString(), this.location(key));
     } catch (err) {
       if (isNotFound(err)) return null;
+      if (err instanceof LifeboatError) throw err;
       throw this.wrap(err, `read ${key}`);
     }
   }

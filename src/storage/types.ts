@@ -1,6 +1,7 @@
 // Where archives go. Every backend answers the same small set of verbs. Keys passed in are relative to the
 // storage (`<plan>/<snapshot>.tar.zst`): listing, records and retention all speak them; `objectKey` names the
 // object they become (an S3 prefix included).
+import { LifeboatError } from '../shared/errors';
 
 /** How the stored bytes were shown to equal the local archive. */
 export type Verification =
@@ -80,4 +81,13 @@ export interface StorageBackend {
   location(key: string): string;
   /** The object's own key for a relative `key` (S3: the prefix included). */
   objectKey(key: string): string;
+}
+
+/** A stored JSON object is untrusted data: one that does not parse is IntegrityCheckFailed, not a storage outage. */
+export function parseJson<T>(text: string, where: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new LifeboatError('IntegrityCheckFailed', `${where} is not valid JSON`);
+  }
 }

@@ -95,9 +95,10 @@ export async function verifyRestore(input: VerifyInput): Promise<SnapshotVerific
 async function verifyLocked(input: VerifyInput): Promise<SnapshotVerification[]> {
   setStatus('Running');
   const ctx = await quick.loadPlan(input.plan);
-  // Activity arguments are not part of replay's command matching: passing the trust option needs no patch.
-  const trust = { allowUnsigned: input.allowUnsigned === true };
-  const chosen = input.snapshots ?? pickSnapshots(await quick.listSnapshotNames(ctx, input.storage, trust), ctx.plan.verify.older);
+  // Activity arguments are not part of replay's command matching: passing the trust option needs no patch. It only
+  // reaches snapshots the user named; the drill's own picks are signed ones.
+  const trust = { allowUnsigned: input.allowUnsigned === true && input.snapshots !== undefined };
+  const chosen = input.snapshots ?? pickSnapshots(await quick.listSnapshotNames(ctx, input.storage), ctx.plan.verify.older);
   if (chosen.length === 0) {
     throw ApplicationFailure.create({ type: 'VerificationFailed', nonRetryable: true, message: `plan ${input.plan} has no snapshot in storage to verify` });
   }

@@ -148,8 +148,7 @@ export function fakeActivities(): LifeboatActivities {
     restoreArtifact: (ctx: PlanContext, fetched: unknown, input: unknown, artifact: string) =>
       step(ctx, `restore:${artifact}`, `restore ${artifact}`, [ctx, fetched, input, artifact], () => ({ artifact, target: artifact, bytes: 1 })),
     discardRestoreWork: (ctx: PlanContext, workDir: string) => step(ctx, 'discardRestoreWork', 'discardRestoreWork', [ctx, workDir], () => undefined),
-    listSnapshotNames: (ctx: PlanContext, storage: string | undefined, opts: unknown) =>
-      step(ctx, 'listSnapshotNames', 'listSnapshotNames', [ctx, storage, opts], () => ['snap-3', 'snap-2', 'snap-1']),
+    listSnapshotNames: (ctx: PlanContext, storage: string | undefined) => step(ctx, 'listSnapshotNames', 'listSnapshotNames', [ctx, storage], () => ['snap-3', 'snap-2', 'snap-1']),
     verifySnapshot: (ctx: PlanContext, storage: string | undefined, snapshot: string, runId: string, opts: unknown) =>
       step(ctx, `verify:${snapshot}`, `verify ${snapshot}`, [ctx, storage, snapshot, runId, opts], (): SnapshotVerification => ({
         snapshot,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Config } from '../../src/config/schema';
-import { generateSigningKey, keyId, loadSigningKey, parsePrivateKey, parsePublicKey, signRecord, signatureProblem, trustPolicyOf, type SignedFields } from '../../src/snapshot/signing';
+import { annotate, annotationsTrusted, generateSigningKey, keyId, loadSigningKey, parsePrivateKey, parsePublicKey, signRecord, signatureProblem, trustPolicyOf, type SignedFields } from '../../src/snapshot/signing';
 import { allArchiveKeys, archiveKey, isSnapshotName } from '../../src/snapshot/naming';
 import { encryptArgv } from '../../src/snapshot/encryption';
 
@@ -27,7 +27,7 @@ const policy = { publicKey: keys.publicKey };
 describe('signatureProblem', () => {
   it('accepts a record signed with the configured key, with annotations added after signing', () => {
     expect(signatureProblem(signed, policy)).toBeUndefined();
-    const annotated = { ...signed, verification: { ok: true }, hold: { until: 'x', released_at: 'y' }, storage: 'minio', location: 's3://b/k' };
+    const annotated = { ...signed, verification: { ok: true }, storage: 'minio', location: 's3://b/k', completed_at: 'x' };
     expect(signatureProblem(annotated, policy)).toBeUndefined();
   });
 
@@ -62,6 +62,39 @@ describe('signatureProblem', () => {
   it('checks nothing when signing is not configured', () => {
     expect(signatureProblem(base, {})).toBeUndefined();
   });
+
+  it('covers the hold set at backup time: dropping or moving it breaks the signature', () => {
+    const held = { ...base, hold: { until: '2026-01-08T00:00:00.000Z', deploy_id: 'ci-7' } };
+    const sealed = { ...held, signature: signRecord(held, parsePrivateKey(keys.privatePem)) };
+    expect(signatureProblem(sealed, policy)).toBeUndefined();
+    expect(signatureProblem({ ...sealed, hold: undefined }, policy)).toMatch(/invalid signature/);
+    expect(signatureProblem({ ...sealed, hold: { ...held.hold, until: '2026-01-02T00:00:00.000Z' } }, policy)).toMatch(/invalid signature/);
+  });
+
+  it("shows a claimed key id only when it looks like one (it is the forger's text)", () => {
+    const forged = { ...base, signature: { alg: 'ed25519', key_id: 'ENOSPC\nfake log line', value: signRecord(base, parsePrivateKey(other.privatePem)).value } };
+    expect(signatureProblem(forged, policy)).toBe('has an invalid signature');
+  });
+});
+
+describe('annotations (a released hold, a drill result)', () => {
+  const record = { ...signed, hold: { until: '2026-01-08T00:00:00.000Z' } };
+  const priv = parsePrivateKey(keys.privatePem);
+
+  it('count when the worker signed them, not when a bucket writer wrote them', () => {
+    const released = annotate(record, { hold: { ...record.hold, released_at: '2026-01-03T00:00:00.000Z' } }, priv);
+    expect(annotationsTrusted(released, policy)).toBe(true);
+    const verified = annotate(released, { verification: { ok: true, verified_at: '2026-01-04T00:00:00.000Z' } }, priv);
+    expect(annotationsTrusted(verified, policy)).toBe(true);
+    expect(annotationsTrusted({ ...verified, verification: { ok: true, verified_at: '2026-01-05T00:00:00.000Z' } }, policy)).toBe(false);
+    expect(annotationsTrusted({ ...record, hold: { ...record.hold, released_at: '2026-01-03T00:00:00.000Z' } }, policy)).toBe(false);
+    expect(annotationsTrusted(annotate(record, { verification: { ok: true } }, parsePrivateKey(other.privatePem)), policy)).toBe(false);
+  });
+
+  it('are taken as written when signing is not configured', () => {
+    expect(annotationsTrusted({ ...record, verification: { ok: true } }, {})).toBe(true);
+    expect(annotate(record, { verification: { ok: true } }, undefined)).not.toHaveProperty('annotations_signature');
+  });
 });
 
 describe('keys', () => {
@@ -75,11 +108,11 @@ describe('keys', () => {
     const dir = await mkdtemp(join(tmpdir(), 'lifeboat-keys-'));
     await writeFile(join(dir, 'signing.key'), keys.privatePem, { mode: 0o600 });
     const key = { file: join(dir, 'signing.key') };
-    expect((await trustPolicyOf({ key, allowUnsigned: false })).publicKey).toBe(keys.publicKey);
-    expect(await trustPolicyOf({ publicKey: keys.publicKey, allowUnsigned: true }, false)).toEqual({ publicKey: keys.publicKey, allowUnsigned: true });
-    await expect(loadSigningKey({ key, publicKey: other.publicKey, allowUnsigned: false })).rejects.toMatchObject({ code: 'ConfigError', message: expect.stringContaining('does not belong to signing.key') });
+    expect((await trustPolicyOf({ key })).publicKey).toBe(keys.publicKey);
+    expect(await trustPolicyOf({ publicKey: keys.publicKey }, true)).toEqual({ publicKey: keys.publicKey, allowUnsigned: true });
+    await expect(loadSigningKey({ key, publicKey: other.publicKey })).rejects.toMatchObject({ code: 'ConfigError', message: expect.stringContaining('does not belong to signing.key') });
     await writeFile(join(dir, 'rsa.key'), 'not a key');
-    await expect(loadSigningKey({ key: { file: join(dir, 'rsa.key') }, allowUnsigned: false })).rejects.toMatchObject({ code: 'ConfigError' });
+    await expect(loadSigningKey({ key: { file: join(dir, 'rsa.key') } })).rejects.toMatchObject({ code: 'ConfigError' });
   });
 });
 

@@ -127,18 +127,19 @@ describe('verifyRestore with fake activities', () => {
     await keepHistory(h, 'verify-success');
   });
 
-  it('--allow-unsigned reaches the listing and every drill (and is off by default)', async () => {
+  it('--allow-unsigned reaches the drill of a named snapshot only, never the drill\'s own picks', async () => {
     const seen: unknown[] = [];
-    const record = (...args: unknown[]) => {
-      seen.push(args[args.length - 1]);
-      return Promise.resolve(undefined);
-    };
     const w = makeWorld('vtrust', { sources, verify: { older: 0 } });
-    w.on.listSnapshotNames = (...args: unknown[]) => record(...args).then(() => ['snap-9']);
-    w.on['verify:snap-9'] = (...args: unknown[]) => record(...args).then(() => ({ snapshot: 'snap-9', ok: true, duration_ms: 1, verified_at: new Date().toISOString(), checks: [] }));
+    const verified = (...args: unknown[]) => {
+      seen.push(args[4]);
+      return Promise.resolve({ snapshot: String(args[2]), ok: true, duration_ms: 1, verified_at: new Date().toISOString(), checks: [] });
+    };
+    w.on['verify:snap-3'] = verified;
+    w.on['verify:named-1'] = verified;
+    await (await verify(w, { allowUnsigned: true, snapshots: ['named-1'] })).result();
     await (await verify(w, { allowUnsigned: true })).result();
     await (await verify(w)).result();
-    expect(seen).toEqual([{ allowUnsigned: true }, { allowUnsigned: true }, { allowUnsigned: false }, { allowUnsigned: false }]);
+    expect(seen).toEqual([{ allowUnsigned: true }, { allowUnsigned: false }, { allowUnsigned: false }]);
   });
 
   it('a failing drill step ends with status Failed, never Running', async () => {
