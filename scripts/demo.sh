@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-node-modules.sh
-SKIP_MINIO=1 bash scripts/ensure-binaries.sh
+SKIP_MINIO=1 SKIP_RESTIC=1 bash scripts/ensure-binaries.sh
 exec npx tsx scripts/demo.ts "$@"

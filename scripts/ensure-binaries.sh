@@ -3,6 +3,7 @@
 # Idempotent and silent when everything is already there, so test.sh/demo.sh can call it every time.
 #   LIFEBOAT_CACHE  where Go-built binaries and build logs live (default ~/.cache/lifeboat)
 #   SKIP_MINIO=1    don't build MinIO (the demo does not need it)
+#   SKIP_RESTIC=1   don't build restic (the demo does not need it)
 set -euo pipefail
 
 CACHE="${LIFEBOAT_CACHE:-$HOME/.cache/lifeboat}"
@@ -12,6 +13,9 @@ LOG="$CACHE/log"
 # Pinned so every machine builds the same server; bump deliberately.
 TEMPORAL_MODULE="github.com/temporalio/cli/cmd/temporal@v1.5.1"
 MINIO_MODULE="github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
+# restic from its Go module rather than Debian's 0.14: 0.17+ has --skip-if-unchanged, faster restores and
+# `restore --include` by snapshot path; bookworm's 0.14 predates all three.
+RESTIC_MODULE="github.com/restic/restic/cmd/restic@v0.18.1"
 
 say() { echo "ensure-binaries: $*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
@@ -78,6 +82,10 @@ ensure_go_binary() {
 ensure_debian_packages
 ensure_go_binary temporal "$TEMPORAL_MODULE" \
   "Install the Temporal CLI (https://docs.temporal.io/cli) so that 'temporal' is on PATH, or install Go (1.21+ fetches the toolchain the module needs)."
+if [[ "${SKIP_RESTIC:-}" != 1 ]]; then
+  ensure_go_binary restic "$RESTIC_MODULE" \
+    "Install restic 0.17 or later so that 'restic' is on PATH, or install Go, or set SKIP_RESTIC=1."
+fi
 if [[ "${SKIP_MINIO:-}" != 1 ]]; then
   ensure_go_binary minio "$MINIO_MODULE" \
     "Install MinIO so that 'minio' is on PATH, or install Go (1.21+ fetches the toolchain the module needs), or set SKIP_MINIO=1."
