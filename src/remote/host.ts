@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import type { Config, Source } from '../config/schema';
 import type { SecretFile } from './remote-command';
 import { LocalHost } from './local';
-import { SshHost } from './ssh';
+import { SshConnection, SshHost, sshLabel } from './ssh';
 
 export interface ExecOptions {
   /** A secret handed to the command as a private temp file named by an env var (never on a command line). */
@@ -49,9 +49,44 @@ export function sshSettings(source: Source, config: Pick<Config, 'ssh'>): SshSet
   };
 }
 
+/**
+ * The source's host for one activity. Its SSH connection opens with the first command (an unreadable key or
+ * known_hosts fails here already) and carries every later one; close() ends it.
+ */
 export async function connectHost(source: Source, config: Pick<Config, 'ssh'>, signal?: AbortSignal): Promise<Host> {
   if (source.host === 'local') return new LocalHost(source.name);
-  return SshHost.connect(source.name, sshSettings(source, config), signal);
+  return SshHost.open(source.name, sshSettings(source, config), signal);
+}
+
+/**
+ * The hosts of one activity that reaches several sources: one SSH connection per distinct host (same user, address,
+ * port, key and known_hosts), however many sources name it. Each source keeps its own label for messages.
+ */
+export class HostPool {
+  private readonly connections = new Map<string, Promise<SshConnection>>();
+
+  constructor(
+    private readonly config: Pick<Config, 'ssh'>,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  async host(source: Source): Promise<Host> {
+    if (source.host === 'local') return new LocalHost(source.name);
+    const settings = sshSettings(source, this.config);
+    const key = JSON.stringify([settings.user, settings.host, settings.port, settings.identityFile, settings.knownHosts]);
+    let connection = this.connections.get(key);
+    if (!connection) {
+      connection = SshConnection.open(sshLabel(source.name, settings), settings, this.signal);
+      this.connections.set(key, connection);
+    }
+    return new SshHost(source.name, await connection, true);
+  }
+
+  /** Ends every connection; commands still running on them fail. */
+  close(): void {
+    for (const c of this.connections.values()) c.then((conn) => conn.end(), () => undefined);
+    this.connections.clear();
+  }
 }
 
 /** Keeps the tail of a stream of text, so a chatty command can't grow memory. */

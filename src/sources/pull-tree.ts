@@ -42,6 +42,97 @@ export async function failingOn(host: Host, test: string, values: string[], sign
   return res.stdout.split('\n').filter(Boolean);
 }
 
+/** What preflight asks of one source host, all in one remote script (one session: each costs a login shell there). */
+export interface PreflightChecks {
+  /** Programs that must be on PATH. */
+  tools: string[];
+  /** Paths that must exist. */
+  paths: string[];
+  /** Trees whose disk usage (du -s -k) counts towards the estimate, where present. */
+  trees: string[];
+  /** Regular files whose size counts towards the estimate, where present. */
+  files: string[];
+  /** Run last; its stdout is the application's version. */
+  appVersion?: string[];
+}
+
+export interface PreflightFindings {
+  missingTools: string[];
+  missingPaths: string[];
+  /** Sum over `trees` and `files`. */
+  estimatedBytes: number;
+  /** A du or stat that failed: the path and what it said. */
+  failures: Array<{ path: string; output: string }>;
+  appVersion?: { exitCode: number; stdout: string; stderr: string };
+}
+
+// Every value arrives as an argument: "<n> values…" per section, then the app-version argv. Records go to stdout
+// as NUL-terminated fields (a path may hold a newline); only the app-version command may write to stderr.
+export const PREFLIGHT_SCRIPT = [
+  `lifeboat_rec() { printf '%s\\0' "$@"; }`,
+  'n=$1; shift',
+  'while [ "$n" -gt 0 ]; do command -v "$1" >/dev/null 2>&1 || lifeboat_rec tool "$1"; shift; n=$((n - 1)); done',
+  'n=$1; shift',
+  'while [ "$n" -gt 0 ]; do [ -e "$1" ] || lifeboat_rec path "$1"; shift; n=$((n - 1)); done',
+  'n=$1; shift',
+  'while [ "$n" -gt 0 ]; do',
+  '  if [ -e "$1" ]; then',
+  '    if o=$(du -s -k -- "$1" 2>&1); then lifeboat_rec kib "${o%%[!0-9]*}"; else lifeboat_rec failed "$1" "$o"; fi',
+  '  fi',
+  '  shift; n=$((n - 1))',
+  'done',
+  'n=$1; shift',
+  'while [ "$n" -gt 0 ]; do',
+  '  if [ -f "$1" ]; then',
+  '    if o=$(stat -c %s -- "$1" 2>&1); then lifeboat_rec bytes "$o"; else lifeboat_rec failed "$1" "$o"; fi',
+  '  fi',
+  '  shift; n=$((n - 1))',
+  'done',
+  // At most 4 KiB of version text: the 500 characters kept fit, and a chatty command cannot flood the record.
+  `if [ $# -gt 0 ]; then v=$("$@"); s=$?; lifeboat_rec app "$s" "$(printf '%.4096s' "$v")"; fi`,
+].join('\n');
+
+/** `sh -c <PREFLIGHT_SCRIPT> lifeboat-preflight <sections…>`: constant script text, config values as arguments only. */
+export function preflightArgv(c: PreflightChecks): string[] {
+  const section = (values: string[]) => [String(values.length), ...values];
+  return ['sh', '-c', PREFLIGHT_SCRIPT, 'lifeboat-preflight', ...section(c.tools), ...section(c.paths), ...section(c.trees), ...section(c.files), ...(c.appVersion ?? [])];
+}
+
+/** Reads the script's records; stderr is the app-version command's own. */
+export function parsePreflight(stdout: string, stderr: string): PreflightFindings {
+  const fields = stdout.split('\0');
+  // A complete output ends with a NUL: what follows it must be nothing.
+  if (fields.pop() !== '') throw new Error('preflight script output ends mid-record');
+  const found: PreflightFindings = { missingTools: [], missingPaths: [], estimatedBytes: 0, failures: [] };
+  let i = 0;
+  const next = () => {
+    if (i >= fields.length) throw new Error('preflight script output ends mid-record');
+    return fields[i++]!;
+  };
+  while (i < fields.length) {
+    const tag = next();
+    if (tag === 'tool') found.missingTools.push(next());
+    else if (tag === 'path') found.missingPaths.push(next());
+    else if (tag === 'kib') found.estimatedBytes += (Number(next()) || 0) * 1024;
+    else if (tag === 'bytes') found.estimatedBytes += Number(next()) || 0;
+    else if (tag === 'failed') found.failures.push({ path: next(), output: next() });
+    else if (tag === 'app') found.appVersion = { exitCode: Number(next()), stdout: next(), stderr };
+    else throw new Error(`preflight script wrote an unknown record ${JSON.stringify(tag.slice(0, 40))}`);
+  }
+  return found;
+}
+
+/** Runs every check of `checks` on the host in one command. */
+export async function runPreflightChecks(host: Host, checks: PreflightChecks, signal: AbortSignal): Promise<PreflightFindings> {
+  const res = await host.exec(preflightArgv(checks), { signal });
+  if (res.exitCode !== 0) throw new Error(`preflight checks on ${host.label} failed (exit ${res.exitCode}): ${res.stderr.trim()}`);
+  try {
+    return parsePreflight(res.stdout, res.stderr);
+  } catch (err) {
+    throw new Error(`preflight checks on ${host.label}: ${(err as Error).message}`);
+  }
+}
+
 /** Regular files and their bytes under a directory: what a restore drill compares the restored tree against. */
 export async function treeStats(dir: string): Promise<{ file_count: number; total_bytes: number }> {
   let fileCount = 0;

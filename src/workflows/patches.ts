@@ -7,3 +7,10 @@
  * a held pre-deploy snapshot (`--hold`, default 7 days): deprecate the patch after that plus the lock's 24 h wait.
  */
 export const CORRECT_UNDER_FAILURE = 'lifeboat-9-correct-under-failure';
+
+/**
+ * Issue 11 (cheap small steps): a restore writes to its target hosts in parallel (plan.parallelism lanes), each inside
+ * its own quiesce controller, instead of one host after another. Runs that reached restoreByHost before it keep
+ * restoring in turn. Deprecate after the longest restore (its lock wait included) that can have started before.
+ */
+export const PARALLEL_RESTORE_HOSTS = 'lifeboat-11-parallel-restore-hosts';

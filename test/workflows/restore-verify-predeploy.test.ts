@@ -26,26 +26,62 @@ const restore = (w: World, extra: Record<string, unknown> = {}) => startWorkflow
 const verify = (w: World, extra: Record<string, unknown> = {}) => startWorkflow(t, 'verifyRestore', w, [{ plan: w.ctx.planName, ...extra }]);
 
 describe('restoreSnapshot with fake activities', () => {
-  it('restores per host, inside the quiesce controller, skips what Lifeboat cannot restore, and removes its work dir', async () => {
+  // Runs that reached restoreByHost before patch PARALLEL_RESTORE_HOSTS restored one host after another; their golden
+  // history (restore-success.json, recorded then) keeps guarding that path. This test records restore-parallel-hosts.
+  it('restores hosts in parallel, each inside its quiesce controller, skips what Lifeboat cannot restore, and removes its work dir', async () => {
     const w = makeWorld('restore', { sources });
+    // db (on web) waits, within a bound, for kv (on cache) to start: only parallel hosts get there.
+    const started = Date.now();
+    let overlapped = false;
+    w.on['restore:db'] = async () => {
+      await waitFor(() => (overlapped = w.calls.includes('restore kv')) || Date.now() - started > 10_000);
+      return { artifact: 'db', target: 'db', bytes: 1 };
+    };
     const h = await restore(w);
     const r = (await h.result()) as RestoreResult;
+    expect(overlapped).toBe(true);
     expect(r.restored.map((x) => x.artifact)).toEqual(['db', 'site', 'kv']);
     expect(r.steps.find((s) => s.artifact === 'versions')?.manual).toBe(true);
-    expect(w.calls).toEqual([
-      'loadPlan',
-      'fetchForRestore',
-      'planRestore',
+    expect(w.calls.slice(0, 3)).toEqual(['loadPlan', 'fetchForRestore', 'planRestore']);
+    expect(w.calls.filter((c) => c.endsWith(' web') || ['restore db', 'restore site'].includes(c))).toEqual([
       'quiesceInspect web',
       'quiesceStop web',
       'restore db',
       'restore site',
       'quiesceStart web',
-      'restore kv',
-      'discardRestoreWork',
     ]);
+    expect(w.calls.filter((c) => c === 'restore kv')).toHaveLength(1);
+    expect(w.calls.at(-1)).toBe('discardRestoreWork');
     expect(await statusOf(h)).toBe('Completed');
-    await keepHistory(h, 'restore-success');
+    await keepHistory(h, 'restore-parallel-hosts');
+  });
+
+  it('one host failing: no further host starts, the running one finishes and is started again, then the run fails', async () => {
+    const extra = { name: 'extra', host: 'local', quiesce, artifacts: [{ name: 'more', type: 'files', paths: ['/srv/more'] }] };
+    const w = makeWorld('rlanes', { sources: [...sources, extra], parallelism: 2 });
+    w.on['restore:kv'] = permanent('PermissionDenied', 'EACCES: /var/lib/redis');
+    // web is mid-restore when cache fails, and finishes (a cancelled wait would throw instead of setting the flag).
+    let dbFinished = false;
+    w.on['restore:db'] = async () => {
+      await waitFor(() => w.attempts['restore:kv'] === 1);
+      dbFinished = true;
+      return { artifact: 'db', target: 'db', bytes: 1 };
+    };
+    const h = await restore(w);
+    const f = await runFailure(h);
+    expect(f.type).toBe('PermissionDenied');
+    expect(dbFinished).toBe(true);
+    expect(w.calls.filter((c) => c.endsWith(' web') || ['restore db', 'restore site'].includes(c))).toEqual([
+      'quiesceInspect web',
+      'quiesceStop web',
+      'restore db',
+      'restore site',
+      'quiesceStart web',
+    ]);
+    expect(w.calls.filter((c) => c.endsWith(' extra') || c === 'restore more')).toEqual([]);
+    expect(w.stopped.size).toBe(0);
+    expect(w.calls.at(-1)).toBe('discardRestoreWork');
+    expect(await statusOf(h)).toBe('Failed');
   });
 
   it('a dry run plans and writes nothing, and does not wait for the plan lock', async () => {

@@ -1,0 +1,155 @@
+// Small steps stay cheap (issue 11): on ten real OpenSSH hosts, preflight opens one SSH connection per host and runs
+// one remote script per source, sources overlap up to plan.parallelism, and a files capture that only needs rsync
+// opens no ssh2 connection of its own. Connections and commands are counted where ssh2 makes them.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import { Client } from 'ssh2';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startSshHost, type SshHost } from '../../scripts/lib/services';
+import { createBackupActivities } from '../../src/activities/backup';
+import { Plan } from '../../src/config/schema';
+import type { PlanContext, PreflightResult } from '../../src/shared/types';
+import type { ArtifactResult } from '../../src/sources/types';
+import { tempDir, uniqueName } from '../support/fixtures';
+
+const HOSTS = 10;
+const PARALLELISM = 4;
+/**
+ * Measured on the shared 2-core test machine for 10 hosts at parallelism 4: 0.8–1.4 s idle, 2–4 s at load 8–12
+ * (each remote command starts the login shell there, whose rc files cost ~0.1 s of CPU per command here); before
+ * this change the same preflight took 5–6 s idle and 9–15 s loaded.
+ */
+const PREFLIGHT_BOUND_MS = 8_000;
+
+const root = await tempDir('small-steps');
+const identityFile = join(root, 'id_ed25519');
+const knownHosts = join(root, 'known_hosts');
+let hosts: SshHost[] = [];
+const activities = createBackupActivities({ configPath: join(root, 'unused.yaml') });
+
+/** Every ssh2 connection and command the activities make, by port; and the most commands in flight at once. */
+const seen = { connects: [] as number[], commands: [] as Array<{ port: number; command: string }>, inFlight: 0, maxInFlight: 0 };
+const realConnect = Client.prototype.connect;
+const realExec = Client.prototype.exec;
+
+beforeAll(async () => {
+  for (let i = 0; i < HOSTS; i += 5) {
+    hosts.push(...(await Promise.all([0, 1, 2, 3, 4].map((j) => startSshHost({ name: `tiny${i + j}`, baseDir: root, identityFile, knownHostsFile: knownHosts })))));
+  }
+  for (const h of hosts) {
+    await mkdir(join(h.dataDir, 'site'), { recursive: true });
+    await writeFile(join(h.dataDir, 'site/.env'), 'X=1\n');
+    await writeFile(join(h.dataDir, 'VERSION'), `${h.name} 1.0\n`);
+  }
+  Client.prototype.connect = function (this: Client, cfg) {
+    seen.connects.push(Number(cfg.port));
+    return realConnect.call(this, cfg);
+  };
+  Client.prototype.exec = function (this: Client & { config: { port: number } }, command: string, ...rest: unknown[]) {
+    seen.commands.push({ port: this.config.port, command });
+    const cb = rest.pop() as (err: Error | undefined, channel: { once(e: 'close', f: () => void): void }) => void;
+    seen.maxInFlight = Math.max(seen.maxInFlight, ++seen.inFlight);
+    return (realExec as (...a: unknown[]) => Client).call(this, command, ...rest, (err: Error | undefined, channel: { once(e: 'close', f: () => void): void }) => {
+      if (err) seen.inFlight--;
+      else channel.once('close', () => seen.inFlight--);
+      cb(err, channel);
+    });
+  } as typeof realExec;
+});
+
+afterAll(async () => {
+  Client.prototype.connect = realConnect;
+  Client.prototype.exec = realExec;
+  await Promise.allSettled(hosts.map((h) => h.stop()));
+  hosts = [];
+});
+
+beforeEach(() => Object.assign(seen, { connects: [], commands: [], inFlight: 0, maxInFlight: 0 }));
+
+function context(sources: unknown[], parallelism = PARALLELISM): PlanContext {
+  const plan = Plan.parse({ storages: ['local'], parallelism, sources });
+  return { planName: 'tiny', plan, backupRoot: join(root, 'backups'), denyList: [], ssh: { identityFile, knownHosts }, storages: { local: { type: 'local', path: join(root, 'storage') } } };
+}
+
+const tinySource = (h: SshHost, name = h.name) => ({
+  name,
+  host: '127.0.0.1',
+  port: h.port,
+  appVersion: ['cat', join(h.dataDir, 'VERSION')],
+  artifacts: [{ type: 'files', name: 'site', paths: [join(h.dataDir, 'site')] }],
+});
+
+/** A real activity Context without a server; an expected failure need not be logged. */
+const activityEnv = () => new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+
+const countBy = (ports: number[]) => Object.fromEntries(hosts.map((h) => [h.name, ports.filter((p) => p === h.port).length]));
+const each = (n: number) => Object.fromEntries(hosts.map((h) => [h.name, n]));
+
+describe('preflight of ten tiny hosts', () => {
+  it('opens one connection per host, runs one remote script per source, overlaps sources, and stays under its bound', async () => {
+    const started = performance.now();
+    const result = (await activityEnv().run(activities.preflight, context(hosts.map((h) => tinySource(h))))) as PreflightResult;
+    const ms = performance.now() - started;
+
+    expect(result.sources).toEqual(hosts.map((h) => ({ name: h.name, host: '127.0.0.1', appVersion: `${h.name} 1.0` })));
+    expect(result.estimatedBytes).toBeGreaterThan(0);
+    expect(countBy(seen.connects)).toEqual(each(1));
+    expect(countBy(seen.commands.map((c) => c.port))).toEqual(each(1));
+    expect(seen.commands.every((c) => c.command.includes('lifeboat-preflight'))).toBe(true);
+    // pLimit really overlaps the sources, and never more than the plan allows.
+    expect(seen.maxInFlight).toBeGreaterThan(1);
+    expect(seen.maxInFlight).toBeLessThanOrEqual(PARALLELISM);
+    expect(ms, `preflight took ${Math.round(ms)} ms`).toBeLessThan(PREFLIGHT_BOUND_MS);
+  });
+
+  it('shares one connection among sources on the same host, and names each source in its problem', async () => {
+    const [h] = hosts;
+    const odd = join(h!.dataDir, "gone $(touch pwned) 'q'\nx");
+    const ctx = context([
+      { ...tinySource(h!, 'alpha'), quiesce: { type: 'commands', stop: ['lifeboat-no-such-tool'], start: ['true'] } },
+      { ...tinySource(h!, 'beta'), artifacts: [{ type: 'files', name: 'site', paths: [odd] }] },
+      tinySource(hosts[1]!, 'gamma'),
+    ]);
+    const err = await activityEnv().run(activities.preflight, ctx).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    if (!(err instanceof ApplicationFailure)) return;
+    expect(err.type).toBe('MissingTool');
+    expect(err.nonRetryable).toBe(true);
+    expect(err.message).toContain(`\n- not installed on alpha (${h!.user}@127.0.0.1:${h!.port}): lifeboat-no-such-tool`);
+    expect(err.message).toContain(`\n- missing on beta (${h!.user}@127.0.0.1:${h!.port}): ${odd}`);
+    expect(countBy(seen.connects)).toMatchObject({ [h!.name]: 1, [hosts[1]!.name]: 1 });
+    expect(seen.commands).toHaveLength(3);
+  });
+});
+
+describe('preflight of a local source', () => {
+  it('runs the same script on the backup host itself, without SSH', async () => {
+    const dir = join(root, 'local site');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'a'), Buffer.alloc(5000, 1));
+    const ctx = context([{ name: 'here', host: 'local', appVersion: ['printf', '%s', 'local 2.0'], artifacts: [{ type: 'files', name: 'site', paths: [dir] }] }]);
+    const result = (await activityEnv().run(activities.preflight, ctx)) as PreflightResult;
+    expect(result.sources).toEqual([{ name: 'here', host: 'local', appVersion: 'local 2.0' }]);
+    expect(result.estimatedBytes).toBeGreaterThanOrEqual(5000);
+    expect(seen.connects).toEqual([]);
+  });
+});
+
+describe('capture', () => {
+  it('opens no ssh2 connection for a files artifact that only needs rsync, and one for a command artifact', async () => {
+    const [h] = hosts;
+    const ctx = context([{ ...tinySource(h!), artifacts: [{ type: 'files', name: 'site', paths: [join(h!.dataDir, 'site')] }, { type: 'command', name: 'version', command: ['cat', join(h!.dataDir, 'VERSION')] }] }]);
+    const snapshot = `tiny-${uniqueName('s').slice(-6)}`;
+    const env = activityEnv();
+    await env.run(activities.prepareSnapshot, ctx, snapshot, 'run-1');
+    const site = (await env.run(activities.captureArtifact, ctx, snapshot, h!.name, 'site')) as ArtifactResult;
+    expect(site.status).toBe('ok');
+    expect(seen.connects).toEqual([]);
+    const version = (await env.run(activities.captureArtifact, ctx, snapshot, h!.name, 'version')) as ArtifactResult;
+    expect(version.status).toBe('ok');
+    expect(seen.connects).toEqual([h!.port]);
+  });
+});
