@@ -1,13 +1,11 @@
-// tar.zst (zstd -T0, all cores) or tar.gz (pigz when present), streamed: tar → compressor → hash → file.
-import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+// tar.zst (zstd -T0, all cores) or tar.gz (pigz when present), streamed: tar → compressor (→ age) → file, then hashed.
+import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
-import { meter } from '../shared/meter';
 import type { ArchiveFormat } from './naming';
 import { dieWithWorker } from '../shared/die-with-worker';
 import { encryptArgv } from './encryption';
+import { sha256File } from './hash-files';
 
 export interface ArchiveInfo {
   path: string;
@@ -32,26 +30,43 @@ export async function createArchive(
   const [comp, ...compArgs] = compressorArgv(format, opts.level, format === 'tar.gz' && (await hasCommand('pigz')));
   const partial = `${out}.partial`;
   const common = { cancelSignal: opts.signal, forceKillAfterDelay: 5000, buffer: false } as const;
+  // The last process writes the file itself (its stdout is the file), so the archive's bytes never pass through the
+  // worker's heap; they are hashed afterwards, off the main thread, from the page cache (see hash-files.ts).
+  const file = await open(partial, 'w', 0o600);
   // Numeric owners, modes, hard links, ns mtimes and the kept xattrs (user.*, security.capability; ACLs as their
   // system.posix_acl_* xattrs, numeric, unlike tar 1.34's --acls): see KEPT_XATTRS in remote/rsync.ts. atime and
   // ctime are never restored: not stored.
   const tar = execa(...dieWithWorker('tar', ['-C', dirname(snapshotDir), '--sort=name', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '--xattrs', ...['user.*', 'security.capability', 'system.posix_acl_access', 'system.posix_acl_default'].map((x) => `--xattrs-include=${x}`), '-cf', '-', '--', basename(snapshotDir)]), { ...common, stdin: 'ignore' });
-  const compressor = execa(...dieWithWorker(comp!, compArgs), common);
-  tar.stdout.pipe(compressor.stdin);
-  // age after compression (ciphertext does not compress); the hash and size are those of the stored bytes.
-  const encryptor = opts.recipients?.length ? execa(...dieWithWorker(...encryptArgv(opts.recipients)), common) : undefined;
-  if (encryptor) compressor.stdout.pipe(encryptor.stdin);
-  const last = encryptor ?? compressor;
-
-  const tap = meter({ sha256: true, onBytes: opts.onProgress });
+  const encrypting = Boolean(opts.recipients?.length);
+  // execa hands a number to spawn as a file descriptor; its types only list 3-9.
+  const toFile = { ...common, stdout: file.fd as 3 } as const;
+  // Progress in bytes: the file's size as the last process writes it.
+  let written = 0;
+  const reportSize = (size: number) => {
+    if (size === written) return;
+    written = size;
+    opts.onProgress?.(size);
+  };
+  const watch = setInterval(() => void file.stat().then((st) => reportSize(st.size), () => undefined), 500);
   try {
-    await Promise.all([tar, compressor, ...(encryptor ? [encryptor] : []), pipeline(last.stdout, tap, createWriteStream(partial, { mode: 0o600 }))]);
+    const compressor = execa(...dieWithWorker(comp!, compArgs), encrypting ? common : toFile);
+    tar.stdout.pipe(compressor.stdin);
+    // age after compression (ciphertext does not compress); the hash and size are those of the stored bytes.
+    const encryptor = encrypting ? execa(...dieWithWorker(...encryptArgv(opts.recipients!)), toFile) : undefined;
+    if (encryptor) compressor.stdout!.pipe(encryptor.stdin);
+    await Promise.all([tar, compressor, ...(encryptor ? [encryptor] : [])]);
+    clearInterval(watch);
+    await file.close();
+    const { sha256, size } = await sha256File(partial, opts.signal ? { signal: opts.signal } : {});
+    reportSize(size);
+    await rename(partial, out);
+    return { path: out, format, sha256, size, ...(encrypting ? { encryption: 'age' as const } : {}) };
   } catch (err) {
+    clearInterval(watch);
+    await file.close().catch(() => undefined);
     await rm(partial, { force: true });
     throw err;
   }
-  await rename(partial, out);
-  return { path: out, format, sha256: tap.digest(), size: tap.bytes, ...(encryptor ? { encryption: 'age' as const } : {}) };
 }
 
 /** The argv that lists or extracts an archive of this format with GNU tar. */

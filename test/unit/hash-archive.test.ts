@@ -1,0 +1,53 @@
+// createArchive's checksum and size: the last process writes the file, a worker thread hashes it; what it reports
+// must be exactly the stored bytes (plain and age-encrypted), with progress in bytes and nothing left on failure.
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createArchive } from '../../src/snapshot/archive';
+
+let root: string;
+let snap: string;
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'lifeboat-archive-hash-'));
+  snap = join(root, 'shop-20260101T000000');
+  mkdirSync(join(snap, 'files'), { recursive: true });
+  writeFileSync(join(snap, 'files/random.bin'), randomBytes(8 * 2 ** 20));
+  writeFileSync(join(snap, 'files/new\nline \\ name.txt'), 'escaped in the manifest, plain in tar\n');
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const fileSha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+describe('createArchive hashing', () => {
+  it('reports the SHA-256 and size of the file it wrote, and progress up to that size', async () => {
+    const out = join(root, 'a.tar.zst');
+    const seen: number[] = [];
+    const info = await createArchive(snap, out, 'tar.zst', { onProgress: (b) => seen.push(b) });
+    expect(info).toEqual({ path: out, format: 'tar.zst', sha256: fileSha(out), size: statSync(out).size });
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(seen.at(-1)).toBe(info.size);
+    expect([...seen].sort((a, b) => a - b)).toEqual(seen);
+    expect(execFileSync('tar', ['--zstd', '-tf', out], { encoding: 'utf8' })).toContain('random.bin');
+  });
+
+  it('hashes the ciphertext when age encrypts', async () => {
+    const key = join(root, 'age.key');
+    const recipient = /age1[0-9a-z]+/.exec(execFileSync('age-keygen', ['-o', key], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) + readFileSync(key, 'utf8'))![0];
+    const out = join(root, 'b.tar.zst.age');
+    const info = await createArchive(snap, out, 'tar.zst', { recipients: [recipient] });
+    expect(info).toEqual({ path: out, format: 'tar.zst', sha256: fileSha(out), size: statSync(out).size, encryption: 'age' });
+    execFileSync('age', ['-d', '-i', key, '-o', join(root, 'b.tar.zst'), out]);
+    expect(execFileSync('tar', ['--zstd', '-tf', join(root, 'b.tar.zst')], { encoding: 'utf8' })).toContain('random.bin');
+  });
+
+  it('leaves neither the archive nor its partial file when tar fails', async () => {
+    const out = join(root, 'c.tar.zst');
+    await expect(createArchive(join(root, 'no-such-snapshot'), out, 'tar.zst')).rejects.toThrow();
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(root).filter((f) => f.startsWith('c.tar.zst'))).toEqual([]);
+  });
+});
