@@ -12,9 +12,10 @@ import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, Snapsho
 import type { IdentitySource } from '../snapshot/encryption';
 import { recordKey } from '../snapshot/naming';
 import { annotate, loadSigningKey, trustPolicyOf, type TrustPolicy } from '../snapshot/signing';
+import { filesDir } from '../sources/files';
 import { restoreModule } from '../sources/restore';
 import type { RecordedComponent, RestoreOptions, VerifyCheck } from '../sources/types';
-import { openStorage } from '../storage';
+import { isRestic, openStorage, type ResticBackend } from '../storage';
 import type { StorageBackend } from '../storage/types';
 import { runActivity } from './run';
 
@@ -26,7 +27,7 @@ type Step = RestoreResult['steps'][number];
 export function createRestoreActivities() {
   return {
     /** Downloads, checks (archive SHA-256, then every manifest line) and extracts; returns names and paths only. */
-    async fetchForRestore(ctx: PlanContext, input: Pick<RestoreInput, 'snapshot' | 'storage' | 'allowUnsigned'>, runId: string): Promise<FetchedSnapshot> {
+    async fetchForRestore(ctx: PlanContext, input: Pick<RestoreInput, 'snapshot' | 'storage' | 'allowUnsigned' | 'source' | 'artifact' | 'pathPrefix'>, runId: string): Promise<FetchedSnapshot> {
       return runActivity(async ({ signal, progress }) => {
         const { name, backend } = await storageOf(ctx, input.storage);
         const trust = await trustPolicyOf(ctx.signing, input.allowUnsigned && input.snapshot !== 'latest');
@@ -35,7 +36,9 @@ export function createRestoreActivities() {
         const workDir = join(ctx.backupRoot, '.restore', runId);
         await rm(workDir, { recursive: true, force: true }); // an earlier attempt's leftovers are not trusted
         await mkdir(workDir, { recursive: true, mode: 0o700 });
-        const fetched = await fetchSnapshot({ ...trustedFetch(ctx, trust), storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: (bytes: number) => progress({ fetched_bytes: bytes }) }).catch(
+        // A restic storage restores only what the restore needs; an archive is downloaded whole anyway.
+        const select = isRestic(backend) ? selectionOf(ctx, input) : undefined;
+        const fetched = await fetchSnapshot({ ...trustedFetch(ctx, trust), storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: (bytes: number) => progress({ fetched_bytes: bytes }), ...(select ? { select } : {}) }).catch(
           async (err: unknown) => {
             await rm(workDir, { recursive: true, force: true }); // the workflow only cleans up what it was told about
             throw err;
@@ -118,7 +121,7 @@ export function createRestoreActivities() {
      * with what the backup recorded. Scratch objects are removed in every outcome; a bad archive is a failed check.
      */
     async verifySnapshot(ctx: PlanContext, storage: string | undefined, snapshot: string, runId: string, opts: { allowUnsigned?: boolean } = {}): Promise<SnapshotVerification> {
-      return runActivity(async ({ signal, progress }) => {
+      return runActivity(async ({ signal, progress, quiet }) => {
         const started = Date.now();
         const { backend } = await storageOf(ctx, storage);
         const workDir = join(ctx.backupRoot, '.verify', `${runId}-${snapshot}`);
@@ -128,7 +131,8 @@ export function createRestoreActivities() {
         try {
           const trust = await trustPolicyOf(ctx.signing, opts.allowUnsigned);
           const fetched = await fetchSnapshot({ ...trustedFetch(ctx, trust), storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: (bytes: number) => progress({ snapshot, fetched_bytes: bytes }) });
-          checks.push({ artifact: '*', check: 'archive and manifest checksums', ok: true, detail: fetched.record.checksum_sha256 });
+          const restic = fetched.record.restic;
+          checks.push(restic ? { artifact: '*', check: 'restic snapshot and manifest checksums', ok: true, detail: `restic snapshot ${restic.snapshot_id}, manifest ${fetched.record.manifest.sha256}` } : { artifact: '*', check: 'archive and manifest checksums', ok: true, detail: fetched.record.checksum_sha256 });
           checks.push(...(await verifyComponents(ctx, componentsOf(fetched.metadata), fetched.dir, workDir, signal, progress)));
         } catch (err) {
           if (!(err instanceof LifeboatError && err.permanent)) throw err; // transient: let Temporal retry
@@ -136,6 +140,7 @@ export function createRestoreActivities() {
         } finally {
           await rm(workDir, { recursive: true, force: true });
         }
+        if (isRestic(backend)) checks.push(...(await quiet('restic check', RESTIC_CHECK_QUIET_MS, () => repositoryCheck(backend, runId, snapshot, signal))));
         return { snapshot, ok: checks.every((c) => c.ok), duration_ms: Date.now() - started, verified_at: new Date().toISOString(), checks };
       }, { stallMs: RESTORE_STALL_MS });
     },
@@ -178,6 +183,46 @@ async function verifyComponents(
     checks.push(...(await mod.verify({ artifact, snapshotDir: dir, component, scratchDir, scratch: ctx.plan.verify, signal, progress })));
   }
   return checks;
+}
+
+/** `restic check` reads a random subset of the repository: silent until it ends. */
+const RESTIC_CHECK_QUIET_MS = 6 * 3_600_000;
+/** The repository check of each drill (workflow run), so it runs once per drill, not once per snapshot. */
+const repositoryChecks = new Map<string, { snapshot: string; checks: VerifyCheck[] }>();
+
+/**
+ * `restic check --read-data-subset` once per drill and repository, reported with the first snapshot verified (and
+ * again if that snapshot's step is retried). Without workflow state, "once" is per worker process: a drill taken
+ * over by another worker may check twice, which costs time, never correctness.
+ */
+async function repositoryCheck(backend: ResticBackend, runId: string, snapshot: string, signal: AbortSignal): Promise<VerifyCheck[]> {
+  const key = `${runId}\0${backend.name}`;
+  const done = repositoryChecks.get(key);
+  if (done) return done.snapshot === snapshot ? done.checks : [];
+  const result = await backend.checkRepository(backend.cfg.checkReadDataPercent, signal);
+  const checks = [{ artifact: '*', check: 'repository', ...result }];
+  repositoryChecks.set(key, { snapshot, checks });
+  if (repositoryChecks.size > 100) repositoryChecks.delete(repositoryChecks.keys().next().value!);
+  return checks;
+}
+
+/**
+ * The snapshot paths a restore of `--source` / `--artifact` (and `--path`) reads, from the plan: each artifact's
+ * own names in the snapshot (as capture writes them); undefined (everything) for a whole-plan restore.
+ */
+function selectionOf(ctx: PlanContext, input: Pick<RestoreInput, 'source' | 'artifact' | 'pathPrefix'>): string[] | undefined {
+  if (!input.source && !input.artifact) return undefined;
+  const chosen = ctx.plan.sources.flatMap((source) => source.artifacts.filter((a) => (!input.source || source.name === input.source) && (!input.artifact || a.name === input.artifact)).map((artifact) => ({ source, artifact })));
+  const paths = chosen.map(({ source, artifact }) => {
+    if (artifact.type === 'files') {
+      const prefix = input.pathPrefix?.replace(/\/+$/, '');
+      return `${filesDir(source.name, artifact.name)}${prefix && prefix.startsWith('/') ? prefix : ''}`;
+    }
+    if (artifact.type === 'command') return `commands/${artifact.name}.txt`;
+    if (artifact.type === 'opensearch') return `opensearch/${artifact.name}`;
+    return `database/${artifact.name}.*`; // dumps, their globals, Redis AOF directories: every name the artifact gives
+  });
+  return paths.length ? paths : undefined; // nothing matched: the full snapshot, and selectArtifacts says what is there
 }
 
 /** Signature policy and age identity for a fetch on the worker (the identity stays a reference until age reads it). */

@@ -7,16 +7,22 @@ import { annotate, loadSigningKey, trustPolicyOf } from '../snapshot/signing';
 import { openStorage } from '../storage';
 import { runActivity } from './run';
 
+/** The retention step's own bound (workflows/backup.ts: 30 min start-to-close). */
+const RESTIC_RETENTION_QUIET_MS = 30 * 60_000;
+
 export function createRetentionActivities() {
   return {
     async applyRetention(ctx: PlanContext, storageName: string): Promise<RetentionReport> {
-      return runActivity(async () => {
+      return runActivity(async ({ signal, quiet }) => {
         const cfg = ctx.storages[storageName];
         if (!cfg) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no storage ${storageName}`);
         if (!cfg.retention) return { storage: storageName, configured: false, kept: 0, deleted: [] };
+        const retention = cfg.retention;
         const backend = await openStorage(storageName, cfg);
         const trust = await trustPolicyOf(ctx.signing);
-        const { kept, deleted, ignored } = await applyRetention(backend, ctx.planName, cfg.retention, new Date(), trust);
+        const apply = () => applyRetention(backend, ctx.planName, retention, new Date(), trust, { signal });
+        // restic's forget and prune print nothing while they work (and may wait for the repository's lock).
+        const { kept, deleted, ignored } = cfg.type === 'restic' ? await quiet('restic forget and prune', RESTIC_RETENTION_QUIET_MS, apply) : await apply();
         return { storage: storageName, configured: true, kept, deleted, ...(ignored.length ? { ignored } : {}) };
       });
     },

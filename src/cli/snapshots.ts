@@ -10,7 +10,7 @@ import type { IdentitySource } from '../snapshot/encryption';
 import { trustPolicyOf } from '../snapshot/signing';
 import { LifeboatError } from '../shared/errors';
 import { formatBytes } from '../shared/units';
-import { openStorage } from '../storage';
+import { isRestic, openStorage } from '../storage';
 import type { StorageBackend } from '../storage/types';
 
 interface Where {
@@ -78,7 +78,8 @@ interface FetchFlags {
 
 /**
  * Fetches into a private directory under --to, checks, then moves the results into place: nothing unchecked is
- * ever left under its final name. An encrypted archive without --decrypt is checked as stored bytes only.
+ * ever left under its final name. An encrypted archive without --decrypt is checked as stored bytes only. A restic
+ * storage holds no archive: the snapshot is restored (restic decrypts), checked, and kept as <to>/<snapshot>/.
  */
 async function fetchChecked(config: Config, storage: StorageBackend, found: SnapshotListing, o: FetchFlags): Promise<string[]> {
   const { plan, snapshot } = found.record;
@@ -91,23 +92,26 @@ async function fetchChecked(config: Config, storage: StorageBackend, found: Snap
   const identity: IdentitySource | undefined = o.identity ? { file: resolve(o.identity) } : ref ? { ref } : undefined;
   const where = { storage, plan, snapshot, trust, ...(identity ? { identity } : {}) };
   try {
-    const contents = !found.record.encryption || o.decrypt;
+    const restic = isRestic(storage);
+    const contents = restic || !found.record.encryption || o.decrypt;
     const got = contents ? await fetchSnapshot({ ...where, workDir: work }) : { ...(await downloadArchive({ ...where, dir: work })), dir: undefined };
-    const archivePath = join(dir, basename(got.archivePath));
-    await rename(got.archivePath, archivePath);
-    if (o.extract && got.dir) {
-      await rename(got.dir, join(dir, snapshot));
-      await chmod(join(dir, snapshot), 0o700); // extracted as root with owners and modes: keep setuid files private
+    const archivePath = got.archivePath ? join(dir, basename(got.archivePath)) : undefined;
+    if (got.archivePath && archivePath) await rename(got.archivePath, archivePath);
+    const tree = (o.extract || restic) && got.dir ? join(dir, snapshot) : undefined;
+    if (tree && got.dir) {
+      await rename(got.dir, tree);
+      await chmod(tree, 0o700); // extracted as root with owners and modes: keep setuid files private
     }
     const recordPath = join(dir, `${snapshot}.json`);
     await writeFile(recordPath, JSON.stringify(got.record, null, 2) + '\n', { mode: 0o600 });
     const r = got.record;
     const signed = trust.publicKey ? (r.signature ? 'signature valid' : 'UNSIGNED (accepted: --allow-unsigned)') : 'signature not checked (no signing configured)';
-    const checked = contents ? `${signed}; SHA-256 matches the record; entries safe; every manifest line matches (${r.manifest?.files ?? '?'} files)` : `${signed}; SHA-256 matches the record; contents not checked (encrypted: pass --decrypt)`;
+    const stored = restic ? `restic snapshot ${r.restic?.snapshot_id.slice(0, 8)} restored` : 'SHA-256 matches the record';
+    const checked = contents ? `${signed}; ${stored}; entries safe; every manifest line matches (${r.manifest?.files ?? '?'} files)` : `${signed}; ${stored}; contents not checked (encrypted: pass --decrypt)`;
     return [
-      `archive  ${archivePath}  (${formatBytes((await stat(archivePath)).size)}${r.encryption && !contents ? ', age-encrypted' : ''})`,
+      ...(archivePath ? [`archive  ${archivePath}  (${formatBytes((await stat(archivePath)).size)}${r.encryption && !contents ? ', age-encrypted' : ''})`] : []),
       `checked  ${checked}`,
-      ...(o.extract && got.dir ? [`extracted ${join(dir, snapshot)}`] : []),
+      ...(tree ? [`${restic ? 'restored' : 'extracted'} ${tree}`] : []),
       `record   ${recordPath}`,
       `from     ${found.storage}`,
     ];
@@ -143,7 +147,8 @@ function printTable(listing: SnapshotListing[]): void {
   }
   const rows = [
     ['SNAPSHOT', 'PLAN', 'TIER', 'STATUS', 'SIZE', 'CREATED', 'STORAGE'],
-    ...listing.map(({ record: r, storage }) => [r.snapshot, r.plan, r.tier, r.status, formatBytes(r.size_bytes), formatTime(r.created_at), storage]),
+    // A restic storage holds no archive: its size is the snapshot's content.
+    ...listing.map(({ record: r, storage }) => [r.snapshot, r.plan, r.tier, r.status, formatBytes(r.restic ? (r.manifest?.bytes ?? 0) : r.size_bytes), formatTime(r.created_at), storage]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => String(row[i] ?? '').length)));
   for (const row of rows) console.log(row.map((cell, i) => String(cell ?? '').padEnd(widths[i]!)).join('  ').trimEnd());
@@ -156,8 +161,9 @@ function printRecord(found: SnapshotListing, listing: SnapshotListing[]): void {
     `snapshot   ${r.snapshot}`,
     `plan       ${r.plan}  tier ${r.tier}${r.deploy_id ? `  deploy ${r.deploy_id}` : ''}  status ${r.status}`,
     `created    ${formatTime(r.created_at)}${r.completed_at ? `  completed ${formatTime(r.completed_at)}` : ''}`,
-    `archive    ${r.location ?? r.key ?? '?'}  (${r.format}, ${formatBytes(r.size_bytes)})`,
-    `sha256     ${r.checksum_sha256}`,
+    ...(r.restic
+      ? [`restic     ${r.location ?? '?'}  (snapshot ${r.restic.snapshot_id}${r.restic.repository_id ? `, repository ${r.restic.repository_id.slice(0, 8)}` : ''})`]
+      : [`archive    ${r.location ?? r.key ?? '?'}  (${r.format}, ${formatBytes(r.size_bytes)})`, `sha256     ${r.checksum_sha256}`]),
     `manifest   ${r.manifest?.files ?? '?'} files, ${formatBytes(r.manifest?.bytes ?? 0)}, sha256 ${r.manifest?.sha256 ?? '?'}`,
     `stored in  ${storages.join(', ')}`,
     'artifacts',

@@ -311,10 +311,44 @@ export const LocalStorage = z
   })
   .strict();
 
-export const Storage = z.discriminatedUnion('type', [S3Storage, LocalStorage]);
+/** Variables Lifeboat sets itself for restic: an `env` entry must not override them. */
+const RESTIC_OWN_ENV = ['RESTIC_REPOSITORY', 'RESTIC_REPOSITORY_FILE', 'RESTIC_PASSWORD', 'RESTIC_PASSWORD_FILE', 'RESTIC_PASSWORD_COMMAND'];
+
+/**
+ * A restic repository (deduplicated, encrypted by restic): each snapshot directory becomes one restic snapshot,
+ * its record a second, tiny one. The repository string is restic's own and travels in workflow history, so it
+ * must not carry credentials: those go in `env` as secret references.
+ */
+export const ResticStorage = z
+  .object({
+    type: z.literal('restic'),
+    /** A local absolute path, `s3:http://host:9000/bucket/prefix`, `sftp:user@host:/path`, `rest:…`, `b2:…` … */
+    repository: z
+      .string()
+      .min(1)
+      .refine((r) => r.startsWith('/') || /^[a-z0-9]+:\S/.test(r), 'an absolute path or a restic backend string such as s3:http://host:9000/bucket/prefix or sftp:user@host:/srv/restic')
+      .refine((r) => !/:\/\/[^/@\s]*:[^/@\s]*@/.test(r), 'no user:password in the repository string (it is visible in workflow history); use env, e.g. RESTIC_REST_USERNAME / RESTIC_REST_PASSWORD')
+      .refine((r) => !/[\0\n]/.test(r), 'one line, no NUL'),
+    /** The repository password; given to restic in its environment only (RESTIC_PASSWORD), never on a command line. */
+    password: SecretRef,
+    /** Backend credentials as secret references, e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for s3:. */
+    env: z
+      .record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name (A-Z, 0-9, _)'), SecretRef)
+      .refine((e) => !Object.keys(e).some((k) => RESTIC_OWN_ENV.includes(k)), `set by Lifeboat itself: ${RESTIC_OWN_ENV.join(', ')}`)
+      .default({}),
+    /** Create the repository (`restic init`) when preflight finds none; otherwise a missing repository is a ConfigError. */
+    init: z.boolean().default(false),
+    retention: Retention.optional(),
+    /** The restore drill also runs `restic check --read-data-subset=<n>%` once per drill (0: structure only). */
+    checkReadDataPercent: z.number().min(0).max(100).default(5),
+  })
+  .strict();
+
+export const Storage = z.discriminatedUnion('type', [S3Storage, LocalStorage, ResticStorage]);
 export type Storage = z.infer<typeof Storage>;
 export type S3Storage = z.infer<typeof S3Storage>;
 export type LocalStorage = z.infer<typeof LocalStorage>;
+export type ResticStorage = z.infer<typeof ResticStorage>;
 
 /** Scratch servers for the restore drill, reached from the backup host; scratch databases are created and dropped. */
 export const VerifySettings = z

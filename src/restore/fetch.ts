@@ -1,7 +1,7 @@
 // Snapshots back out of storage. Nothing is trusted until checked: the archive's SHA-256 against the record
 // before anything is extracted, then (after a safe extraction) every manifest line, and no file beyond them.
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import pLimit from 'p-limit';
 import { parse } from 'yaml';
@@ -13,6 +13,8 @@ import type { SnapshotMetadata } from '../snapshot/metadata';
 import { decryptArchive, type IdentitySource } from '../snapshot/encryption';
 import { ARCHIVE_FORMATS, archiveKey, isPlanName, isSnapshotName, parseSnapshotName, recordKey } from '../snapshot/naming';
 import { signatureProblem, type TrustPolicy } from '../snapshot/signing';
+import { isRestic, type ResticBackend } from '../storage/restic';
+import type { ResticRef } from '../storage/restic-upload';
 import type { StorageBackend } from '../storage/types';
 
 /** `<plan>/<snapshot>.json` as stored: the backup's record plus where it went and, after a drill, its result. */
@@ -21,6 +23,8 @@ export interface StoredRecord extends SnapshotRecord {
   key?: string;
   location?: string;
   verification?: SnapshotVerification;
+  /** Restic storages: the restic snapshot holding the directory (not signed: see restoreFromRestic). */
+  restic?: ResticRef;
 }
 
 export interface SnapshotListing {
@@ -41,12 +45,17 @@ export interface DownloadOptions {
   identity?: IdentitySource;
   signal?: AbortSignal;
   onProgress?: (bytes: number) => void;
+  /**
+   * Restic storages: restore only these snapshot paths (`files/app/site/srv/x`, or `database/orders.*` for every
+   * name starting so), besides metadata.yml and manifest.sha256; only they are checked. Archives are whole anyway.
+   */
+  select?: string[];
 }
 
 export interface FetchResult {
   record: StoredRecord;
-  /** The plaintext archive (decrypted when the snapshot is encrypted). */
-  archivePath: string;
+  /** The plaintext archive (decrypted when the snapshot is encrypted); none from a restic storage. */
+  archivePath?: string;
   /** The extracted, verified snapshot root: `<workDir>/extract/<snapshot>`. */
   dir: string;
   /** metadata.yml, parsed (it is covered by the manifest, so as trustworthy as the archive). */
@@ -61,6 +70,7 @@ const MAX_RECORD_BYTES = 1024 * 1024;
 
 /** Download, check the archive, extract it safely under `<workDir>/extract`, check every file; returns metadata.yml. */
 export async function fetchSnapshot(opts: DownloadOptions & { workDir: string }): Promise<FetchResult> {
+  if (isRestic(opts.storage)) return restoreFromRestic({ ...opts, storage: opts.storage });
   const { record, archivePath } = await downloadArchive({ ...opts, dir: opts.workDir, decrypt: true });
   const { root } = await extractArchive(archivePath, record.format, join(opts.workDir, 'extract'), { signal: opts.signal });
   if (basename(root) !== opts.snapshot) {
@@ -77,6 +87,7 @@ export async function fetchSnapshot(opts: DownloadOptions & { workDir: string })
  */
 export async function downloadArchive(opts: DownloadOptions & { dir: string; decrypt?: boolean }): Promise<{ record: StoredRecord; archivePath: string; encrypted: boolean }> {
   const { storage, plan, snapshot, signal } = opts;
+  if (isRestic(storage)) throw new LifeboatError('ConfigError', `storage ${storage.name} is a restic repository: it holds no archive of ${snapshot} to download`);
   const record = await readRecord(storage, plan, snapshot, opts.trust ?? {});
   const encrypted = record.encryption === 'age';
   if (encrypted && opts.decrypt && !opts.identity) {
@@ -137,6 +148,7 @@ function recordProblem(record: StoredRecord, id: { plan: string; snapshot: strin
   if (!ARCHIVE_FORMATS.includes(record.format)) return `has an unknown format ${JSON.stringify(record.format)}`;
   if (record.encryption !== undefined && record.encryption !== 'age') return `has an unknown encryption ${JSON.stringify(record.encryption)}`;
   if (!/^[0-9a-f]{64}$/.test(String(record.checksum_sha256)) || !Number.isSafeInteger(record.size_bytes)) return 'has no valid checksum_sha256 and size_bytes';
+  if (isRestic(storage)) return resticRecordProblem(record);
   if (record.key !== undefined) {
     const derived = archiveKey(id.plan, id.snapshot, record.format, record.encryption === 'age');
     if (record.key !== derived && record.key !== storage.objectKey?.(derived)) return `names the archive key ${JSON.stringify(record.key)}, not ${derived}`;
@@ -144,14 +156,18 @@ function recordProblem(record: StoredRecord, id: { plan: string; snapshot: strin
   return undefined;
 }
 
-/** Every manifest line must match, and every regular file must be listed (a planted extra file is refused too). */
-async function verifyTree(root: string, record: StoredRecord, signal?: AbortSignal): Promise<void> {
-  const entries = await readManifest(root, record);
+/**
+ * Every manifest line must match, and every regular file must be listed (a planted extra file is refused too).
+ * `only`: a partial restore checks the lines it restored (the manifest itself is still checked whole).
+ */
+async function verifyTree(root: string, record: StoredRecord, signal?: AbortSignal, only?: (path: string) => boolean): Promise<void> {
+  const all = await readManifest(root, record);
+  const entries = only ? all.filter((e) => only(e.path)) : all;
   const problems = await verifyManifest(root, entries, signal).catch((err: NodeJS.ErrnoException) => {
     if (signal?.aborted || err.code) throw err;
     throw new LifeboatError('IntegrityCheckFailed', `${record.snapshot}/${MANIFEST}: ${err.message}`); // a path escaping the root
   });
-  const listed = new Set(entries.map((e) => e.path));
+  const listed = new Set(all.map((e) => e.path));
   const unlisted = (await regularFiles(root)).filter((p) => p !== MANIFEST && !listed.has(p));
   const bad = [...problems.map((p) => `${p.path} (${p.problem === 'missing' ? 'missing' : 'checksum differs'})`), ...unlisted.map((p) => `${p} (not in the manifest)`)];
   if (bad.length > 0) {
@@ -198,6 +214,108 @@ async function regularFiles(root: string, rel = ''): Promise<string[]> {
 
 async function isRegularFile(path: string): Promise<boolean> {
   return (await lstat(path).catch(() => null))?.isFile() ?? false;
+}
+
+// ---- restic ----
+
+/**
+ * A snapshot from a restic storage: the record (signature checked as for archives), `restic restore` of its data
+ * snapshot into `<workDir>/extract/<snapshot>`, then what an extracted archive goes through: no special files, no
+ * link leaving the tree, manifest.sha256 equal to the signed SHA-256, every manifest line, nothing unlisted.
+ * The record's restic snapshot id is not signed and need not be: it must be a data snapshot restic itself tags with
+ * this plan and name (restic authenticates tags with the repository key), and any other tree fails the manifest.
+ */
+async function restoreFromRestic(opts: DownloadOptions & { storage: ResticBackend; workDir: string }): Promise<FetchResult> {
+  const { storage, plan, snapshot, signal } = opts;
+  const record = await readRecord(storage, plan, snapshot, opts.trust ?? {});
+  const id = record.restic!.snapshot_id; // recordProblem made sure
+  const data = await storage.dataSnapshots({ plan, snapshot });
+  if (!data.some((s) => s.id === id)) {
+    const held = data.map((s) => s.id.slice(0, 8)).join(', ') || 'none';
+    throw new LifeboatError('IntegrityCheckFailed', `record ${storage.location(recordKey(plan, snapshot))} names restic snapshot ${id.slice(0, 8)}, which is not a data snapshot of ${plan}/${snapshot} in the repository (those are: ${held})`);
+  }
+  const extract = join(opts.workDir, 'extract');
+  await mkdir(extract, { recursive: true, mode: 0o700 });
+  await chmod(extract, 0o700); // restored as root with owners and modes: keep setuid files private
+  const root = join(extract, snapshot);
+  if (await lstat(root).catch(() => null)) throw new LifeboatError('ConfigError', `restore target ${root} already exists`);
+  const select = opts.select?.length ? checkedSelection(opts.select) : undefined;
+  await storage.restore(id, root, { ...(select ? { include: select.map(resticPattern) } : {}), signal, onProgress: opts.onProgress });
+  await assertSafeTree(root, snapshot);
+  await verifyTree(root, record, signal, select && ((path) => select.some((p) => selects(p, path))));
+  return { record, dir: root, metadata: await readMetadata(root) };
+}
+
+function resticRecordProblem(record: StoredRecord): string | undefined {
+  if (!/^[0-9a-f]{64}$/.test(String(record.restic?.snapshot_id))) return 'has no restic snapshot id';
+  // A restored tree is checked against the manifest alone: without its signed hash there is nothing to check.
+  if (!/^[0-9a-f]{64}$/.test(String(record.manifest?.sha256))) return 'has no manifest SHA-256';
+  if (record.key !== undefined) return `names the archive key ${JSON.stringify(record.key)}, but a restic storage holds no archives`;
+  return undefined;
+}
+
+/** What a partial restore always brings: the files that describe and check the rest. */
+const ALWAYS_RESTORED = ['metadata.yml', MANIFEST];
+
+function checkedSelection(select: string[]): string[] {
+  for (const p of select) {
+    const bare = p.endsWith('.*') ? p.slice(0, -1) : p;
+    if (!bare || bare.startsWith('/') || bare.includes('\0') || bare.split('/').some((s) => s === '' || s === '.' || s === '..')) {
+      throw new LifeboatError('ConfigError', `not a path inside a snapshot: ${JSON.stringify(p)}`);
+    }
+  }
+  return [...ALWAYS_RESTORED, ...select];
+}
+
+/** `files/app/site` → `/files/app/site`; `database/orders.*` keeps its final `*`; everything else matches literally. */
+function resticPattern(p: string): string {
+  const glob = p.endsWith('.*');
+  return `/${(glob ? p.slice(0, -1) : p).replace(/[\\*?[]/g, '\\$&')}${glob ? '*' : ''}`;
+}
+
+/** The same selection as restic's include: a path and everything below it; `x.*`: every name starting `x.`, and below. */
+function selects(pattern: string, path: string): boolean {
+  if (pattern.endsWith('.*')) return path.startsWith(pattern.slice(0, -1));
+  return path === pattern || path.startsWith(`${pattern}/`);
+}
+
+/** What extracting an archive refuses, refused in a restored tree too: special files, links that leave the root. */
+async function assertSafeTree(root: string, snapshot: string, rel: string[] = []): Promise<void> {
+  for (const name of await readdir(join(root, ...rel))) {
+    const path = [...rel, name];
+    const st = await lstat(join(root, ...path));
+    if (st.isDirectory()) await assertSafeTree(root, snapshot, path);
+    else if (st.isSymbolicLink()) {
+      const target = await readlink(join(root, ...path));
+      if (!(await resolveInside(root, rel, target, 0))) throw unsafeEntry(snapshot, path, `is a symlink to ${JSON.stringify(target)}, which resolves outside the snapshot`);
+    } else if (!st.isFile()) throw unsafeEntry(snapshot, path, 'is a special file; only files, directories and links are allowed');
+  }
+}
+
+/** Where `target` (relative to `dir`) lands, following the tree's own symlinks; null when it leaves the root. */
+async function resolveInside(root: string, dir: string[], target: string, depth: number): Promise<string[] | null> {
+  if (depth > 40 || target.startsWith('/')) return null;
+  let parts = [...dir];
+  for (const seg of target.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') {
+      if (parts.length === 0) return null;
+      parts.pop();
+      continue;
+    }
+    parts.push(seg);
+    const st = await lstat(join(root, ...parts)).catch(() => null);
+    if (st?.isSymbolicLink()) {
+      const next = await resolveInside(root, parts.slice(0, -1), await readlink(join(root, ...parts)), depth + 1);
+      if (!next) return null;
+      parts = next;
+    }
+  }
+  return parts;
+}
+
+function unsafeEntry(snapshot: string, path: string[], reason: string): LifeboatError {
+  return new LifeboatError('IntegrityCheckFailed', `unsafe snapshot ${snapshot}: entry ${JSON.stringify(path.join('/'))} ${reason}`, { entry: path.join('/') });
 }
 
 // ---- listing ----

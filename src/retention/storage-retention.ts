@@ -4,9 +4,10 @@
 import type { Retention } from '../config/schema';
 import { findSnapshots, type SnapshotListing } from '../restore/fetch';
 import { LifeboatError } from '../shared/errors';
-import { allArchiveKeys, recordKey } from '../snapshot/naming';
+import { allArchiveKeys, parseSnapshotName, recordKey } from '../snapshot/naming';
 import { annotationsTrusted, type TrustPolicy } from '../snapshot/signing';
 import { selectRetention, type RetentionCandidate, type RetentionDecision } from '../snapshot/retention';
+import { identify, isRestic, DATA_TAG, RECORD_TAG, type ResticBackend } from '../storage/restic';
 import type { StorageBackend } from '../storage/types';
 
 /**
@@ -58,8 +59,14 @@ export async function applyRetention(
   retention: Retention,
   now: Date,
   trust: TrustPolicy = {},
+  opts: { signal?: AbortSignal } = {},
 ): Promise<{ kept: number; deleted: string[]; ignored: string[] }> {
   const { decisions, ignored } = await planRetention(backend, plan, retention, now, trust);
+  if (isRestic(backend)) {
+    const deleted = decisions.filter((x) => !x.keep).map((x) => x.snapshot);
+    await forgetInRestic(backend, plan, deleted, opts.signal);
+    return { kept: decisions.length - deleted.length, deleted, ignored };
+  }
   const deleted: string[] = [];
   for (const d of decisions.filter((x) => !x.keep)) {
     await backend.delete(recordKey(plan, d.snapshot));
@@ -69,4 +76,33 @@ export async function applyRetention(
     deleted.push(d.snapshot);
   }
   return { kept: decisions.length - deleted.length, deleted, ignored };
+}
+
+/**
+ * restic: the removed snapshots' record snapshots are forgotten first, then their data snapshots, so an interrupted
+ * run leaves data without a record (never listed), not a record without data. Both are found by restic's own tags
+ * (plan and validated name), never through a record. Also forgotten: records an update superseded, and data
+ * snapshots older than the newest snapshot that have no record at all (a run that failed after its backup step);
+ * data whose record is merely ignored (unsigned, forged) is kept, as for archives. `prune` runs only when data went.
+ */
+async function forgetInRestic(backend: ResticBackend, plan: string, removed: string[], signal?: AbortSignal): Promise<void> {
+  const all = await backend.snapshots();
+  const gone = new Set(removed);
+  const records = all.flatMap((s) => {
+    const id = identify(s, RECORD_TAG);
+    return id?.plan === plan ? [{ s, name: id.snapshot }] : [];
+  });
+  const newestRecord = new Map<string, string>();
+  for (const r of [...records].sort((a, b) => Date.parse(a.s.time) - Date.parse(b.s.time) || (a.s.id < b.s.id ? -1 : 1))) newestRecord.set(r.name, r.s.id);
+  const newest = Math.max(0, ...[...newestRecord.keys()].map((n) => parseSnapshotName(n)?.at.getTime() ?? 0));
+  const recordIds = records.filter((r) => gone.has(r.name) || newestRecord.get(r.name) !== r.s.id).map((r) => r.s.id);
+  const dataIds = all.flatMap((s) => {
+    const id = identify(s, DATA_TAG);
+    if (id?.plan !== plan) return [];
+    const orphan = !newestRecord.has(id.snapshot) && (parseSnapshotName(id.snapshot)?.at.getTime() ?? Infinity) < newest;
+    return gone.has(id.snapshot) || orphan ? [s.id] : [];
+  });
+  await backend.forget(recordIds);
+  await backend.forget(dataIds);
+  if (dataIds.length > 0) await backend.prune(signal);
 }

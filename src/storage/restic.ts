@@ -1,0 +1,387 @@
+// A restic repository as storage: deduplication and encryption belong to restic, not to code of ours. Each
+// Lifeboat snapshot is one restic snapshot of its finalized directory (backed up from inside it, so the tree has
+// metadata.yml and manifest.sha256 at its root whatever backupRoot was), tagged `lifeboat`, `plan=…`, `tier=…`,
+// `snapshot=…`. Its record (the same JSON the archive storages keep as `<plan>/<snapshot>.json`) is a second, tiny
+// restic snapshot read from stdin, tagged `lifeboat-record`: restic authenticates both with the repository key,
+// and a record can be rewritten (a drill's result, a released hold) without touching the data snapshot.
+//
+// Record verbs (list, stat, getJson, putJson, delete) speak the same keys as the other backends, so listing,
+// signatures, holds and drill results work unchanged; archive verbs (put, get, verifyStored) do not apply.
+import pLimit from 'p-limit';
+import type { ResticStorage } from '../config/schema';
+import { resolveSecret } from '../config/secrets';
+import { LifeboatError } from '../shared/errors';
+import { isPlanName, isSnapshotName, recordKey } from '../snapshot/naming';
+import { readCachedRecord, writeCachedRecord } from './restic-cache';
+import { RETRY_LOCK, runRestic, type ResticCall, type ResticOutput } from './restic-run';
+import { parseJson, type LocalArchive, type ObjectInfo, type PutResult, type StorageBackend, type Verification } from './types';
+
+/** Every Lifeboat snapshot carries this host, so restic's own grouping and `--host` filters see one machine. */
+export const RESTIC_HOST = 'lifeboat';
+export const DATA_TAG = 'lifeboat';
+export const RECORD_TAG = 'lifeboat-record';
+/** Preflight's question must be answered quickly: restic itself retries an unreachable backend for 15 minutes. */
+const CHECK_DEADLINE_MS = 120_000;
+
+/** A snapshot as `restic snapshots --json` prints it (the fields Lifeboat reads). */
+export interface ResticSnapshot {
+  id: string;
+  time: string;
+  tags?: string[];
+  paths?: string[];
+  hostname?: string;
+  summary?: ResticSummary;
+}
+
+/** `restic backup --json`'s summary line (and the snapshot's stored summary). */
+export interface ResticSummary {
+  snapshot_id?: string;
+  files_new?: number;
+  files_changed?: number;
+  files_unmodified?: number;
+  data_added?: number;
+  data_added_packed?: number;
+  total_files_processed?: number;
+  total_bytes_processed?: number;
+}
+
+/** What one Lifeboat snapshot is in the repository: its data snapshot and its (newest) record snapshot. */
+export interface Identified {
+  plan: string;
+  snapshot: string;
+}
+
+export interface BackupOutcome {
+  snapshotId: string;
+  /** An earlier attempt's data snapshot of the same Lifeboat snapshot was found and kept. */
+  alreadyPresent: boolean;
+  summary: ResticSummary;
+}
+
+export async function openRestic(name: string, cfg: ResticStorage): Promise<ResticBackend> {
+  const env: Record<string, string> = {};
+  for (const [key, ref] of Object.entries(cfg.env)) env[key] = await resolveSecret(ref, `storage ${name} env.${key}`);
+  env.RESTIC_REPOSITORY = cfg.repository;
+  env.RESTIC_PASSWORD = await resolveSecret(cfg.password, `storage ${name} password`);
+  return new ResticBackend(name, cfg, env);
+}
+
+export function isRestic(backend: StorageBackend): backend is ResticBackend {
+  return backend instanceof ResticBackend;
+}
+
+export class ResticBackend implements StorageBackend {
+  /** `restic snapshots` of Lifeboat's snapshots, read once per instance and dropped on every write. */
+  private listing: Promise<ResticSnapshot[]> | undefined;
+  private repoId: string | undefined;
+  /** Each restic call derives the key (scrypt: about 0.5 s and 60 MiB): a listing reads few records at once. */
+  private readonly dumps = pLimit(2);
+  /** Secrets included: handed to the child only (a #private field: never enumerated, logged or serialized). */
+  readonly #env: Record<string, string>;
+
+  constructor(
+    readonly name: string,
+    readonly cfg: ResticStorage,
+    env: Record<string, string>,
+  ) {
+    this.#env = env;
+  }
+
+  get repository(): string {
+    return this.cfg.repository;
+  }
+
+  // ---- StorageBackend: records ----
+
+  location(key: string): string {
+    return `restic:${this.cfg.repository} ${key}`;
+  }
+
+  objectKey(key: string): string {
+    return key;
+  }
+
+  /**
+   * Preflight: the repository answers to this password (`restic cat config`). A missing one is created with
+   * `init: true`, else it is a ConfigError; a wrong password is AuthFailed; both permanent.
+   */
+  async check(): Promise<void> {
+    try {
+      await this.configJson(CHECK_DEADLINE_MS);
+    } catch (err) {
+      if (!(this.cfg.init && err instanceof LifeboatError && err.details?.noRepository)) throw err;
+      await this.run(['init', '--json'], 'init', { deadlineMs: CHECK_DEADLINE_MS });
+      await this.configJson(CHECK_DEADLINE_MS);
+    }
+  }
+
+  /** Record keys (`<plan>/<snapshot>.json`) of the newest record snapshot per Lifeboat snapshot. */
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    const newest = new Map<string, ResticSnapshot>();
+    for (const s of await this.snapshots()) {
+      const id = identify(s, RECORD_TAG);
+      if (!id) continue;
+      const key = recordKey(id.plan, id.snapshot);
+      if (!newest.has(key) || newer(s, newest.get(key)!)) newest.set(key, s);
+    }
+    return [...newest.entries()]
+      .filter(([key]) => key.startsWith(prefix))
+      .map(([key, s]) => ({ key, size: s.summary?.total_bytes_processed ?? 0, lastModified: new Date(s.time) }))
+      .sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    const s = await this.recordSnapshot(key);
+    return s ? { key, size: s.summary?.total_bytes_processed ?? 0, lastModified: new Date(s.time) } : null;
+  }
+
+  async getJson<T>(key: string): Promise<T | null> {
+    const s = await this.recordSnapshot(key);
+    if (!s) return null;
+    return parseJson<T>(await this.recordText(s, key), this.location(key));
+  }
+
+  /** A new record snapshot; the ones it supersedes are forgotten when the repository is free (else by retention). */
+  async putJson(key: string, value: unknown): Promise<string> {
+    const id = parseKey(key);
+    if (!id?.record) throw new LifeboatError('ConfigError', `storage ${this.name}: ${JSON.stringify(key)} is not a record key (<plan>/<snapshot>.json)`);
+    const before = await this.recordSnapshots(id);
+    const text = JSON.stringify(value, null, 2);
+    const out = await this.run(['backup', '--json', '--stdin', '--stdin-filename', `${id.snapshot}.json`, '--host', RESTIC_HOST, '--tag', recordTags(id).join(','), '--retry-lock', RETRY_LOCK], 'write record', { input: text });
+    const written = summaryOf(out).snapshot_id;
+    if (written) await writeCachedRecord(written, text);
+    this.listing = undefined;
+    // Readers take the newest record, so a superseded one left behind (repository locked) is only clutter.
+    if (before.length) await this.forget(before.map((s) => s.id), { wait: false }).catch(() => undefined);
+    return this.location(key);
+  }
+
+  /** `<plan>/<snapshot>.json` forgets its record snapshots, any other key of that snapshot its data snapshots. No prune. */
+  async delete(key: string): Promise<void> {
+    const id = parseKey(key);
+    if (!id) return;
+    const ids = (id.record ? await this.recordSnapshots(id) : await this.dataSnapshots(id)).map((s) => s.id);
+    if (ids.length) await this.forget(ids);
+  }
+
+  // ---- StorageBackend: archive verbs do not apply ----
+
+  async put(): Promise<PutResult> {
+    throw this.noArchives();
+  }
+
+  async get(): Promise<void> {
+    throw this.noArchives();
+  }
+
+  async verifyStored(_key: string, _local: LocalArchive): Promise<Verification> {
+    throw this.noArchives();
+  }
+
+  private noArchives(): LifeboatError {
+    return new LifeboatError('ConfigError', `storage ${this.name} is a restic repository: it holds snapshot directories, not archives`);
+  }
+
+  // ---- restic's own verbs ----
+
+  /** Lifeboat's snapshots in the repository (data and records), as restic lists them. */
+  snapshots(): Promise<ResticSnapshot[]> {
+    this.listing ??= this.run(['snapshots', '--json', '--no-lock', '--tag', DATA_TAG, '--tag', RECORD_TAG], 'list snapshots').then((out) => parseSnapshots(out.stdout, this.name));
+    this.listing.catch(() => (this.listing = undefined));
+    return this.listing;
+  }
+
+  /** Data snapshots of one Lifeboat snapshot (normally one), newest first. */
+  async dataSnapshots(id: Identified): Promise<ResticSnapshot[]> {
+    return (await this.snapshots()).filter((s) => sameSnapshot(identify(s, DATA_TAG), id)).sort(byNewest);
+  }
+
+  /** Record snapshots of one Lifeboat snapshot, newest first (more than one only while an update is pending). */
+  async recordSnapshots(id: Identified): Promise<ResticSnapshot[]> {
+    return (await this.snapshots()).filter((s) => sameSnapshot(identify(s, RECORD_TAG), id)).sort(byNewest);
+  }
+
+  /**
+   * Backs up `dir` as the data snapshot of `id`, from inside it (`.`), so its tree holds the snapshot's files at
+   * the root. The plan's newest data snapshot is the parent and ctime is ignored: files hard-linked from the rsync
+   * mirror keep inode, size and mtime but get a new ctime with every link, and restic would read them all again.
+   * A data snapshot an earlier attempt finished is kept (restic writes the snapshot last: it is complete).
+   */
+  async backupDir(dir: string, id: Identified & { tier: string; createdAt: string }, opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {}): Promise<BackupOutcome> {
+    const existing = (await this.dataSnapshots(id))[0];
+    if (existing) return { snapshotId: existing.id, alreadyPresent: true, summary: existing.summary ?? {} };
+    const parent = (await this.snapshots()).filter((s) => identify(s, DATA_TAG)?.plan === id.plan).sort(byNewest)[0];
+    let summary: ResticSummary | undefined;
+    const args = [
+      'backup', '--json', '--host', RESTIC_HOST, '--tag', dataTags(id).join(','), '--time', resticTime(id.createdAt), '--retry-lock', RETRY_LOCK,
+      ...(parent ? ['--parent', parent.id, '--ignore-ctime'] : []),
+      '.',
+    ];
+    try {
+      await this.run(args, 'backup', {
+        cwd: dir,
+        signal: opts.signal,
+        onJson: (m) => {
+          if (m.message_type === 'status' && typeof m.bytes_done === 'number') opts.onProgress?.(m.bytes_done);
+          if (m.message_type === 'summary') summary = m as ResticSummary;
+        },
+      });
+    } catch (err) {
+      // Exit 3 still writes a snapshot, of an incomplete tree: it must not pass for this snapshot on a retry.
+      if (summary?.snapshot_id) await this.forget([summary.snapshot_id]).catch(() => undefined);
+      throw err;
+    } finally {
+      this.listing = undefined;
+    }
+    if (!summary?.snapshot_id) throw new LifeboatError('StorageError', `storage ${this.name}: restic backup printed no summary with a snapshot id`);
+    return { snapshotId: summary.snapshot_id, alreadyPresent: false, summary };
+  }
+
+  /**
+   * Restores snapshot `id` into `target` (created by restic). `include`: restic patterns, rooted at the snapshot
+   * root (`/database/orders.*`); none means everything. Only the xattrs an archive extraction keeps are set.
+   */
+  async restore(snapshotId: string, target: string, opts: { include?: string[]; signal?: AbortSignal; onProgress?: (bytes: number) => void } = {}): Promise<ResticSummary & { bytes_restored?: number; files_restored?: number }> {
+    const xattrs = ['user.*', 'system.posix_acl_access', 'system.posix_acl_default', ...(process.getuid?.() === 0 ? ['security.capability'] : [])];
+    const args = ['restore', '--json', snapshotId, '--target', target, '--retry-lock', RETRY_LOCK, ...xattrs.flatMap((x) => ['--include-xattr', x]), ...(opts.include ?? []).flatMap((p) => ['--include', p])];
+    const out = await this.run(args, `restore ${snapshotId.slice(0, 8)}`, {
+      signal: opts.signal,
+      onJson: (m) => {
+        if (m.message_type === 'status' && typeof m.bytes_restored === 'number') opts.onProgress?.(m.bytes_restored);
+      },
+    });
+    return summaryOf(out);
+  }
+
+  /** Forgets snapshots by id (no prune). `wait: false` gives up at once when another process holds the lock. */
+  async forget(ids: string[], opts: { wait?: boolean } = {}): Promise<void> {
+    if (ids.length === 0) return;
+    for (const id of ids) if (!/^[0-9a-f]{64}$/.test(id)) throw new LifeboatError('IntegrityCheckFailed', `storage ${this.name}: not a restic snapshot id: ${JSON.stringify(id)}`);
+    try {
+      await this.run(['forget', ...(opts.wait === false ? [] : ['--retry-lock', RETRY_LOCK]), '--', ...ids], `forget ${ids.length} snapshot(s)`);
+    } finally {
+      this.listing = undefined;
+    }
+  }
+
+  /** Removes data no snapshot references any more (after forget). */
+  async prune(signal?: AbortSignal): Promise<void> {
+    await this.run(['prune', '--retry-lock', RETRY_LOCK], 'prune', { signal });
+  }
+
+  /** `restic check`, reading `percent` % of the pack files (a random subset each time): ok, and what it found. */
+  async checkRepository(percent: number, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }> {
+    const args = ['check', '--json', '--retry-lock', RETRY_LOCK, ...(percent > 0 ? [`--read-data-subset=${percent}%`] : [])];
+    const what = `restic check${percent > 0 ? ` --read-data-subset=${percent}%` : ''}`;
+    let summary: { num_errors?: number; broken_packs?: string[] | null } | undefined;
+    try {
+      await this.run(args, 'check', {
+        signal,
+        onJson: (m) => {
+          if (m.message_type === 'summary') summary = m as typeof summary;
+        },
+      });
+    } catch (err) {
+      // Errors found are the finding (exit 1 with a summary), not an outage to retry.
+      if (!summary?.num_errors) throw err;
+      const packs = summary.broken_packs?.length ? `; damaged packs: ${summary.broken_packs.join(', ')} (see \`restic repair packs\`)` : '';
+      return { ok: false, detail: `${what}: ${summary.num_errors} error(s)${packs}` };
+    }
+    return { ok: true, detail: `${what}: ${summary?.num_errors ?? 0} error(s)` };
+  }
+
+  /** The repository's id (`restic cat config`), recorded beside the snapshot id. */
+  async repositoryId(): Promise<string | undefined> {
+    if (!this.repoId) this.repoId = (await this.configJson()).id;
+    return this.repoId;
+  }
+
+  // ---- internals ----
+
+  private async configJson(deadlineMs?: number): Promise<{ id?: string }> {
+    const out = await this.run(['cat', 'config', '--no-lock'], 'open repository', deadlineMs ? { deadlineMs } : {});
+    const config = parseJson<{ id?: string }>(out.stdout, `storage ${this.name}: restic config`);
+    this.repoId = typeof config.id === 'string' ? config.id : undefined;
+    return config;
+  }
+
+  private async recordSnapshot(key: string): Promise<ResticSnapshot | undefined> {
+    const id = parseKey(key);
+    return id?.record ? (await this.recordSnapshots(id))[0] : undefined;
+  }
+
+  /** A record snapshot's JSON: from the local cache (keyed by its content-addressed id), else `restic dump`. */
+  private async recordText(s: ResticSnapshot, key: string): Promise<string> {
+    const cached = await readCachedRecord(s.id);
+    if (cached !== undefined) return cached;
+    const id = parseKey(key)!;
+    const out = await this.dumps(() => this.run(['dump', '--no-lock', s.id, `/${id.snapshot}.json`], `read record ${key}`));
+    await writeCachedRecord(s.id, out.stdout);
+    return out.stdout;
+  }
+
+  private run(args: string[], what: string, opts: Pick<ResticCall, 'input' | 'cwd' | 'signal' | 'onJson' | 'deadlineMs'> = {}): Promise<ResticOutput> {
+    return runRestic({ args, env: this.#env, what: `storage ${this.name} (restic ${this.cfg.repository}): ${what}`, ...opts });
+  }
+}
+
+export function dataTags(id: Identified & { tier: string }): string[] {
+  return [DATA_TAG, `plan=${id.plan}`, `tier=${id.tier}`, `snapshot=${id.snapshot}`];
+}
+
+export function recordTags(id: Identified): string[] {
+  return [RECORD_TAG, `plan=${id.plan}`, `snapshot=${id.snapshot}`];
+}
+
+/**
+ * Plan and snapshot name of a restic snapshot carrying `kind` (data or record tag), from its tags; only names that
+ * pass the same checks as storage keys (a tag is written by whoever holds the repository password).
+ */
+export function identify(s: Pick<ResticSnapshot, 'tags'>, kind: typeof DATA_TAG | typeof RECORD_TAG): Identified | undefined {
+  const tags = s.tags ?? [];
+  if (!tags.includes(kind)) return undefined;
+  const plan = tagValue(tags, 'plan');
+  const snapshot = tagValue(tags, 'snapshot');
+  return plan && snapshot && isPlanName(plan) && isSnapshotName(snapshot) ? { plan, snapshot } : undefined;
+}
+
+function tagValue(tags: string[], key: string): string | undefined {
+  const values = tags.filter((t) => t.startsWith(`${key}=`)).map((t) => t.slice(key.length + 1));
+  return values.length === 1 ? values[0] : undefined; // two plan= tags name nothing
+}
+
+/** `<plan>/<snapshot>.json` (a record) or `<plan>/<snapshot>.<anything>` (its data). */
+export function parseKey(key: string): (Identified & { record: boolean }) | undefined {
+  const m = /^([^/]+)\/([^/]+?)\.(json|tar\.zst(?:\.age)?|tar\.gz(?:\.age)?)$/.exec(key);
+  if (!m || !isPlanName(m[1]!) || !isSnapshotName(m[2]!)) return undefined;
+  return { plan: m[1]!, snapshot: m[2]!, record: m[3] === 'json' };
+}
+
+function sameSnapshot(a: Identified | undefined, b: Identified): boolean {
+  return !!a && a.plan === b.plan && a.snapshot === b.snapshot;
+}
+
+function newer(a: ResticSnapshot, b: ResticSnapshot): boolean {
+  return Date.parse(a.time) > Date.parse(b.time) || (a.time === b.time && a.id > b.id);
+}
+
+function byNewest(a: ResticSnapshot, b: ResticSnapshot): number {
+  return newer(a, b) ? -1 : newer(b, a) ? 1 : 0;
+}
+
+/** `--time` as restic reads it ("2006-01-02 15:04:05", in TZ, which runRestic sets to UTC). */
+export function resticTime(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) throw new LifeboatError('ConfigError', `not an instant: ${JSON.stringify(iso)}`);
+  return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
+}
+
+function parseSnapshots(stdout: string, storage: string): ResticSnapshot[] {
+  const list = parseJson<unknown>(stdout.trim() || '[]', `storage ${storage}: restic snapshots output`);
+  if (!Array.isArray(list)) throw new LifeboatError('StorageError', `storage ${storage}: restic snapshots printed no list`);
+  return list.filter((s): s is ResticSnapshot => !!s && typeof s === 'object' && typeof (s as ResticSnapshot).id === 'string' && /^[0-9a-f]{64}$/.test((s as ResticSnapshot).id) && typeof (s as ResticSnapshot).time === 'string');
+}
+
+function summaryOf(out: ResticOutput): ResticSummary {
+  return (out.messages.find((m) => m.message_type === 'summary') ?? {}) as ResticSummary;
+}
