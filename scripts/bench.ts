@@ -1,79 +1,122 @@
-// Archive benchmark: Lifeboat's streamed `tar | zstd -T0` with hashing in the same pass, against the seed's
-// baseline (`tar czf`, single-threaded gzip, then a separate sha256sum pass). Same data, same machine, best
-// of N runs, and the same pass with age encryption. Also reports the Node process's peak RSS, to show memory stays flat whatever the data size.
-//   npm run bench -- --mib 256 --runs 3
-import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+// `npm run bench`: the whole job measured side by side with the hand-written shell sequence and with plain restic,
+// on a generated, deterministic workload (scripts/bench/e2e.ts), plus two stage micro-benches: the archive pass
+// (scripts/bench/archive.ts) and manifest hashing (scripts/bench-hash.ts).
+//   npm run bench                       2 hosts × 500 MiB, a ~150 MiB dump, 3 interleaved runs (tens of minutes)
+//   npm run bench -- --quick            8 MiB per host, 4 MiB dump, 5 tiny hosts, 1 run: checks the bench works (~2 min)
+//   npm run bench -- --mib-per-host 200 --db-mib 50 --runs 5 --tiny-hosts 20 --archive-mib 256
+//   npm run bench -- --only e2e         sections: e2e, archive, hash (comma-separated)
+//   npm run bench -- --keep             leave the work dir (worker, sshd, MinIO, Temporal logs) in $TMPDIR
+// Progress goes to stderr, the results to stdout.
+import { readdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { createArchive } from '../src/snapshot/archive';
+import { parseArgs } from 'node:util';
+import { benchHash } from './bench-hash';
+import { archiveBench } from './bench/archive';
+import { e2eBench } from './bench/e2e';
+import { cleanupAll, installSignalHandlers, onCleanup } from './bench/stack';
 
-const arg = (name: string, dflt: number) => Number(process.argv[process.argv.indexOf(`--${name}`) + 1] || dflt) || dflt;
-const MIB = arg('mib', 256);
-const RUNS = arg('runs', 3);
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    'mib-per-host': { type: 'string' },
+    'db-mib': { type: 'string' },
+    runs: { type: 'string' },
+    'tiny-hosts': { type: 'string' },
+    'archive-mib': { type: 'string' },
+    mib: { type: 'string' }, // the archive bench's old flag
+    only: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  },
+});
 
-async function makeData(root: string): Promise<void> {
-  // Half text-like (compressible, like dumps and configs), half random (like media and already-compressed data).
-  const dir = join(root, 'snap');
-  await mkdir(dir, { recursive: true });
-  const words = 'INSERT INTO items VALUES (42, \'lifeboat\', now()); -- backup restore verify\n';
-  const text = Buffer.from(words.repeat(Math.ceil((1024 * 1024) / words.length))).subarray(0, 1024 * 1024);
-  for (let i = 0; i < MIB; i++) await writeFile(join(dir, `f${i}.bin`), i % 2 ? randomBytes(1024 * 1024) : text);
-}
+const num = (v: string | undefined, dflt: number, name: string): number => {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: a positive number, got "${v}"`);
+  return n;
+};
+const quick = values.quick!;
+const opts = {
+  mibPerHost: num(values['mib-per-host'], quick ? 8 : 500, 'mib-per-host'),
+  dbMib: num(values['db-mib'], quick ? 4 : 150, 'db-mib'),
+  runs: Math.max(1, Math.round(num(values.runs, quick ? 1 : 3, 'runs'))),
+  tinyHosts: Math.round(num(values['tiny-hosts'], quick ? 5 : 20, 'tiny-hosts')),
+  archiveMib: Math.round(num(values['archive-mib'] ?? values.mib, quick ? 32 : 256, 'archive-mib')),
+};
+const sections = new Set((values.only ?? 'e2e,archive,hash').split(',').map((s) => s.trim()));
+const log = (line: string) => console.error(line);
 
-async function best(fn: () => Promise<void>): Promise<number> {
-  let min = Infinity;
-  for (let i = 0; i < RUNS; i++) {
-    const t = process.hrtime.bigint();
-    await fn();
-    min = Math.min(min, Number(process.hrtime.bigint() - t) / 1e9);
+/** scripts/bench-hash.ts (manifest hashing in a loaded worker vs sha256sum) prints its own table: captured here. */
+async function hashSection(): Promise<string[]> {
+  const lines: string[] = [];
+  const print = console.log;
+  // Its temp dir is removed in its own `finally`, which a Ctrl-C (process.exit in our handler) skips: remove what
+  // appeared under $TMPDIR with its prefix while it ran.
+  const before = new Set(readdirSync(tmpdir()).filter((e) => e.startsWith('lifeboat-bench-hash-')));
+  let running = true;
+  onCleanup(async () => {
+    if (!running) return;
+    for (const e of readdirSync(tmpdir())) if (e.startsWith('lifeboat-bench-hash-') && !before.has(e)) await rm(join(tmpdir(), e), { recursive: true, force: true });
+  });
+  console.log = (...args: unknown[]) => lines.push(args.map(String).join(' '));
+  try {
+    await benchHash({ gib: quick ? 0.125 : 1, runs: quick ? 1 : opts.runs });
+  } finally {
+    console.log = print;
+    running = false;
   }
-  return min;
+  return lines;
 }
 
 async function main(): Promise<void> {
-  const root = await mkdtemp(join(tmpdir(), 'lifeboat-bench-'));
+  installSignalHandlers();
+  const started = Date.now();
+  const report: Array<[string, string[]]> = [];
+  let problems: string[] = [];
+  log(`lifeboat bench${quick ? ' --quick' : ''}: ${JSON.stringify(opts)}, sections ${[...sections].join(',')}; ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`);
   try {
-    await makeData(root);
-    const snap = join(root, 'snap');
-    const rssBefore = process.memoryUsage().rss;
-    let zstSize = 0;
-    const lifeboat = await best(async () => {
-      zstSize = (await createArchive(snap, join(root, 'a.tar.zst'), 'tar.zst')).size;
-    });
-    const peakRss = process.resourceUsage().maxRSS * 1024;
-    // The same pass with age encryption (issue goal: at most 15 % over unencrypted).
-    const keygen = await execa('age-keygen', ['-o', join(root, 'age.key')]);
-    const recipient = /age1[0-9a-z]+/.exec(keygen.stderr)![0];
-    let ageSize = 0;
-    const encrypted = await best(async () => {
-      ageSize = (await createArchive(snap, join(root, 'a.tar.zst.age'), 'tar.zst', { recipients: [recipient] })).size;
-    });
-    let gzSize = 0;
-    const baseline = await best(async () => {
-      const out = join(root, 'b.tar.gz');
-      await execa('tar', ['-C', root, '-czf', out, 'snap']);
-      await execa('sha256sum', [out]);
-      gzSize = (await stat(out)).size;
-    });
-    const rows = [
-      ['method', 'seconds (best of ' + RUNS + ')', 'MiB/s', 'archive MiB'],
-      ['baseline: tar czf + sha256sum', baseline.toFixed(2), (MIB / baseline).toFixed(0), (gzSize / 2 ** 20).toFixed(1)],
-      ['lifeboat: tar | zstd -T0 | sha256 (one pass)', lifeboat.toFixed(2), (MIB / lifeboat).toFixed(0), (zstSize / 2 ** 20).toFixed(1)],
-      ['lifeboat: tar | zstd -T0 | age | sha256', encrypted.toFixed(2), (MIB / encrypted).toFixed(0), (ageSize / 2 ** 20).toFixed(1)],
-    ];
-    console.log(`data: ${MIB} MiB (half text, half random), ${cpus().length} cores`);
-    for (const r of rows) console.log(r.map((c, i) => c.padEnd(i === 0 ? 46 : 22)).join(''));
-    console.log(`speed-up: ${(baseline / lifeboat).toFixed(2)}×`);
-    console.log(`encryption cost: ${(((encrypted - lifeboat) / lifeboat) * 100).toFixed(1)} % over unencrypted`);
-    console.log(`node peak RSS during lifeboat archive: ${(peakRss / 2 ** 20).toFixed(0)} MiB (before: ${(rssBefore / 2 ** 20).toFixed(0)} MiB) for ${MIB} MiB of data`);
+    // The micro-benches first: the archive bench reports this process's own peak RSS, which the e2e setup would raise.
+    const section = (name: string) => log(`— ${name} (at ${((Date.now() - started) / 1000).toFixed(0)} s)`);
+    if (sections.has('archive')) {
+      section('archive micro-bench');
+      report.push(['archive stage: tar | zstd -T0 (+ age) vs tar czf + sha256sum', await archiveBench({ mib: opts.archiveMib, runs: quick ? 1 : opts.runs })]);
+    }
+    if (sections.has('hash')) {
+      section('hashing micro-bench');
+      report.push(['manifest hashing: Lifeboat in a loaded process vs sha256sum (scripts/bench-hash.ts)', await hashSection()]);
+    }
+    if (sections.has('e2e')) {
+      section('end to end: shell vs restic vs Lifeboat');
+      const e2e = await e2eBench({ mibPerHost: opts.mibPerHost, dbMib: opts.dbMib, runs: opts.runs, tinyHosts: opts.tinyHosts, keep: values.keep, log });
+      report.unshift(['the whole job: hand-written shell vs plain restic vs Lifeboat', e2e.lines]);
+      problems = e2e.problems;
+    }
   } finally {
-    await rm(root, { recursive: true, force: true });
+    log('— cleaning up');
+    await cleanupAll();
+  }
+  for (const [title, lines] of report) {
+    console.log(`\n== ${title}`);
+    for (const l of lines) console.log(l);
+  }
+  console.log(`\nbench finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  if (problems.length) {
+    console.log(`\nPROBLEMS (a restore did not bring back what the source holds):\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    process.exitCode = 1;
   }
 }
 
-main().catch((err) => {
-  console.error(err);
+main().catch(async (err) => {
+  // A failed workflow says why in its cause (a Lifeboat error type and message).
+  let cause = (err as { cause?: unknown })?.cause;
+  let why = '';
+  while (cause) {
+    why += `\n  caused by: ${(cause as { type?: string }).type ?? (cause as Error).name}: ${(cause as Error).message}`;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  console.error(`bench failed: ${(err as Error)?.stack ?? err}${why}`);
+  await cleanupAll();
   process.exit(1);
 });

@@ -1,0 +1,129 @@
+// The whole job, three (or four) ways, on the same generated workload, interleaved:
+//   per round: reset every method (fresh mirror and storage, untimed), then
+//     first backup → unchanged re-backup → [1 % of files + 1000 rows changed] → backup → full restore
+//     (db + files to a new place, checked against the source afterwards, untimed) → 20 tiny hosts (fresh) backup;
+//   each step runs every method back to back, in an order rotated per round (A B C, B C A, C A B …).
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { parseConfig } from '../../src/config/load';
+import { resticVariant, s3Variant, startLifeboat } from './lifeboat';
+import { allRuns, MiB, Results, summary, type Scenario } from './report';
+import { resticMethod, resticVersion } from './restic';
+import { shellMethod } from './shell';
+import { bucketBytes, startStack, TreeSampler, type Method, type Stack, type Workset } from './stack';
+import { changeDatabase, changeTree, databaseFingerprint, psql, treeFingerprint } from './workload';
+
+export interface E2eOptions {
+  mibPerHost: number;
+  dbMib: number;
+  runs: number;
+  tinyHosts: number;
+  keep?: boolean;
+  log: (line: string) => void;
+}
+
+/** "Lifeboat (restic storage)" runs when src/config/schema.ts knows a `type: restic` storage (checked by validating one). */
+function resticStorageSupported(stack: Stack, log: (l: string) => void): boolean {
+  const v = resticVariant(stack, 'probe');
+  try {
+    parseConfig(JSON.stringify({ backupRoot: '/tmp/x', storages: { r: v.storages.main.config }, plans: { p: { storages: ['r'], sources: [{ name: 's', host: 'local', artifacts: [{ type: 'files', name: 'f', paths: ['/tmp'] }] }] } } }));
+    return true;
+  } catch (err) {
+    log(`no usable \`type: restic\` storage in src/config/schema.ts: column "lifeboat (restic storage)" left out (${(err as Error).message.split('\n').slice(1, 3).join('; ').trim()})`);
+    return false;
+  }
+}
+
+export async function e2eBench(o: E2eOptions): Promise<{ lines: string[]; problems: string[] }> {
+  const log = o.log;
+  const stack = await startStack({ mibPerHost: o.mibPerHost, dbMib: o.dbMib, tinyHosts: o.tinyHosts, keep: o.keep, log });
+  const problems: string[] = [];
+
+  const variants = [s3Variant(stack, await stack.bucket('bench-lifeboat'))];
+  if (resticStorageSupported(stack, log)) variants.push(resticVariant(stack, await stack.bucket('bench-lifeboat-restic')));
+  const lifeboat = await startLifeboat(stack, variants, log);
+  const methods: Method[] = [await shellMethod(stack), await resticMethod(stack), ...lifeboat.methods];
+
+  const scenarios: Scenario[] = [
+    { id: 'first', label: 'first backup', uploads: true },
+    { id: 'unchanged', label: 'unchanged re-backup', uploads: true },
+    { id: 'changed', label: '1 % files + 1000 rows changed', uploads: true },
+    { id: 'restore', label: 'full restore (db + files, new place)', uploads: false },
+    { id: 'tiny', label: `${o.tinyHosts} tiny hosts, first backup`, uploads: true },
+  ];
+  const results = new Results();
+
+  const backup = async (sc: string, m: Method, set: Workset, round: number) => {
+    const before = await bucketBytes(stack.s3, m.bucket);
+    const sampler = sc === 'first' ? new TreeSampler() : undefined;
+    let r;
+    let treeRss: number | undefined;
+    try {
+      r = await m.backup(set, round, sampler);
+    } finally {
+      treeRss = sampler?.stop();
+    }
+    const uploaded = (await bucketBytes(stack.s3, m.bucket)) - before;
+    results.add(sc, m.id, { seconds: r.seconds, uploaded, treeRss, vmHwm: r.vmHwm, dataAddedPacked: r.dataAddedPacked });
+    const mem = treeRss === undefined ? '' : `  peak RSS ${(treeRss / MiB).toFixed(0)} MiB${r.vmHwm ? ` (worker VmHWM ${(r.vmHwm / MiB).toFixed(0)} MiB)` : ''}`;
+    log(`  ${sc.padEnd(9)} ${m.label.padEnd(9)} ${r.seconds.toFixed(2).padStart(7)} s  ${(uploaded / MiB).toFixed(1).padStart(7)} MiB up${mem}${r.note ? `  (${r.note})` : ''}`);
+  };
+
+  const restoreRoot = join(stack.root, 'restore');
+  const restore = async (m: Method, round: number, expected: { trees: string[]; db: string }, content: boolean) => {
+    const toDir = join(restoreRoot, `${m.id}-${round}`);
+    const toDb = `${stack.main.db}_r_${m.id.replace(/\W/g, '_')}_${round}`;
+    try {
+      const r = await m.restore(round, toDir, toDb);
+      results.add('restore', m.id, { seconds: r.seconds });
+      log(`  restore   ${m.label.padEnd(9)} ${r.seconds.toFixed(2).padStart(7)} s`);
+      // Untimed: what came back must be what the source holds (and no cache/).
+      for (const [i, h] of stack.main.hosts.entries()) {
+        const got = join(toDir, h.tree);
+        if (existsSync(join(got, 'cache'))) problems.push(`${m.label} round ${round}: ${h.name}'s cache/ was restored (not excluded)`);
+        const fp = await treeFingerprint(got, content);
+        if (fp !== expected.trees[i]) problems.push(`${m.label} round ${round}: ${h.name} restored as ${fp}, source is ${expected.trees[i]}`);
+      }
+      const dbfp = await databaseFingerprint(toDb);
+      if (dbfp !== expected.db) problems.push(`${m.label} round ${round}: database restored as ${dbfp}, source is ${expected.db}`);
+    } finally {
+      await rm(toDir, { recursive: true, force: true });
+      await psql(`DROP DATABASE IF EXISTS ${toDb} WITH (FORCE)`);
+    }
+  };
+
+  for (let round = 0; round < o.runs; round++) {
+    const order = methods.map((_, i) => methods[(i + round) % methods.length]!);
+    log(`round ${round + 1}/${o.runs} (order: ${order.map((m) => m.label).join(', ')})`);
+    for (const m of methods) await m.reset('main', round);
+    for (const m of order) await backup('first', m, 'main', round);
+    for (const m of order) await backup('unchanged', m, 'main', round);
+    let changed = 0;
+    for (const [i, t] of stack.main.trees.entries()) changed += await changeTree(t, `lifeboat-bench:${stack.main.hosts[i]!.name}`, round + 1);
+    await changeDatabase(stack.main.db, stack.main.rows, round + 1);
+    log(`  (changed ${changed} files and 1000 rows)`);
+    for (const m of order) await backup('changed', m, 'main', round);
+    // Whole-content comparison in the first round; names and sizes after that (cheaper, still catches a bad restore).
+    const content = round === 0;
+    const expected = { trees: await Promise.all(stack.main.hosts.map((h) => treeFingerprint(h.tree, content))), db: await databaseFingerprint(stack.main.db) };
+    for (const m of order) await restore(m, round, expected, content);
+    for (const m of methods) await m.reset('tiny', round);
+    for (const m of order) await backup('tiny', m, 'tiny', round);
+  }
+
+  await lifeboat.close();
+  const dump = join(stack.root, 'shell/main/stage/db.sql');
+  const dumpBytes = existsSync(dump) ? (await execa('stat', ['-c', '%s', dump])).stdout : '?';
+  const lines = [
+    `workload: ${stack.main.trees.length} OpenSSH hosts × ${(stack.main.trees[0]!.bytes / MiB).toFixed(0)} MiB (${stack.main.trees[0]!.files.length} files each; +${(stack.main.trees[0]!.cacheBytes / MiB).toFixed(0)} MiB cache/ excluded), ` +
+      `PostgreSQL ${stack.main.rows} rows (plain dump ${(Number(dumpBytes) / MiB).toFixed(0)} MiB), ${o.tinyHosts} tiny hosts × ${(stack.tiny.trees[0]!.bytes / 1024).toFixed(1)} KiB; MinIO on 127.0.0.1`,
+    `restic: ${await resticVersion()}`,
+    ...summary(results, scenarios, methods, o.runs),
+    '',
+    'every run (seconds, in round order):',
+    ...allRuns(results, scenarios, methods),
+  ];
+  return { lines, problems };
+}
