@@ -6,8 +6,8 @@ import { execa } from 'execa';
 import pLimit from 'p-limit';
 import { getPlan, loadConfig } from '../config/load';
 import { findArtifact } from '../config/lookup';
-import type { Source } from '../config/schema';
-import { connectHost, type Host } from '../remote/host';
+import type { Artifact, Source } from '../config/schema';
+import { HostPool, connectHost } from '../remote/host';
 import { LifeboatError } from '../shared/errors';
 import { formatBytes, parseDurationMs } from '../shared/units';
 import type {
@@ -26,12 +26,14 @@ import { BUILTIN_DENY, isDenied } from '../snapshot/deny-list';
 import { localSnapshotsToPrune, mirrorDir, snapshotPaths } from '../snapshot/layout';
 import { ENCRYPTED_SUFFIX, archiveKey, recordKey } from '../snapshot/naming';
 import { loadSigningKey, signRecord } from '../snapshot/signing';
-import { buildManifest, parseManifest } from '../snapshot/manifest';
+import { hashManifest, listFiles, parseManifest } from '../snapshot/manifest';
+import { loadHashCache, writeHashCache } from '../snapshot/manifest-reuse';
 import { buildMetadata, writeMetadata } from '../snapshot/metadata';
-import { failingOn } from '../sources/pull-tree';
+import { runPreflightChecks, type PreflightChecks, type PreflightFindings } from '../sources/pull-tree';
 import { sourceModule } from '../sources/registry';
 import type { ArtifactResult } from '../sources/types';
-import { openStorage } from '../storage';
+import { isRestic, openStorage } from '../storage';
+import { uploadToRestic } from '../storage/restic-upload';
 import { DEFAULT_STALL_MS, asLifeboatError, runActivity } from './run';
 
 /** du over a large tree reports nothing until it ends. */
@@ -53,48 +55,31 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
       });
     },
 
-    /** Paths, tools, host keys and free space, before anything is written. Problems here are permanent. */
+    /**
+     * Paths, tools, host keys and free space, before anything is written. Problems here are permanent. Each source
+     * costs one SSH connection and one remote script; sources are checked in parallel (plan.parallelism), and the
+     * backup host's own checks (storages, recipients, signing key) run meanwhile.
+     */
     async preflight(ctx: PlanContext): Promise<PreflightResult> {
       return runActivity(async ({ signal, progress }) => {
-        const problems: LifeboatError[] = [];
-        /** Permanent problems are gathered, so one preflight names them all; true when `err` was one. */
-        const collectPermanent = (err: unknown): boolean => {
-          const e = asLifeboatError(err);
-          const permanent = e instanceof LifeboatError && e.permanent;
-          if (permanent) problems.push(e);
-          return permanent;
-        };
+        const hosts = new HostPool(ctx, signal);
         const limit = pLimit(ctx.plan.parallelism);
-        const sources = await Promise.all(
-          ctx.plan.sources.map((source) =>
-            limit(async () => {
-              progress({ checking: source.name });
-              try {
-                return await checkSource(ctx, source, signal);
-              } catch (err) {
-                if (!collectPermanent(err)) throw err;
-                return { name: source.name, host: source.host, appVersion: null, estimatedBytes: 0 };
-              }
-            }),
+        const localChecks: Array<() => Promise<unknown>> = [...ctx.plan.storages.map((name) => () => checkStorage(ctx, name)), () => checkRecipients(ctx), () => loadSigningKey(ctx.signing)];
+        const [sources, local] = await Promise.all([
+          Promise.all(
+            ctx.plan.sources.map((source) =>
+              limit(() => {
+                progress({ checking: source.name });
+                return gatherPermanent(() => checkSource(source, hosts, signal));
+              }),
+            ),
           ),
-        );
-        for (const name of ctx.plan.storages) {
-          progress({ checking: `storage ${name}` });
-          try {
-            await checkStorage(ctx, name);
-          } catch (err) {
-            if (!collectPermanent(err)) throw err;
-          }
-        }
-        for (const check of [() => checkRecipients(ctx), () => loadSigningKey(ctx.signing)]) {
-          try {
-            await check();
-          } catch (err) {
-            if (!collectPermanent(err)) throw err;
-          }
-        }
+          Promise.all(localChecks.map((check) => gatherPermanent(check))),
+        ]).finally(() => hosts.close());
+        // In plan order, whatever finished first: one preflight names every problem.
+        const problems = [...sources, ...local].flatMap((r) => (r.problem ? [r.problem] : []));
         await mkdir(ctx.backupRoot, { recursive: true, mode: 0o700 });
-        const estimatedBytes = sources.reduce((sum, s) => sum + s.estimatedBytes, 0);
+        const estimatedBytes = sources.reduce((sum, s) => sum + (s.value?.estimatedBytes ?? 0), 0);
         const requiredBytes = Math.ceil(estimatedBytes * ctx.plan.overheadRatio);
         const fs = await statfs(ctx.backupRoot);
         const freeBytes = fs.bavail * fs.bsize;
@@ -106,7 +91,8 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         if (problems.length > 0) {
           throw new LifeboatError(problems[0]!.code, `preflight failed for plan ${ctx.planName}:\n- ${problems.map((p) => p.message).join('\n- ')}`);
         }
-        return { estimatedBytes, requiredBytes, freeBytes, sources: sources.map(({ name, host, appVersion }) => ({ name, host, appVersion })) };
+        const checked = sources.map((s) => s.value!); // no problem: every source was checked
+        return { estimatedBytes, requiredBytes, freeBytes, sources: checked.map(({ name, host, appVersion }) => ({ name, host, appVersion })) };
       }, { stallMs: PREFLIGHT_STALL_MS });
     },
 
@@ -181,20 +167,28 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           extra: ctx.plan.metadata,
         });
         await writeMetadata(paths.workDir, meta);
-        const manifest = await buildManifest(paths.workDir, {
-          skip: (rel) => rel === 'manifest.sha256',
-          onProgress: (files, bytes) => progress({ hashed_files: files, hashed_bytes: bytes }),
-          signal,
-        });
-        const denied = manifest.entries.filter((e) => isDenied(e.path, ctx.denyList)).map((e) => e.path);
+        const listed = await listFiles(paths.workDir, { skip: (rel) => rel === 'manifest.sha256', signal });
+        // Checked on the listing, before any hashing: a reused hash must not let a deny-listed file through either.
+        const denied = listed.files.filter((f) => isDenied(f.path, ctx.denyList)).map((f) => f.path);
         if (denied.length > 0) {
           await rm(paths.workDir, { recursive: true, force: true });
           throw new LifeboatError('DenyListViolation', `deny-listed files reached the snapshot and it was discarded: ${denied.join(', ')}`);
         }
+        // Files unchanged since the last finalize keep their hash: an unchanged re-backup reads no file again.
+        const previous = await loadHashCache(ctx.backupRoot, ctx.planName);
+        progress({ hash_cache: previous.reason });
+        const manifest = await hashManifest(paths.workDir, listed, {
+          ...(previous.cache ? { reuse: previous.cache.entries } : {}),
+          onProgress: atMostEvery(250, (files, bytes) => progress({ hashed_files: files, hashed_bytes: bytes })),
+          signal,
+        });
+        progress({ hashed_files: manifest.hashed, reused_files: manifest.reused });
         await writeFile(join(paths.workDir, 'manifest.sha256'), manifest.text, { mode: 0o600 });
         await chmod(paths.workDir, 0o700);
         await rename(paths.workDir, paths.dir);
-        return { dir: paths.dir, manifest: summarize(manifest.entries, manifest.text) };
+        // After the rename: a crash before it leaves the previous cache, which is still true (identities, not names).
+        await writeHashCache(ctx.backupRoot, ctx.planName, input.snapshot, manifest).catch((err: Error) => progress({ hash_cache: `not saved (the next run hashes every file): ${err.message}` }));
+        return { dir: paths.dir, manifest: { ...summarize(manifest.entries, manifest.text), hashed_files: manifest.hashed, reused_files: manifest.reused } };
       });
     },
 
@@ -221,6 +215,12 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         const cfg = ctx.storages[storageName];
         if (!cfg) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no storage ${storageName}`);
         const backend = await openStorage(storageName, cfg);
+        if (isRestic(backend)) {
+          // restic stores the snapshot directory itself (deduplicated, encrypted by restic), not the archive.
+          const dir = snapshotPaths(ctx.backupRoot, record.snapshot, archive.format).dir;
+          const onProgress = (bytes: number) => progress({ storage: storageName, restic_bytes: bytes });
+          return uploadToRestic(backend, { storage: storageName, dir, record: await sealRecord(ctx, record, archive), signal, onProgress });
+        }
         const key = archiveKey(ctx.planName, record.snapshot, archive.format, archive.encryption === 'age');
         const put = await backend.put(key, archive.path, {
           sha256: archive.sha256,
@@ -305,25 +305,54 @@ async function claimSnapshotName(backupRoot: string, snapshot: string, runId: st
   }
 }
 
-async function checkSource(ctx: PlanContext, source: Source, signal: AbortSignal) {
-  const host = await connectHost(source, ctx, signal);
+/** A permanent problem is gathered, so one preflight names them all; any other error fails the step. */
+async function gatherPermanent<T>(check: () => Promise<T>): Promise<{ value?: T; problem?: LifeboatError }> {
   try {
-    const programs = [...source.artifacts.flatMap((a) => sourceModule(a).requiredTools(a)), ...quiesceProgramsOf(source)];
-    const tools = [...new Set(programs.filter((p) => !p.includes('/')))];
-    const paths = [
-      ...source.artifacts.filter((a) => a.required).flatMap((a) => sourceModule(a).requiredPaths(a)),
-      ...programs.filter((p) => p.includes('/')),
-    ];
-    const missingTools = await failingOn(host, 'command -v "$1" >/dev/null 2>&1', tools, signal);
-    if (missingTools.length) throw new LifeboatError('MissingTool', `not installed on ${host.label}: ${missingTools.join(', ')}`);
-    const missingPaths = await failingOn(host, '[ -e "$1" ]', paths, signal);
-    if (missingPaths.length) throw new LifeboatError('MissingPath', `missing on ${host.label}: ${missingPaths.join(', ')}`, { paths: missingPaths });
-    let estimatedBytes = 0;
-    for (const a of source.artifacts) estimatedBytes += await sourceModule(a).estimateBytes(host, a, signal);
-    return { name: source.name, host: source.host, appVersion: await appVersion(host, source, signal), estimatedBytes };
-  } finally {
-    host.close();
+    return { value: await check() };
+  } catch (err) {
+    const e = asLifeboatError(err);
+    if (e instanceof LifeboatError && e.permanent) return { problem: e };
+    throw err;
   }
+}
+
+/** Tools, paths, size and app version of one source: one remote script, plus one command per estimate it cannot make. */
+async function checkSource(source: Source, hosts: HostPool, signal: AbortSignal) {
+  const host = await hosts.host(source);
+  const programs = [...source.artifacts.flatMap((a) => sourceModule(a).requiredTools(a)), ...quiesceProgramsOf(source)];
+  const scripted = source.artifacts.map(scriptedEstimate);
+  const found = await runPreflightChecks(
+    host,
+    {
+      tools: [...new Set(programs.filter((p) => !p.includes('/')))],
+      paths: [
+        ...source.artifacts.filter((a) => a.required).flatMap((a) => sourceModule(a).requiredPaths(a)),
+        ...programs.filter((p) => p.includes('/')),
+      ],
+      trees: scripted.flatMap((e) => e?.trees ?? []),
+      files: scripted.flatMap((e) => e?.files ?? []),
+      ...(source.appVersion ? { appVersion: source.appVersion } : {}),
+    },
+    signal,
+  );
+  if (found.missingTools.length) throw new LifeboatError('MissingTool', `not installed on ${host.label}: ${found.missingTools.join(', ')}`);
+  if (found.missingPaths.length) throw new LifeboatError('MissingPath', `missing on ${host.label}: ${found.missingPaths.join(', ')}`, { paths: found.missingPaths });
+  if (found.failures.length) {
+    throw new LifeboatError('CommandFailed', `size estimate on ${host.label} failed: ${found.failures.map((f) => `${f.path}: ${f.output.trim()}`).join('; ')}`);
+  }
+  let estimatedBytes = found.estimatedBytes;
+  for (const [i, a] of source.artifacts.entries()) if (!scripted[i]) estimatedBytes += await sourceModule(a).estimateBytes(host, a, signal);
+  return { name: source.name, host: source.host, appVersion: appVersion(found), estimatedBytes };
+}
+
+/**
+ * The estimates the preflight script makes itself, as files.ts and sqlite.ts would (saving a command each): the
+ * disk usage of a files artifact's present paths, the size of an SQLite database and its WAL. Keep them in step.
+ */
+function scriptedEstimate(a: Artifact): Pick<PreflightChecks, 'trees' | 'files'> | undefined {
+  if (a.type === 'files') return { trees: [...a.paths, ...a.optionalPaths], files: [] };
+  if (a.type === 'sqlite') return { trees: [], files: [a.path, `${a.path}-wal`] };
+  return undefined;
 }
 
 /** Secrets resolved, credentials accepted, bucket or directory reachable: found before any capture work. */
@@ -350,11 +379,11 @@ function quiesceProgramsOf(source: Source): string[] {
   return [q.command[0]!];
 }
 
-async function appVersion(host: Host, source: Source, signal: AbortSignal): Promise<string | null> {
-  if (!source.appVersion) return null;
-  const res = await host.exec(source.appVersion, { signal });
-  // A version we cannot read is worth recording, not worth failing the backup over.
-  return res.exitCode === 0 ? res.stdout.trim().slice(0, 500) : `unknown (exit ${res.exitCode}: ${res.stderr.trim().slice(0, 200)})`;
+/** A version we cannot read is worth recording, not worth failing the backup over. */
+function appVersion(found: PreflightFindings): string | null {
+  const v = found.appVersion;
+  if (!v) return null;
+  return v.exitCode === 0 ? v.stdout.trim().slice(0, 500) : `unknown (exit ${v.exitCode}: ${v.stderr.trim().slice(0, 200)})`;
 }
 
 async function summarizeManifest(dir: string) {
@@ -378,4 +407,15 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/** `fn`, called at most once per `ms` (progress per file would cost more than an unchanged run's whole finalize). */
+function atMostEvery<A extends unknown[]>(ms: number, fn: (...args: A) => void): (...args: A) => void {
+  let last = 0;
+  return (...args) => {
+    const now = Date.now();
+    if (now - last < ms) return;
+    last = now;
+    fn(...args);
+  };
 }

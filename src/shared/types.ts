@@ -59,6 +59,10 @@ export interface ManifestSummary {
   bytes: number;
   /** SHA-256 of manifest.sha256 itself. */
   sha256: string;
+  /** Files read and hashed by the finalize that wrote it (informational; not signed). */
+  hashed_files?: number;
+  /** Files whose hash came from the previous snapshot's, their identity unchanged (see snapshot/manifest-reuse.ts). */
+  reused_files?: number;
 }
 
 export interface FinalizeResult {
