@@ -26,7 +26,7 @@ import { BUILTIN_DENY, isDenied } from '../snapshot/deny-list';
 import { localSnapshotsToPrune, mirrorDir, snapshotPaths } from '../snapshot/layout';
 import { ENCRYPTED_SUFFIX, archiveKey, recordKey } from '../snapshot/naming';
 import { loadSigningKey, signRecord } from '../snapshot/signing';
-import { hashManifest, listFiles, parseManifest } from '../snapshot/manifest';
+import { hashFile, hashManifest, listFiles, parseManifest } from '../snapshot/manifest';
 import { loadHashCache, writeHashCache } from '../snapshot/manifest-reuse';
 import { buildMetadata, writeMetadata } from '../snapshot/metadata';
 import { runPreflightChecks, type PreflightChecks, type PreflightFindings } from '../sources/pull-tree';
@@ -195,6 +195,12 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
     async archiveSnapshot(ctx: PlanContext, snapshot: string): Promise<ArchiveResult> {
       return runActivity(async ({ signal, progress }) => {
         const { format, level, encryption } = ctx.plan.archive;
+        if (ctx.plan.storages.every((s) => ctx.storages[s]?.type === 'restic')) {
+          // Repositories store the directory itself: no archive is built. The record's checksum is then the
+          // manifest's SHA-256 (what a restore from a repository is checked against) and its size 0: no archive.
+          const dir = snapshotPaths(ctx.backupRoot, snapshot, format).dir;
+          return { path: dir, format, sha256: (await hashFile(join(dir, 'manifest.sha256'), signal)).sha256, size: 0 };
+        }
         const recipients = encryption?.age.recipients;
         const path = localArchivePath(ctx, snapshot);
         const sidecar = `${path}.sha256`;

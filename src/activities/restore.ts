@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import type { Artifact, Source } from '../config/schema';
 import { findArtifact } from '../config/lookup';
-import { connectHost } from '../remote/host';
+import { connectHost, HostPool } from '../remote/host';
 import { fetchSnapshot, findSnapshots, resolveSnapshotId } from '../restore/fetch';
 import { LifeboatError } from '../shared/errors';
 import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, SnapshotRecord, SnapshotVerification } from '../shared/types';
@@ -61,22 +61,23 @@ export function createRestoreActivities() {
       return runActivity(async ({ signal }) => {
         const components = await readComponents(fetched.dir);
         const steps: Step[] = [];
-        for (const sel of selectArtifacts(ctx, fetched, input)) {
-          const mod = restoreModule(sel.artifact);
-          if (!mod && input.artifact) throw new LifeboatError('ConfigError', `${sel.artifact.type} artifacts (${sel.artifact.name}) cannot be restored by Lifeboat; ${byHand(sel.artifact)}`);
-          if (!mod) {
-            // A whole-plan restore goes on without it, and says how to put it back.
-            steps.push({ artifact: sel.artifact.name, type: sel.artifact.type, host: sel.source.name, target: '(by hand)', targetInUse: false, manual: true, action: `not restored by Lifeboat: ${byHand(sel.artifact)}` });
-            continue;
-          }
-          const target = targetSource(ctx, sel.source, input);
-          const host = await connectHost(target, ctx, signal);
-          try {
+        const hosts = new HostPool(ctx, signal); // one SSH connection per target host for all its artifacts
+        try {
+          for (const sel of selectArtifacts(ctx, fetched, input)) {
+            const mod = restoreModule(sel.artifact);
+            if (!mod && input.artifact) throw new LifeboatError('ConfigError', `${sel.artifact.type} artifacts (${sel.artifact.name}) cannot be restored by Lifeboat; ${byHand(sel.artifact)}`);
+            if (!mod) {
+              // A whole-plan restore goes on without it, and says how to put it back.
+              steps.push({ artifact: sel.artifact.name, type: sel.artifact.type, host: sel.source.name, target: '(by hand)', targetInUse: false, manual: true, action: `not restored by Lifeboat: ${byHand(sel.artifact)}` });
+              continue;
+            }
+            const target = targetSource(ctx, sel.source, input);
+            const host = await hosts.host(target);
             const step = await mod.planRestore({ host, artifact: sel.artifact, snapshotDir: fetched.dir, component: components[sel.artifact.name]!, options: optionsOf(input), signal });
             steps.push({ ...step, host: target.name });
-          } finally {
-            host.close();
           }
+        } finally {
+          hosts.close();
         }
         return steps;
       });

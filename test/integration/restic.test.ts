@@ -63,6 +63,7 @@ beforeAll(async () => {
       repo: resticStorage(localRepo, { retention: { last: 1 } }),
       s3repo: resticStorage(s3Repo, { env: s3Env }),
       archives: { type: 'local', path: join(root, 'archives') },
+      solorepo: resticStorage(join(root, 'solo-repo')),
       // The repository exists (the first test made it): init: true must not matter, a wrong password is AuthFailed.
       badpw: resticStorage(localRepo, { password: { file: join(root, 'wrong-password') } }),
       norepo: resticStorage(join(root, 'no-such-repo'), { init: false }),
@@ -70,6 +71,7 @@ beforeAll(async () => {
     },
     plans: {
       shop: { storages: ['repo', 's3repo', 'archives'], verify: { postgres: { host: '127.0.0.1', port: 5432, user: 'lifeboat_drill' }, older: 0 }, sources: source(artifacts) },
+      solo: { storages: ['solorepo'], sources: source(artifacts.slice(1)) },
       badpw: { storages: ['badpw'], sources: source([{ type: 'command', name: 'hello', command: ['echo', 'hi'] }]) },
       norepo: { storages: ['norepo'], sources: source([{ type: 'command', name: 'hello', command: ['echo', 'hi'] }]) },
       bads3: { storages: ['bads3'], sources: source([{ type: 'command', name: 'hello', command: ['echo', 'hi'] }]) },
@@ -267,6 +269,15 @@ describe('restic repository storage', () => {
     const badSecret = await failureOf(s3run.result);
     expect(badSecret.type).toBe('AuthFailed');
     expect(await attemptsOf(s3run.handle, 'preflight')).toBe(1);
+  });
+
+  it('a plan whose storages are all repositories builds no archive, and restores from the repository', async () => {
+    const r = await (await backup('solo')).result;
+    expect(r).toMatchObject({ status: 'Completed', size_bytes: 0, checksum_sha256: r.manifest.sha256 });
+    expect((await readdir(join(root, 'backups'))).filter((f) => f.startsWith(`${r.snapshot}.tar`))).toEqual([]);
+    const toDir = join(root, 'solo-restored');
+    await t.client.workflow.execute('restoreSnapshot', { taskQueue, workflowId: uniqueName('restic-solo'), args: [{ plan: 'solo', snapshot: 'latest', force: false, dryRun: false, dir: toDir, quiesce: false }] });
+    expect(await readFile(join(toDir, site, 'readme.txt'), 'utf8')).toBe(await readFile(join(site, 'readme.txt'), 'utf8'));
   });
 
   it('the password is never in workflow history nor on any command line', () => {
