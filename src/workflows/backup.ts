@@ -9,6 +9,7 @@ import { causeMessage, describeFailure, failedStatus, setStatus, withRunTimeout 
 import { backupPlanV1 } from './legacy/backup-v1';
 import { CORRECT_UNDER_FAILURE } from './patches';
 import { LOCK_WAIT_MS, withPlanLock } from './plan-lock';
+import { inLanes } from './lanes';
 import { withQuiesce } from './quiesce';
 import { SNAPSHOT } from '../shared/search-attributes';
 import type { ArtifactResult } from '../sources/types';
@@ -116,27 +117,8 @@ interface SourceCapture {
  * their captures are cancelled, but each lane runs to its end: a stopped source is started again (withQuiesce)
  * before this returns. Only then does the first failure propagate. The same holds when the whole run is cancelled.
  */
-async function captureAll(sources: Source[], limit: number, capture: (s: Source) => Promise<SourceCapture>): Promise<SourceCapture[]> {
-  const results: SourceCapture[] = [];
-  let next = 0;
-  let failure: { err: unknown } | undefined;
-  const scope = new CancellationScope();
-  const lane = async () => {
-    while (next < sources.length && !failure) {
-      const i = next++;
-      try {
-        results[i] = await capture(sources[i]!);
-      } catch (err) {
-        if (!failure) {
-          failure = { err };
-          scope.cancel();
-        }
-      }
-    }
-  };
-  await scope.run(() => Promise.all(Array.from({ length: Math.min(limit, sources.length) }, lane)));
-  if (failure) throw failure.err;
-  return results;
+function captureAll(sources: Source[], limit: number, capture: (s: Source) => Promise<SourceCapture>): Promise<SourceCapture[]> {
+  return inLanes(sources, limit, capture, { cancelOthers: true });
 }
 
 /** One source, in order: live dumps, then the quiesced copies inside stop → start (see withQuiesce). */

@@ -11,6 +11,7 @@ import { describeFailure, failedStatus, setStatus } from './failures';
 import { restoreSnapshotV1, verifyRestoreV1 } from './legacy/restore-v1';
 import { CORRECT_UNDER_FAILURE, PARALLEL_RESTORE_HOSTS } from './patches';
 import { LOCK_WAIT_MS, withPlanLock } from './plan-lock';
+import { inLanes } from './lanes';
 import { withQuiesce } from './quiesce';
 
 const quick = proxyActivities<BackupActivities & RestoreActivities>(QUICK);
@@ -89,42 +90,10 @@ async function restoreHost(ctx: PlanContext, fetched: FetchedSnapshot, input: Re
   return restored;
 }
 
-/**
- * `work` per item, at most `limit` at once. After a failure no further item starts, but those running finish (a
- * target left half-written is worse than one fully restored) and their services are started again; then the first
- * failure propagates. A cancelled run cancels them all (each restarts what it stopped).
- */
-async function inLanes<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = [];
-  let next = 0;
-  let failure: { err: unknown } | undefined;
-  const lane = async () => {
-    while (next < items.length && !failure) {
-      const i = next++;
-      try {
-        results[i] = await work(items[i]!);
-      } catch (err) {
-        failure ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  if (failure) throw failure.err;
-  return results;
-}
-
-/** Runs that reached restoreByHost before PARALLEL_RESTORE_HOSTS: one host after another (kept verbatim). */
+/** Runs that reached restoreByHost before PARALLEL_RESTORE_HOSTS: one host after another (same commands as then). */
 async function restoreHostsInTurn(ctx: PlanContext, fetched: FetchedSnapshot, input: RestoreInput, steps: RestoreResult['steps']): Promise<RestoreResult['restored']> {
   const restored: RestoreResult['restored'] = [];
-  for (const host of [...new Set(steps.map((s) => s.host))]) {
-    const mine = steps.filter((s) => s.host === host);
-    const work = async () => {
-      for (const s of mine) restored.push(await proxyActivities<RestoreActivities>({ ...RESTORE_LONG, activityId: `restore:${s.artifact}` }).restoreArtifact(ctx, fetched, input, s.artifact));
-    };
-    const quiesce = input.quiesce !== false && ctx.plan.sources.find((src) => src.name === host)?.quiesce;
-    if (quiesce) await withQuiesce(ctx, host, work);
-    else await work();
-  }
+  for (const host of [...new Set(steps.map((s) => s.host))]) restored.push(...(await restoreHost(ctx, fetched, input, host, steps.filter((s) => s.host === host))));
   return restored;
 }
 
