@@ -439,9 +439,60 @@ export const Plan = z
     /** The restore drill's scratch targets (verifyRestore). */
     verify: VerifySettings.default({ older: 1 }),
     schedule: ScheduleSettings.optional(),
+    /** Notification targets (names under top-level `notify`) for this plan; unset: every target; []: none. */
+    notify: z.array(name).optional(),
+    /** Freshness (RPO): the newest good snapshot in every storage must be younger than this, else `stale`. */
+    maxAge: duration.optional(),
+    /** The newest snapshot that passed a restore drill must be younger than this, else `stale`. */
+    maxVerifiedAge: duration.optional(),
   })
   .strict();
 export type Plan = z.infer<typeof Plan>;
+
+/** What a notification target can be told about. */
+export const NOTIFY_EVENTS = ['started', 'succeeded', 'partially_failed', 'failed', 'restart_failed', 'verify_failed', 'stale', 'recovered'] as const;
+const NotifyEventName = z.enum(NOTIFY_EVENTS);
+/** Unset: every event but `started` and `succeeded` (healthchecks: every backup event, the dead-man's switch). */
+const events = z.array(NotifyEventName).min(1).optional();
+
+/** Notification targets. URLs carry tokens, so they are secret references like passwords. */
+export const NotifyTarget = z.discriminatedUnion('type', [
+  /** POST of a JSON body (plan, tier, snapshot, status, size, duration, failing step, error type, link). */
+  z.object({ type: z.literal('webhook'), url: SecretRef, headers: z.record(z.string(), SecretRef).default({}), events }).strict(),
+  /** ntfy: `url` is the topic URL (https://ntfy.sh/<topic>); `token` an access token, if the topic needs one. */
+  z.object({ type: z.literal('ntfy'), url: SecretRef, token: SecretRef.optional(), events }).strict(),
+  /** Healthchecks-style pings: `<url>/start`, `<url>` on success, `<url>/fail` with the error's last 10 KB. */
+  z.object({ type: z.literal('healthchecks'), url: SecretRef, events }).strict(),
+  /** E-mail over SMTP; `tls: starttls` upgrades a plain connection (587), `tls` is implicit TLS (465). */
+  z
+    .object({
+      type: z.literal('email'),
+      host: z.string().min(1),
+      port: port.default(587),
+      tls: z.enum(['starttls', 'tls', 'none']).default('starttls'),
+      user: z.string().min(1).optional(),
+      password: SecretRef.optional(),
+      from: z.string().min(3),
+      to: z.array(z.string().min(3)).min(1),
+      events,
+    })
+    .strict(),
+]);
+export type NotifyTarget = z.infer<typeof NotifyTarget>;
+
+/** Temporal over TLS (a CA for a private server, a client certificate for mTLS); `tls: {}` uses the system's CAs. */
+const TemporalTls = z
+  .object({
+    /** PEM CA bundle that signed the server's certificate (unset: the system's roots). */
+    ca: absPath.optional(),
+    /** PEM client certificate and its key (mTLS); the key is a secret reference. */
+    cert: absPath.optional(),
+    key: SecretRef.optional(),
+    /** The name the server's certificate is checked against, when it differs from the address's host. */
+    serverName: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((t) => !t.cert === !t.key, 'cert and key come together (a client certificate and its private key)');
 
 /** `ed25519:<base64url>`, as `lifeboat keys init` prints it. */
 export const PUBLIC_KEY_PATTERN = /^ed25519:[A-Za-z0-9_-]{43}$/;
@@ -468,6 +519,11 @@ export const Config = z
           .default('127.0.0.1:7233'),
         namespace: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, 'a Temporal namespace name: letters, digits, ".", "_", "-"').default('default'),
         taskQueue: z.string().min(1).max(1000).default('lifeboat'),
+        tls: TemporalTls.optional(),
+        /** Temporal Cloud (or any server that wants one): sent as a bearer token; implies TLS. */
+        apiKey: SecretRef.optional(),
+        /** The Web UI's base URL (e.g. http://127.0.0.1:8233): notifications link to the run there. */
+        uiUrl: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL, e.g. http://127.0.0.1:8233' }).optional(),
       })
       .strict()
       .default({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'lifeboat' }),
@@ -481,6 +537,12 @@ export const Config = z
     denyList: z.array(z.string()).default([]),
     storages: z.record(name, Storage),
     signing: Signing.optional(),
+    /** Named notification targets; every plan uses all of them unless its own `notify` names a subset. */
+    notify: z.record(name, NotifyTarget).default({}),
+    /** The freshness watchdog (a Temporal Schedule made by `schedules sync` when a plan sets maxAge/maxVerifiedAge). */
+    watchdog: z.object({ every: duration.default('10m') }).strict().default({ every: '10m' }),
+    /** Prometheus metrics on the worker: `GET http://<listen>/metrics` (Temporal SDK metrics and Lifeboat's own). */
+    metrics: z.object({ listen: z.string().refine(isHostPort, 'host:port, e.g. 127.0.0.1:9464') }).strict().optional(),
     plans: z.record(name, Plan),
   })
   .strict()
@@ -496,6 +558,11 @@ export const Config = z
         }
       });
       uniqueNames(plan.sources.map((s) => s.name), ['plans', planName, 'sources'], ctx);
+      plan.notify?.forEach((t, i) => {
+        if (!Object.hasOwn(cfg.notify, t)) {
+          ctx.addIssue({ code: 'custom', path: ['plans', planName, 'notify', i], message: `unknown notify target "${t}" (defined: ${Object.keys(cfg.notify).join(', ') || 'none'})` });
+        }
+      });
       // Artifact names are unique across the plan: they name files such as database/<name>.sql.
       const seen = new Set<string>();
       plan.sources.forEach((src, i) => {

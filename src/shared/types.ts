@@ -218,3 +218,48 @@ export interface SnapshotVerification {
   verified_at: string;
   checks: Array<{ artifact: string; check: string; ok: boolean; detail: string }>;
 }
+
+/** Events a notification target can subscribe to (config: NOTIFY_EVENTS). */
+export type NotifyEventName = 'started' | 'succeeded' | 'partially_failed' | 'failed' | 'restart_failed' | 'verify_failed' | 'stale' | 'recovered';
+
+/**
+ * What happened to a run (or to a plan's freshness), as the workflow knows it: names and numbers only, never a
+ * URL, token or file content. The reportEvent activity turns it into notifications and metrics.
+ */
+export interface RunEvent {
+  event: NotifyEventName;
+  plan: string;
+  /** backup, restore drill, or the freshness watchdog. */
+  kind: 'backup' | 'verify' | 'freshness';
+  tier?: Tier;
+  snapshot?: string;
+  /** Completed, PartiallyFailed, Failed, Cancelled, TimedOut; `stale`/`fresh` for the watchdog. */
+  status: string;
+  /** Stored archive size (backups). */
+  sizeBytes?: number;
+  /** Bytes captured from the sources (backups). */
+  bytesCaptured?: number;
+  /** Optional artifacts that failed (a partially failed run). */
+  artifactsFailed?: number;
+  durationMs?: number;
+  /** The step that failed (`app:appdb`, `preflight`, `verify:<snapshot>` …) and the failure's type. */
+  failingStep?: string;
+  errorType?: string;
+  /** The failure's message; its last 10 KB at most. */
+  error?: string;
+  /** The run, for a link into the Web UI (temporal.uiUrl). */
+  workflowId?: string;
+  runId?: string;
+  /** Watchdog: what is stale, e.g. "newest snapshot 27h old (maxAge 26h)". */
+  reason?: string;
+}
+
+/** One target's delivery of one event. A failed delivery never changes the run's outcome. */
+export interface NotificationResult {
+  target: string;
+  type: 'webhook' | 'ntfy' | 'healthchecks' | 'email';
+  event: NotifyEventName;
+  ok: boolean;
+  /** Why it failed, without the URL or any token. */
+  error?: string;
+}
