@@ -110,9 +110,12 @@ export function toFailure(err: unknown): unknown {
   err = asLifeboatError(err);
   if (err instanceof LifeboatError) {
     const details = err.details ? [err.details] : undefined;
-    return err.permanent
+    const failure = err.permanent
       ? ApplicationFailure.nonRetryable(err.message, err.code, ...(details ?? []))
       : ApplicationFailure.retryable(err.message, err.code, ...(details ?? []));
+    // An expected failure is its type and message; a stack of node_modules frames in the Web UI only hides that.
+    failure.stack = '';
+    return failure;
   }
   return err;
 }

@@ -133,6 +133,8 @@ export interface BackupResult extends SnapshotRecord {
   key: string;
   location: string;
   storages: StorageResult[];
+  /** Deliveries of this run's `started` and final events; a failed one never changes the run's status. */
+  notifications?: NotificationResult[];
 }
 
 /** What a quiesce controller stopped and started again around a source's copy (kept in metadata.yml). */

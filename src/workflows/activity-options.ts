@@ -1,5 +1,5 @@
 // The one set of activity option tiers every workflow uses. Workflow code: pure constants.
-import { ActivityCancellationType, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
 import { PERMANENT_ERRORS } from '../shared/errors';
 
 /** Exponential backoff from 5 s; permanent errors (bad config, auth, missing path, no disk …) are never retried. */
@@ -58,3 +58,11 @@ export const RESTART: ActivityOptions = {
 
 /** Notifications-like bookkeeping after the fact (release a hold, record a verification). */
 export const BOOKKEEPING: ActivityOptions = { startToCloseTimeout: '5m', scheduleToCloseTimeout: '1h', retry: retry(10) };
+
+/**
+ * Activities whose calls carry a one-line summary (the Web UI's timeline shows it instead of a bare activity type,
+ * so two captures are told apart) and, when given, a fixed activity id. Summaries are metadata: not replayed.
+ */
+export function step<A extends object>(options: ActivityOptions, summary: string, activityId?: string) {
+  return proxyActivities<A>({ ...options, summary, ...(activityId ? { activityId } : {}) });
+}

@@ -1,25 +1,25 @@
 // backupPlan: one durable run per backup. Deterministic code only: every side effect is an activity.
-import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, patched, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import type { RetentionActivities } from '../activities/retention';
 import { findArtifact } from '../config/lookup';
 import { splitForQuiesce } from '../quiesce/plan';
-import { LONG, QUICK, REMOTE } from './activity-options';
+import { LONG, QUICK, REMOTE, step } from './activity-options';
 import { causeMessage, describeFailure, failedStatus, setStatus, withRunTimeout } from './failures';
 import { backupPlanV1 } from './legacy/backup-v1';
-import { CORRECT_UNDER_FAILURE } from './patches';
+import { CORRECT_UNDER_FAILURE, RUN_EVENTS } from './patches';
 import { LOCK_WAIT_MS, withPlanLock } from './plan-lock';
 import { inLanes } from './lanes';
 import { withQuiesce } from './quiesce';
+import { failureEvent, report } from './run-events';
 import { SNAPSHOT } from '../shared/search-attributes';
 import type { ArtifactResult } from '../sources/types';
-import type { BackupInput, BackupResult, PlanContext, QuiesceRecord, RetentionReport, SnapshotRecord, StorageResult } from '../shared/types';
+import type { BackupInput, BackupResult, NotificationResult, PlanContext, QuiesceRecord, RetentionReport, SnapshotRecord, StorageResult } from '../shared/types';
 import { snapshotName } from '../snapshot/naming';
 
-const quick = proxyActivities<BackupActivities>(QUICK);
-const { preflight } = proxyActivities<BackupActivities>(REMOTE);
-const long = proxyActivities<BackupActivities>(LONG);
-const retentionActs = proxyActivities<RetentionActivities>({ ...QUICK, startToCloseTimeout: '30m', scheduleToCloseTimeout: '2h' });
+const quick = (summary: string) => step<BackupActivities>(QUICK, summary);
+const long = (summary: string) => step<BackupActivities>(LONG, summary);
+const RETENTION = { ...QUICK, startToCloseTimeout: '30m', scheduleToCloseTimeout: '2h' };
 
 /**
  * One run of a plan at a time (see plan-lock.ts), bounded by the plan's `timeout`. Every path sets the final
@@ -27,31 +27,41 @@ const retentionActs = proxyActivities<RetentionActivities>({ ...QUICK, startToCl
  */
 export async function backupPlan(input: BackupInput): Promise<BackupResult> {
   if (!patched(CORRECT_UNDER_FAILURE)) return backupPlanV1(input);
+  const began = Date.now();
+  let snapshot: string | undefined;
   try {
     return await withPlanLock(input.plan, 'backup', { maxWaitMs: LOCK_WAIT_MS, onWait: () => setStatus('Waiting') }, async () => {
-      const ctx = await quick.loadPlan(input.plan);
-      return withRunTimeout(ctx.plan.timeout, `backup of plan ${input.plan}`, () => backupLocked(input, ctx));
+      const ctx = await quick(`load plan ${input.plan}`).loadPlan(input.plan);
+      return withRunTimeout(ctx.plan.timeout, `backup of plan ${input.plan}`, () => backupLocked(input, ctx, (name) => (snapshot = name)));
     });
   } catch (err) {
     setStatus(failedStatus(err));
-    throw describeFailure(err);
+    const described = describeFailure(err);
+    await report(failureEvent(err, { plan: input.plan, kind: 'backup', tier: input.tier, ...(snapshot ? { snapshot } : {}), durationMs: Date.now() - began }));
+    throw described;
   }
 }
 
-async function backupLocked(input: BackupInput, ctx: PlanContext): Promise<BackupResult> {
+async function backupLocked(input: BackupInput, ctx: PlanContext, named: (snapshot: string) => void): Promise<BackupResult> {
   // Workflow time once the lock is ours: the same on replay, so the snapshot name is stable.
   const startedAt = new Date();
   const snapshot = snapshotName(ctx.plan.prefix ?? input.plan, startedAt);
   setStatus('Running');
-  const checked = await preflight(ctx);
+  const notifications: NotificationResult[] = [];
+  notifications.push(...(await report({ event: 'started', plan: input.plan, kind: 'backup', tier: input.tier, snapshot, status: 'Running' })));
+  setCurrentDetails(`**${input.tier}** backup of plan **${input.plan}**: preflight of ${ctx.plan.sources.length} source(s)`);
+  const checked = await step<BackupActivities>(REMOTE, `preflight: ${ctx.plan.sources.map((s) => s.name).join(', ')} and ${ctx.plan.storages.join(', ')}`).preflight(ctx);
   upsertSearchAttributes([{ key: SNAPSHOT, value: snapshot }]);
+  named(snapshot);
   try {
-    await quick.prepareSnapshot(ctx, snapshot, workflowInfo().runId);
-    const captured = await captureAll(ctx.plan.sources, ctx.plan.parallelism, (source) => captureSource(ctx, snapshot, source));
+    await quick(`claim snapshot ${snapshot}`).prepareSnapshot(ctx, snapshot, workflowInfo().runId);
+    const progress = captureProgress(input, snapshot, ctx);
+    const captured = await captureAll(ctx.plan.sources, ctx.plan.parallelism, (source) => captureSource(ctx, snapshot, source, progress));
     const artifacts = captured.flatMap((c) => c.artifacts);
     // Skipped (nothing to capture, e.g. an ephemeral Redis) is recorded, not a failure.
     const status = artifacts.every((a) => a.status !== 'failed') ? 'Completed' : 'PartiallyFailed';
-    const finalized = await long.finalizeSnapshot(ctx, {
+    setCurrentDetails(`${progress.title}: finalizing (metadata, manifest)`);
+    const finalized = await long(`finalize ${snapshot}: metadata.yml and manifest`).finalizeSnapshot(ctx, {
       snapshot,
       tier: input.tier,
       deployId: input.deployId,
@@ -60,7 +70,8 @@ async function backupLocked(input: BackupInput, ctx: PlanContext): Promise<Backu
       sources: checked.sources,
       quiesce: captured.flatMap((c) => (c.quiesce ? [c.quiesce] : [])),
     });
-    const archive = await long.archiveSnapshot(ctx, snapshot);
+    setCurrentDetails(`${progress.title}: archiving`);
+    const archive = await long(`archive ${snapshot}`).archiveSnapshot(ctx, snapshot);
     const record: SnapshotRecord = {
       success: true,
       status,
@@ -77,29 +88,72 @@ async function backupLocked(input: BackupInput, ctx: PlanContext): Promise<Backu
       artifacts: artifacts.map(({ source, name, type, status, bytes, error }) => ({ source, name, type, status, bytes, ...(error ? { error } : {}) })),
     };
     const storages: StorageResult[] = [];
-    for (const storage of ctx.plan.storages) storages.push(await long.uploadSnapshot(ctx, storage, archive, record));
+    for (const storage of ctx.plan.storages) {
+      setCurrentDetails(`${progress.title}: uploading to ${storage} (${storages.length + 1} of ${ctx.plan.storages.length})`);
+      storages.push(await long(`upload ${snapshot} to ${storage}`).uploadSnapshot(ctx, storage, archive, record));
+    }
     // Only now, with every storage holding a checked copy, may retention delete anything.
+    setCurrentDetails(`${progress.title}: retention`);
     const retention: RetentionReport[] = [];
     for (const storage of ctx.plan.storages) retention.push(await pruneStorage(ctx, storage));
-    await quick.pruneLocal(ctx).catch((err: unknown) => {
+    await quick('prune local snapshots').pruneLocal(ctx).catch((err: unknown) => {
       if (isCancellation(err)) throw err; // a full backup host shows up in the next preflight; not this run's failure
     });
     setStatus(status);
+    setCurrentDetails(`${progress.title}: ${status}`);
+    const failedCount = artifacts.filter((a) => a.status === 'failed').length;
+    notifications.push(
+      ...(await report({
+        event: status === 'Completed' ? 'succeeded' : 'partially_failed',
+        plan: input.plan,
+        kind: 'backup',
+        tier: input.tier,
+        snapshot,
+        status,
+        sizeBytes: archive.size,
+        bytesCaptured: artifacts.reduce((n, a) => n + a.bytes, 0),
+        artifactsFailed: failedCount,
+        durationMs: Date.now() - startedAt.getTime(),
+        ...(failedCount ? { failingStep: artifacts.filter((a) => a.status === 'failed').map((a) => `${a.source}:${a.name}`).join(', ') } : {}),
+      })),
+    );
     const first = storages[0]!;
     // `key` is the object's own key (prefix included) and `bucket` its bucket, so a script can GET exactly that.
-    return { ...record, snapshot_dir: finalized.dir, storage: first.storage, ...(first.bucket ? { bucket: first.bucket } : {}), key: first.key, location: first.location, storages, retention };
+    return {
+      ...record,
+      snapshot_dir: finalized.dir,
+      storage: first.storage,
+      ...(first.bucket ? { bucket: first.bucket } : {}),
+      key: first.key,
+      location: first.location,
+      storages,
+      retention,
+      ...(patched(RUN_EVENTS) ? { notifications } : {}),
+    };
   } catch (err) {
     // Every lane has settled (captureAll waits for all of them), so nothing writes here any more. Cleanup runs
     // even when the run itself was cancelled.
-    await CancellationScope.nonCancellable(() => quick.discardIncomplete(ctx, snapshot));
+    await CancellationScope.nonCancellable(() => quick(`discard incomplete ${snapshot}`).discardIncomplete(ctx, snapshot));
+    // The Web UI must not show a snapshot that was never stored.
+    if (patched(RUN_EVENTS)) upsertSearchAttributes([{ key: SNAPSHOT, value: null }]);
     throw err;
   }
+}
+
+/** The workflow's "current details" in the Web UI: which captures are done. Not part of history. */
+function captureProgress(input: BackupInput, snapshot: string, ctx: PlanContext) {
+  const total = ctx.plan.sources.reduce((n, s) => n + s.artifacts.length, 0);
+  const title = `**${input.tier}** backup of plan **${input.plan}** → ${snapshot}`;
+  let done = 0;
+  const show = () => setCurrentDetails(`${title}: capturing, ${done} of ${total} artifacts done`);
+  show();
+  return { title, captured: () => (done++, show()) };
 }
 
 /** A retention failure is reported with the (good) snapshot, never turned into a failed backup. */
 async function pruneStorage(ctx: PlanContext, storage: string): Promise<RetentionReport> {
   try {
-    return await retentionActs.applyRetention(ctx, storage);
+    return await step<RetentionActivities>(RETENTION, `retention in ${storage}`).applyRetention(ctx, storage);
   } catch (err) {
     if (isCancellation(err)) throw err;
     return { storage, configured: true, kept: 0, deleted: [], error: causeMessage(err) };
@@ -122,19 +176,31 @@ function captureAll(sources: Source[], limit: number, capture: (s: Source) => Pr
 }
 
 /** One source, in order: live dumps, then the quiesced copies inside stop → start (see withQuiesce). */
-async function captureSource(ctx: PlanContext, snapshot: string, source: Source): Promise<SourceCapture> {
+async function captureSource(ctx: PlanContext, snapshot: string, source: Source, progress: { captured(): void }): Promise<SourceCapture> {
   const { live, quiesced } = splitForQuiesce(source);
   const artifacts: ArtifactResult[] = [];
-  for (const a of live) artifacts.push(await captureOne(ctx, snapshot, source.name, a.name, a.required));
+  const one = async (a: { name: string; required: boolean }) => {
+    artifacts.push(await captureOne(ctx, snapshot, source.name, a.name, a.required));
+    progress.captured();
+  };
+  for (const a of live) await one(a);
   if (quiesced.length === 0) return { artifacts };
   const { record } = await withQuiesce(ctx, source.name, async () => {
-    for (const a of quiesced) artifacts.push(await captureOne(ctx, snapshot, source.name, a.name, a.required));
+    for (const a of quiesced) await one(a);
   });
   return { artifacts, quiesce: record };
 }
 
+/** `capture app/site (files) from root@10.0.0.5`: what the Web UI's timeline shows for one capture. */
+function captureSummary(ctx: PlanContext, source: string, artifact: string): string {
+  const src = ctx.plan.sources.find((s) => s.name === source);
+  const type = findArtifact(ctx.plan, source, artifact)?.artifact.type ?? 'artifact';
+  const where = !src || src.host === 'local' ? 'the backup host' : `${src.user ?? 'root'}@${src.host}`;
+  return `capture ${source}/${artifact} (${type}) from ${where}`;
+}
+
 async function captureOne(ctx: PlanContext, snapshot: string, source: string, artifact: string, required: boolean): Promise<ArtifactResult> {
-  const activity = proxyActivities<BackupActivities>({ ...LONG, activityId: `capture:${source}:${artifact}` });
+  const activity = step<BackupActivities>(LONG, captureSummary(ctx, source, artifact), `capture:${source}:${artifact}`);
   try {
     return await activity.captureArtifact(ctx, snapshot, source, artifact);
   } catch (err) {

@@ -27,12 +27,21 @@ export function describeFailure(err: unknown): unknown {
   const step = stepLabel(err);
   if (err.cause instanceof ApplicationFailure) {
     const { message, type, details } = err.cause;
-    return ApplicationFailure.create({ message: `${step}: ${message}`, type: type ?? 'ActivityFailed', nonRetryable: true, details: details as unknown[] | undefined });
+    return plain(ApplicationFailure.create({ message: `${step}: ${message}`, type: type ?? 'ActivityFailed', nonRetryable: true, details: details as unknown[] | undefined }));
   }
   if (err.cause instanceof TimeoutFailure) {
-    return ApplicationFailure.create({ message: `${step}: timed out (${timeoutName(err.cause)}); the worker may have died or the step hung`, type: 'StepTimedOut', nonRetryable: true });
+    return plain(ApplicationFailure.create({ message: `${step}: timed out (${timeoutName(err.cause)}); the worker may have died or the step hung`, type: 'StepTimedOut', nonRetryable: true }));
   }
-  return ApplicationFailure.create({ message: `${step}: ${causeMessage(err)}`, type: 'ActivityFailed', nonRetryable: true });
+  return plain(ApplicationFailure.create({ message: `${step}: ${causeMessage(err)}`, type: 'ActivityFailed', nonRetryable: true }));
+}
+
+/**
+ * The Web UI shows a failure's stack under its message: for a failure Lifeboat raised on purpose, the workflow
+ * bundle's frames say nothing to a user, so the message stands alone. (The history is unchanged by this.)
+ */
+function plain(failure: ApplicationFailure): ApplicationFailure {
+  failure.stack = '';
+  return failure;
 }
 
 /** describeFailure's message, for failures reported inside another one (a restart after a failed copy). */
@@ -51,7 +60,7 @@ function timeoutName(t: TimeoutFailure): string {
 }
 
 /** `capture:<source>:<artifact>` → `<source>:<artifact>`; `restore:…`/`verify:…` as they are; else the activity type. */
-function stepLabel(err: ActivityFailure): string {
+export function stepLabel(err: ActivityFailure): string {
   const id = err.activityId ?? '';
   if (id.startsWith('capture:')) return id.slice('capture:'.length);
   if (id.startsWith('restore:') || id.startsWith('verify:')) return id;

@@ -14,3 +14,9 @@ export const CORRECT_UNDER_FAILURE = 'lifeboat-9-correct-under-failure';
  * restoring in turn. Deprecate after the longest restore (its lock wait included) that can have started before.
  */
 export const PARALLEL_RESTORE_HOSTS = 'lifeboat-11-parallel-restore-hosts';
+
+/**
+ * Issue 12 (you hear about red): runs report `started` and their outcome (reportEvent: notifications, metrics), and a
+ * failed run no longer shows a LifeboatSnapshot that was never stored. Runs started before it end as they began.
+ */
+export const RUN_EVENTS = 'lifeboat-12-run-events';

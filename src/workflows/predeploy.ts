@@ -1,11 +1,11 @@
 // predeployBackup: one snapshot per deploy id (the workflow id is derived from it, so a retried CI job attaches
 // to the same run), held against retention until CI signals that the deployment is verified, or the hold expires.
-import { condition, defineQuery, defineSignal, executeChild, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, defineQuery, defineSignal, executeChild, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import type { RetentionActivities } from '../activities/retention';
 import { DEPLOY_ID, PLAN, TIER } from '../shared/search-attributes';
 import type { BackupResult } from '../shared/types';
-import { BOOKKEEPING } from './activity-options';
+import { BOOKKEEPING, step } from './activity-options';
 import { backupPlan } from './backup';
 import { describeFailure, failedStatus, setStatus } from './failures';
 import { predeployBackupV1 } from './legacy/predeploy-v1';
@@ -28,7 +28,6 @@ export interface PredeployState {
 export const deployVerified = defineSignal('deployVerified');
 export const predeployState = defineQuery<PredeployState>('predeployState');
 
-const acts = proxyActivities<BackupActivities & RetentionActivities>(BOOKKEEPING);
 
 export async function predeployBackup(input: PredeployInput): Promise<PredeployState> {
   if (!patched(CORRECT_UNDER_FAILURE)) return predeployBackupV1(input);
@@ -41,6 +40,7 @@ export async function predeployBackup(input: PredeployInput): Promise<PredeployS
   try {
     state.result = await executeChild(backupPlan, {
       workflowId: `${workflowInfo().workflowId}-backup`,
+      staticSummary: `pre-deploy backup of plan ${input.plan} for deploy ${input.deployId}`,
       args: [{ plan: input.plan, tier: 'pre-deploy', deployId: input.deployId, holdUntil }],
       typedSearchAttributes: [
         { key: PLAN, value: input.plan },
@@ -59,7 +59,8 @@ export async function predeployBackup(input: PredeployInput): Promise<PredeployS
   try {
     // Until CI says the deploy is good, or the hold runs out; the record's hold.until covers a lost workflow.
     await condition(() => verified, input.holdSeconds * 1000);
-    await acts.releaseHold(await acts.loadPlan(input.plan), state.result.snapshot);
+    const ctx = await step<BackupActivities>(BOOKKEEPING, `load plan ${input.plan}`).loadPlan(input.plan);
+    await step<RetentionActivities>(BOOKKEEPING, `release the hold on ${state.result.snapshot} (deploy ${input.deployId})`).releaseHold(ctx, state.result.snapshot);
   } catch (err) {
     setStatus(failedStatus(err));
     throw describeFailure(err);

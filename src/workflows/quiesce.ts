@@ -11,7 +11,9 @@ import { causeMessage, failureMessage } from './failures';
  * recorded in history as running before. A failed start fails the run as RestartFailed.
  */
 export async function withQuiesce<T>(ctx: PlanContext, sourceName: string, work: () => Promise<T>): Promise<{ value: T; record: QuiesceRecord }> {
-  const act = (opts: ActivityOptions, step: string) => proxyActivities<QuiesceActivities>({ ...opts, activityId: `quiesce-${step}:${sourceName}` });
+  const verb = { inspect: 'find running services of', stop: 'stop services of', start: 'start services of' };
+  const act = (opts: ActivityOptions, step: keyof typeof verb) =>
+    proxyActivities<QuiesceActivities>({ ...opts, activityId: `quiesce-${step}:${sourceName}`, summary: `quiesce: ${verb[step]} ${sourceName}` });
   const record = await act(QUICK, 'inspect').quiesceInspect(ctx, sourceName);
   let failure: { err: unknown } | undefined;
   let value: T | undefined;

@@ -1,24 +1,23 @@
 // restoreSnapshot: fetch and check before touching anything, plan, refuse targets in use without force, then
 // restore per target source inside its quiesce controller. verifyRestore: the monthly restore drill.
 // Both hold the plan's lock (a backup of the plan never runs at the same time) and set a final status on every path.
-import { ApplicationFailure, CancellationScope, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import type { RestoreActivities } from '../activities/restore';
 import { SNAPSHOT } from '../shared/search-attributes';
 import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, SnapshotVerification, VerifyInput } from '../shared/types';
-import { BOOKKEEPING, LONG, QUICK, retry } from './activity-options';
+import { BOOKKEEPING, LONG, QUICK, retry, step } from './activity-options';
 import { describeFailure, failedStatus, setStatus } from './failures';
 import { restoreSnapshotV1, verifyRestoreV1 } from './legacy/restore-v1';
 import { CORRECT_UNDER_FAILURE, PARALLEL_RESTORE_HOSTS } from './patches';
 import { LOCK_WAIT_MS, withPlanLock } from './plan-lock';
 import { inLanes } from './lanes';
 import { withQuiesce } from './quiesce';
+import { failureEvent, report } from './run-events';
 
-const quick = proxyActivities<BackupActivities & RestoreActivities>(QUICK);
-const bookkeeping = proxyActivities<RestoreActivities>(BOOKKEEPING);
+const quick = (summary: string) => step<BackupActivities & RestoreActivities>(QUICK, summary);
 /** Downloads, extraction, scratch restores: fewer attempts than a backup's copy (a person is usually waiting). */
 const RESTORE_LONG = { ...LONG, retry: retry(3) };
-const long = proxyActivities<RestoreActivities>(RESTORE_LONG);
 
 const lockOptions = { maxWaitMs: LOCK_WAIT_MS, onWait: () => setStatus('Waiting') };
 
@@ -37,12 +36,12 @@ export async function restoreSnapshot(input: RestoreInput): Promise<RestoreResul
 async function restoreUnlocked(input: RestoreInput): Promise<RestoreResult> {
   const started = Date.now();
   setStatus('Running');
-  const ctx = await quick.loadPlan(input.plan);
+  const ctx = await quick(`load plan ${input.plan}`).loadPlan(input.plan);
   let fetched: FetchedSnapshot | undefined;
   try {
-    fetched = await long.fetchForRestore(ctx, input, workflowInfo().runId);
+    fetched = await step<RestoreActivities>(RESTORE_LONG, `fetch and check snapshot ${input.snapshot}${input.storage ? ` from ${input.storage}` : ''}`).fetchForRestore(ctx, input, workflowInfo().runId);
     upsertSearchAttributes([{ key: SNAPSHOT, value: fetched.snapshot }]);
-    const steps = await quick.planRestore(ctx, fetched, input);
+    const steps = await quick(`plan the restore of ${fetched.snapshot}`).planRestore(ctx, fetched, input);
     const base = { snapshot: fetched.snapshot, storage: fetched.storage, steps };
     if (input.dryRun) {
       setStatus('Completed');
@@ -62,7 +61,7 @@ async function restoreUnlocked(input: RestoreInput): Promise<RestoreResult> {
   } finally {
     if (fetched) {
       const workDir = fetched.workDir;
-      await CancellationScope.nonCancellable(() => quick.discardRestoreWork(ctx, workDir));
+      await CancellationScope.nonCancellable(() => quick('discard restore work').discardRestoreWork(ctx, workDir));
     }
   }
 }
@@ -82,7 +81,10 @@ async function restoreByHost(ctx: PlanContext, fetched: FetchedSnapshot, input: 
 async function restoreHost(ctx: PlanContext, fetched: FetchedSnapshot, input: RestoreInput, host: string, mine: RestoreResult['steps']): Promise<RestoreResult['restored']> {
   const restored: RestoreResult['restored'] = [];
   const work = async () => {
-    for (const s of mine) restored.push(await proxyActivities<RestoreActivities>({ ...RESTORE_LONG, activityId: `restore:${s.artifact}` }).restoreArtifact(ctx, fetched, input, s.artifact));
+    for (const s of mine) {
+      const summary = `restore ${s.artifact} of ${fetched.snapshot} to ${s.target} on ${host}`;
+      restored.push(await step<RestoreActivities>(RESTORE_LONG, summary, `restore:${s.artifact}`).restoreArtifact(ctx, fetched, input, s.artifact));
+    }
   };
   const quiesce = input.quiesce !== false && ctx.plan.sources.find((src) => src.name === host)?.quiesce;
   if (quiesce) await withQuiesce(ctx, host, work);
@@ -100,28 +102,32 @@ async function restoreHostsInTurn(ctx: PlanContext, fetched: FetchedSnapshot, in
 /** The drill: the latest snapshot and `verify.older` random older ones, each restored into scratch targets. */
 export async function verifyRestore(input: VerifyInput): Promise<SnapshotVerification[]> {
   if (!patched(CORRECT_UNDER_FAILURE)) return verifyRestoreV1(input);
+  const began = Date.now();
   try {
     return await withPlanLock(input.plan, 'verify', lockOptions, () => verifyLocked(input));
   } catch (err) {
     setStatus(failedStatus(err));
-    throw describeFailure(err);
+    const described = describeFailure(err);
+    await report(failureEvent(err, { plan: input.plan, kind: 'verify', durationMs: Date.now() - began }));
+    throw described;
   }
 }
 
 async function verifyLocked(input: VerifyInput): Promise<SnapshotVerification[]> {
   setStatus('Running');
-  const ctx = await quick.loadPlan(input.plan);
+  const ctx = await quick(`load plan ${input.plan}`).loadPlan(input.plan);
   // Activity arguments are not part of replay's command matching: passing the trust option needs no patch. It only
   // reaches snapshots the user named; the drill's own picks are signed ones.
   const trust = { allowUnsigned: input.allowUnsigned === true && input.snapshots !== undefined };
-  const chosen = input.snapshots ?? pickSnapshots(await quick.listSnapshotNames(ctx, input.storage), ctx.plan.verify.older);
+  const chosen = input.snapshots ?? pickSnapshots(await quick(`list snapshots of plan ${input.plan}`).listSnapshotNames(ctx, input.storage), ctx.plan.verify.older);
   if (chosen.length === 0) {
     throw ApplicationFailure.create({ type: 'VerificationFailed', nonRetryable: true, message: `plan ${input.plan} has no snapshot in storage to verify` });
   }
   const results: SnapshotVerification[] = [];
   for (const snapshot of chosen) {
-    const result = await proxyActivities<RestoreActivities>({ ...RESTORE_LONG, activityId: `verify:${snapshot}` }).verifySnapshot(ctx, input.storage, snapshot, workflowInfo().runId, trust);
-    await bookkeeping.recordVerification(ctx, input.storage, result);
+    const drill = step<RestoreActivities>(RESTORE_LONG, `restore drill: ${snapshot} into scratch targets`, `verify:${snapshot}`);
+    const result = await drill.verifySnapshot(ctx, input.storage, snapshot, workflowInfo().runId, trust);
+    await step<RestoreActivities>(BOOKKEEPING, `record the drill result of ${snapshot}`).recordVerification(ctx, input.storage, result);
     results.push(result);
   }
   const failed = results.flatMap((r) => r.checks.filter((c) => !c.ok).map((c) => `${r.snapshot} ${c.artifact}: ${c.check}: ${c.detail}`));

@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Config } from '../../src/config/schema';
 import type { LifeboatActivities } from '../../src/workers/worker';
 import type { ArtifactResult } from '../../src/sources/types';
-import type { PlanContext, QuiesceRecord, RetentionReport, SnapshotVerification, StorageResult } from '../../src/shared/types';
+import type { NotificationResult, PlanContext, QuiesceRecord, RetentionReport, RunEvent, SnapshotVerification, StorageResult } from '../../src/shared/types';
 
 type Step = (...args: any[]) => Promise<unknown>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -20,6 +20,8 @@ export interface World {
   on: Record<string, Step>;
   /** How many times each step key was attempted. */
   attempts: Record<string, number>;
+  /** Every event the runs reported (reportEvent), in order, with the number of `calls` made before it. */
+  events: Array<RunEvent & { afterCalls: number }>;
 }
 
 const worlds = new Map<string, World>();
@@ -39,6 +41,7 @@ export function makeWorld(prefix: string, plan: Record<string, unknown>): World 
     stopped: new Set(),
     on: {},
     attempts: {},
+    events: [],
   };
   worlds.set(name, world);
   return world;
@@ -160,6 +163,14 @@ export function fakeActivities(): LifeboatActivities {
     // The v1 (pre-patch) workflows' file lock.
     acquirePlanLock: (ctx: PlanContext) => step(ctx, 'acquirePlanLock', 'acquirePlanLock', [ctx], () => undefined),
     releasePlanLock: (ctx: PlanContext) => step(ctx, 'releasePlanLock', 'releasePlanLock', [ctx], () => undefined),
+    // Kept out of `calls` (whose exact order the tests pin); `events` records each with how many calls came before.
+    reportEvent: async (event: RunEvent): Promise<NotificationResult[]> => {
+      const w = worldOf(event.plan);
+      w.attempts.reportEvent = (w.attempts.reportEvent ?? 0) + 1;
+      w.events.push({ ...event, afterCalls: w.calls.length });
+      const override = w.on.reportEvent;
+      return override ? ((await override(event)) as NotificationResult[]) : [{ target: 'fake', type: 'webhook', event: event.event, ok: true }];
+    },
     recordVerification: (ctx: PlanContext, storage: string | undefined, result: SnapshotVerification) =>
       step(ctx, 'recordVerification', `recordVerification ${result.snapshot}`, [ctx, storage, result], () => undefined),
   };
