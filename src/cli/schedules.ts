@@ -77,7 +77,7 @@ function printList(list: ScheduleListing[]): void {
   }
   for (const s of list) {
     const state = s.paused ? `PAUSED${s.note ? ` (${s.note})` : ''}` : 'active';
-    console.log(`${s.id}  ${s.tier}  "${s.cron ?? '?'}" ${s.timezone ?? ''}  ${state}  [${s.status}]`);
+    console.log(`${s.id}  ${s.tier}  ${s.cron ? `"${s.cron}" ${s.timezone ?? ''}` : `every ${s.every ?? '?'}`}  ${state}  [${s.status}]`);
     if (s.nextRuns[0]) console.log(`    next:  ${s.nextRuns.slice(0, 3).join(', ')}`);
     for (const a of s.recentActions.slice(-3)) console.log(`    ran:   ${a.takenAt}  ${a.workflowId}`);
   }

@@ -1,4 +1,5 @@
-// Declarative Temporal Schedules: lifeboat.yaml's `plan.schedule` is the truth, `syncSchedules` makes the server
+// Declarative Temporal Schedules: lifeboat.yaml's `plan.schedule` (and, when any plan sets maxAge or
+// maxVerifiedAge, the freshness watchdog every `watchdog.every`) is the truth, `syncSchedules` makes the server
 // match it. Lifeboat owns a schedule only if its id starts with `lifeboat-` AND its memo names our task queue;
 // every other schedule in the namespace is left alone.
 import { createHash } from 'node:crypto';
@@ -12,32 +13,42 @@ import {
 } from '@temporalio/client';
 import type { SearchAttributePair } from '@temporalio/common';
 import type { Config } from '../config/schema';
+import { isWatched } from '../freshness/freshness';
 import { LifeboatError } from '../shared/errors';
 import { parseDurationMs } from '../shared/units';
 import { PLAN, TIER } from '../shared/search-attributes';
 import type { BackupInput, VerifyInput } from '../shared/types';
 
 export const SCHEDULE_PREFIX = 'lifeboat-';
+/** The freshness watchdog's one schedule (plan ids always end in a tier, so no plan's schedule can take it). */
+export const FRESHNESS_SCHEDULE_ID = `${SCHEDULE_PREFIX}freshness`;
+/** The watchdog's `plan`: it checks every watched plan. */
+const ALL_PLANS = '*';
 /** Bump when the shape of what Lifeboat creates changes, so the next sync updates every schedule. */
-const FINGERPRINT_VERSION = 1;
+const FINGERPRINT_VERSION = 2; // 2: runs carry a static summary
 const BACKUP_TIERS = ['daily', 'weekly', 'monthly'] as const;
 
-export type ScheduleTier = (typeof BACKUP_TIERS)[number] | 'verify';
+export type ScheduleTier = (typeof BACKUP_TIERS)[number] | 'verify' | 'freshness';
 
 export interface DesiredSchedule {
   id: string;
+  /** `*` for the freshness watchdog (every watched plan). */
   plan: string;
   tier: ScheduleTier;
-  cron: string;
-  timezone: string;
+  /** Calendar schedules: backups and drills. */
+  cron?: string;
+  timezone?: string;
+  /** Interval schedules: the freshness watchdog. */
+  intervalMs?: number;
   jitterMs: number;
   catchupWindowMs: number;
-  workflowType: 'backupPlan' | 'verifyRestore';
+  workflowType: 'backupPlan' | 'verifyRestore' | 'freshnessWatchdog';
   /** Base id; the server appends the scheduled time to each run's id. */
   workflowId: string;
-  args: [BackupInput] | [VerifyInput];
+  args: [BackupInput] | [VerifyInput] | [];
   taskQueue: string;
-  searchAttributes: { LifeboatPlan: string; LifeboatTier?: string };
+  /** The watchdog has none: it is no plan's run (status and the Web UI find a plan's runs by LifeboatPlan). */
+  searchAttributes: { LifeboatPlan?: string; LifeboatTier?: string };
   /** sha256 of the canonical JSON of everything above. */
   fingerprint: string;
 }
@@ -99,10 +110,38 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
       if (cron) out.push(desired(config, plan, tier, cron, s));
     }
   }
+  const watchdog = watchdogSchedule(config);
+  if (watchdog) out.push(watchdog);
   return out.sort((a, b) => a.id.localeCompare(b.id));
 }
 
-function desired(config: Config, plan: string, tier: ScheduleTier, cron: string, s: NonNullable<Config['plans'][string]['schedule']>): DesiredSchedule {
+/** The freshness watchdog, only while some plan sets maxAge or maxVerifiedAge; missed runs are not worth catching up. */
+function watchdogSchedule(config: Config): DesiredSchedule | undefined {
+  if (!Object.values(config.plans).some(isWatched)) return undefined;
+  const every = durationMs(config.watchdog.every);
+  return withFingerprint({
+    id: FRESHNESS_SCHEDULE_ID,
+    plan: ALL_PLANS,
+    tier: 'freshness',
+    intervalMs: every,
+    jitterMs: 0,
+    // After an outage, a run missed by less than one interval (a minute at least) still happens; older ones are
+    // skipped: the next check covers them.
+    catchupWindowMs: Math.max(every, 60_000),
+    workflowType: 'freshnessWatchdog',
+    workflowId: 'scheduled-freshness',
+    args: [],
+    taskQueue: config.temporal.taskQueue,
+    searchAttributes: {},
+  });
+}
+
+function withFingerprint(body: Omit<DesiredSchedule, 'fingerprint'>): DesiredSchedule {
+  const fingerprint = createHash('sha256').update(canonicalJson({ v: FINGERPRINT_VERSION, overlap: 'SKIP', ...body })).digest('hex');
+  return { ...body, fingerprint };
+}
+
+function desired(config: Config, plan: string, tier: (typeof BACKUP_TIERS)[number] | 'verify', cron: string, s: NonNullable<Config['plans'][string]['schedule']>): DesiredSchedule {
   const verify = tier === 'verify';
   const body: Omit<DesiredSchedule, 'fingerprint'> = {
     id: scheduleId(plan, tier),
@@ -119,8 +158,7 @@ function desired(config: Config, plan: string, tier: ScheduleTier, cron: string,
     // 'verify' is not a Tier: the drill's runs are found by plan only, like `lifeboat verify`.
     searchAttributes: verify ? { LifeboatPlan: plan } : { LifeboatPlan: plan, LifeboatTier: tier },
   };
-  const fingerprint = createHash('sha256').update(canonicalJson({ v: FINGERPRINT_VERSION, overlap: 'SKIP', ...body })).digest('hex');
-  return { ...body, fingerprint };
+  return withFingerprint(body);
 }
 
 /** What to do to make `existing` match `desired`. Pure. */
@@ -147,7 +185,7 @@ export function planSync(desired: DesiredSchedule[], existing: ExistingSchedule[
  */
 export function overlapWarnings(desired: DesiredSchedule[]): string[] {
   const warnings: string[] = [];
-  const backups = desired.filter((d) => d.tier !== 'verify');
+  const backups = desired.filter((d) => d.workflowType === 'backupPlan');
   backups.forEach((a, i) => {
     for (const b of backups.slice(i + 1)) {
       if (a.plan === b.plan && timeOfDay(a.cron) === timeOfDay(b.cron)) {
@@ -158,7 +196,7 @@ export function overlapWarnings(desired: DesiredSchedule[]): string[] {
   return warnings;
 }
 
-const timeOfDay = (cron: string) => cron.split(' ').slice(0, 2).join(' ');
+const timeOfDay = (cron: string | undefined) => (cron ?? '').split(' ').slice(0, 2).join(' ');
 
 // ---------------------------------------------------------------- talking to Temporal
 
@@ -194,7 +232,8 @@ async function describeCandidates(client: Client, desiredIds: string[]): Promise
 }
 
 function actionOf(d: DesiredSchedule): ScheduleOptions['action'] {
-  const searchAttributes: SearchAttributePair[] = [{ key: PLAN, value: d.plan }];
+  const searchAttributes: SearchAttributePair[] = [];
+  if (d.searchAttributes.LifeboatPlan) searchAttributes.push({ key: PLAN, value: d.searchAttributes.LifeboatPlan });
   if (d.searchAttributes.LifeboatTier) searchAttributes.push({ key: TIER, value: d.searchAttributes.LifeboatTier });
   return {
     type: 'startWorkflow',
@@ -204,10 +243,19 @@ function actionOf(d: DesiredSchedule): ScheduleOptions['action'] {
     taskQueue: d.taskQueue,
     typedSearchAttributes: searchAttributes,
     memo: { lifeboatFingerprint: d.fingerprint },
+    // The Web UI shows it on every run the schedule starts: what it is and what started it.
+    staticSummary: scheduledSummary(d),
   };
 }
 
-const specOf = (d: DesiredSchedule): ScheduleOptions['spec'] => ({ cronExpressions: [d.cron], timezone: d.timezone, jitter: d.jitterMs });
+function scheduledSummary(d: DesiredSchedule): string {
+  if (d.workflowType === 'freshnessWatchdog') return `freshness check of every watched plan (schedule ${d.id})`;
+  if (d.workflowType === 'verifyRestore') return `restore drill of plan ${d.plan} (schedule ${d.id})`;
+  return `${d.tier} backup of plan ${d.plan} (schedule ${d.id})`;
+}
+
+const specOf = (d: DesiredSchedule): ScheduleOptions['spec'] =>
+  d.intervalMs !== undefined ? { intervals: [{ every: d.intervalMs }], jitter: d.jitterMs } : { cronExpressions: [d.cron!], timezone: d.timezone!, jitter: d.jitterMs };
 const policiesOf = (d: DesiredSchedule): ScheduleOptions['policies'] => ({ overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: d.catchupWindowMs });
 
 async function createSchedule(client: Client, d: DesiredSchedule): Promise<void> {
@@ -270,6 +318,8 @@ export interface ScheduleListing {
   /** From the config: the server keeps only the compiled calendar. */
   cron?: string;
   timezone?: string;
+  /** Interval schedules (the freshness watchdog), e.g. `10m`. */
+  every?: string;
   /** in-sync; out-of-date (config changed, run sync); not-in-config (sync deletes it); missing (sync creates it). */
   status: 'in-sync' | 'out-of-date' | 'not-in-config' | 'missing';
   paused: boolean;
@@ -285,7 +335,7 @@ export async function listSchedules(client: Client, config: Config): Promise<Sch
   const listed = owned.map((d) => listing(d, desired.get(d.scheduleId)));
   const present = new Set(listed.map((l) => l.id));
   for (const d of desired.values()) {
-    if (!present.has(d.id)) listed.push({ id: d.id, plan: d.plan, tier: d.tier, cron: d.cron, timezone: d.timezone, status: 'missing', paused: false, nextRuns: [], recentActions: [] });
+    if (!present.has(d.id)) listed.push({ id: d.id, plan: d.plan, tier: d.tier, ...when(d), status: 'missing', paused: false, nextRuns: [], recentActions: [] });
   }
   return listed.sort((a, b) => a.id.localeCompare(b.id));
 }
@@ -296,14 +346,26 @@ function listing(d: ScheduleDescription, want: DesiredSchedule | undefined): Sch
     id: d.scheduleId,
     plan: memoString(d.memo, 'lifeboatPlan') ?? '?',
     tier: memoString(d.memo, 'lifeboatTier') ?? '?',
-    ...(want ? { cron: want.cron } : {}),
+    ...(want?.cron ? { cron: want.cron } : {}),
     ...(d.spec.timezone ? { timezone: d.spec.timezone } : {}),
+    ...(d.spec.intervals?.[0] ? { every: intervalText(d.spec.intervals[0].every) } : {}),
     status: !want ? 'not-in-config' : want.fingerprint === fingerprint ? 'in-sync' : 'out-of-date',
     paused: d.state.paused,
     ...(d.state.note ? { note: d.state.note } : {}),
     nextRuns: d.info.nextActionTimes.map((t) => t.toISOString()),
     recentActions: d.info.recentActions.map((a) => ({ scheduledAt: a.scheduledAt.toISOString(), takenAt: a.takenAt.toISOString(), workflowId: a.action.workflow.workflowId })),
   };
+}
+
+function when(d: DesiredSchedule): Pick<ScheduleListing, 'cron' | 'timezone' | 'every'> {
+  if (d.intervalMs !== undefined) return { every: intervalText(d.intervalMs) };
+  return { ...(d.cron ? { cron: d.cron } : {}), ...(d.timezone ? { timezone: d.timezone } : {}) };
+}
+
+/** 600000 → "10m": the largest unit that divides it, as the config writes durations. */
+export function intervalText(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000]] as const) if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${Math.round(ms / 1000)}s`;
 }
 
 function isOwned(d: ScheduleDescription, config: Config): boolean {

@@ -3,3 +3,4 @@ export { backupPlan } from './backup';
 export { restoreSnapshot, verifyRestore } from './restore';
 export { predeployBackup } from './predeploy';
 export { planLock } from './plan-lock';
+export { freshnessWatchdog } from './freshness';

@@ -4,6 +4,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { Config } from '../../src/config/schema';
+import type { FreshnessCheck } from '../../src/activities/freshness';
 import type { LifeboatActivities } from '../../src/workers/worker';
 import type { ArtifactResult } from '../../src/sources/types';
 import type { NotificationResult, PlanContext, QuiesceRecord, RetentionReport, RunEvent, SnapshotVerification, StorageResult } from '../../src/shared/types';
@@ -93,6 +94,9 @@ const okArtifact = (ctx: PlanContext, source: string, name: string): ArtifactRes
   return { source, name, type: a.type, required: a.required, status: 'ok', paths: [`files/${name}`], bytes: 100, details: {} };
 };
 
+/** What each next fake checkFreshness returns, in turn (the events name plans whose worlds record the reports). */
+export const freshnessChecks: FreshnessCheck[][] = [];
+
 export function fakeActivities(): LifeboatActivities {
   const fakes = {
     loadPlan: (plan: string) => step(plan, 'loadPlan', 'loadPlan', [plan], () => worldOf(plan).ctx),
@@ -170,6 +174,12 @@ export function fakeActivities(): LifeboatActivities {
       w.events.push({ ...event, afterCalls: w.calls.length });
       const override = w.on.reportEvent;
       return override ? ((await override(event)) as NotificationResult[]) : [{ target: 'fake', type: 'webhook', event: event.event, ok: true }];
+    },
+    // Not keyed by plan (the watchdog checks every plan): the test sets what the next check finds.
+    checkFreshness: async () => {
+      const checks = freshnessChecks.shift();
+      if (!checks) throw ApplicationFailure.nonRetryable('no fake freshness check queued', 'ConfigError');
+      return checks;
     },
     recordVerification: (ctx: PlanContext, storage: string | undefined, result: SnapshotVerification) =>
       step(ctx, 'recordVerification', `recordVerification ${result.snapshot}`, [ctx, storage, result], () => undefined),

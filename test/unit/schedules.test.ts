@@ -1,7 +1,7 @@
 // desiredSchedules and planSync: which schedules a config asks for, and what a sync would do. No Temporal.
 import { describe, expect, it } from 'vitest';
 import { Config } from '../../src/config/schema';
-import { canonicalJson, desiredSchedules, durationMs, overlapWarnings, planSync, type DesiredSchedule, type ExistingSchedule } from '../../src/schedules/sync';
+import { canonicalJson, desiredSchedules, durationMs, FRESHNESS_SCHEDULE_ID, intervalText, overlapWarnings, planSync, type DesiredSchedule, type ExistingSchedule } from '../../src/schedules/sync';
 
 const source = { name: 'app', host: 'local', artifacts: [{ type: 'files', name: 'site', paths: ['/srv/site'] }] };
 
@@ -95,6 +95,47 @@ describe('desiredSchedules', () => {
     const w = overlapWarnings(desiredSchedules(config({ daily: '30 2 * * *', weekly: '30 2 * * 0', verify: '30 2 * * *' })));
     expect(w).toHaveLength(1);
     expect(w[0]).toMatch(/plan web: daily and weekly both start at "30 2"/);
+  });
+});
+
+describe('the freshness watchdog schedule', () => {
+  const watched = (plan: Record<string, unknown>, top: Record<string, unknown> = {}) =>
+    Config.parse({ ...config(FULL), ...top, plans: { ...config(FULL).plans, quiet: { sources: [source], storages: ['disk'], ...plan } } });
+
+  it('exists only while some plan sets maxAge or maxVerifiedAge', () => {
+    expect(desiredSchedules(config(FULL)).map((d) => d.id)).not.toContain(FRESHNESS_SCHEDULE_ID);
+    expect(desiredSchedules(watched({ maxAge: '26h' })).map((d) => d.id)).toContain(FRESHNESS_SCHEDULE_ID);
+    expect(desiredSchedules(watched({ maxVerifiedAge: '35d' })).map((d) => d.id)).toContain(FRESHNESS_SCHEDULE_ID);
+    // A plan without a backup schedule can still be watched (backups started by CI, say).
+    const onlyWatched = Config.parse({ ...config(undefined), plans: { web: { sources: [source], storages: ['disk'], maxAge: '2d' } } });
+    expect(desiredSchedules(onlyWatched).map((d) => d.id)).toEqual([FRESHNESS_SCHEDULE_ID]);
+  });
+
+  it('runs freshnessWatchdog every watchdog.every (default 10m), no arguments, no plan search attributes', () => {
+    const d = byId(desiredSchedules(watched({ maxAge: '26h' })))[FRESHNESS_SCHEDULE_ID]!;
+    expect(d).toMatchObject({ id: 'lifeboat-freshness', plan: '*', tier: 'freshness', intervalMs: 600_000, jitterMs: 0, workflowType: 'freshnessWatchdog', workflowId: 'scheduled-freshness', args: [], taskQueue: 'lifeboat-q', searchAttributes: {} });
+    expect(d).not.toHaveProperty('cron');
+    const every = byId(desiredSchedules(watched({ maxAge: '26h' }, { watchdog: { every: '1m' } })))[FRESHNESS_SCHEDULE_ID]!;
+    expect(every.intervalMs).toBe(60_000);
+    expect(every.fingerprint).not.toBe(d.fingerprint);
+    expect(byId(desiredSchedules(watched({ maxAge: '26h' }, { watchdog: { every: '600s' } })))[FRESHNESS_SCHEDULE_ID]!.fingerprint).toBe(d.fingerprint);
+    expect(overlapWarnings(desiredSchedules(watched({ maxAge: '26h' })))).toEqual([]);
+    expect([intervalText(600_000), intervalText(90_000), intervalText(7_200_000), intervalText(172_800_000), intervalText(10_000)]).toEqual(['10m', '90s', '2h', '2d', '10s']);
+  });
+
+  it('adding it changes no existing schedule: watching a plan leaves the backup and verify fingerprints as they were', () => {
+    const fps = (c: Config) => Object.fromEntries(desiredSchedules(c).filter((d) => d.id !== FRESHNESS_SCHEDULE_ID).map((d) => [d.id, d.fingerprint]));
+    const before = fps(watched({}));
+    expect(Object.keys(before)).toEqual(expect.arrayContaining(['lifeboat-web-daily', 'lifeboat-web-weekly', 'lifeboat-web-monthly', 'lifeboat-web-verify']));
+    expect(fps(watched({ maxAge: '26h' }))).toEqual(before);
+  });
+
+  it('sync creates it, and deletes it once no plan is watched any more', () => {
+    const desired = desiredSchedules(watched({ maxAge: '26h' }));
+    const ours = (d: DesiredSchedule): ExistingSchedule => ({ id: d.id, fingerprint: d.fingerprint, taskQueue: 'lifeboat-q' });
+    const before = desired.filter((d) => d.id !== FRESHNESS_SCHEDULE_ID).map(ours);
+    expect(planSync(desired, before, 'lifeboat-q').create.map((d) => d.id)).toEqual([FRESHNESS_SCHEDULE_ID]);
+    expect(planSync(desiredSchedules(config(FULL)), desired.map(ours), 'lifeboat-q').delete).toEqual([FRESHNESS_SCHEDULE_ID]);
   });
 });
 

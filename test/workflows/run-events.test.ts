@@ -5,7 +5,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SNAPSHOT } from '../../src/shared/search-attributes';
 import type { BackupResult } from '../../src/shared/types';
-import { hang, makeWorld, permanent, type World } from '../support/fake-activities';
+import { freshnessChecks, hang, makeWorld, permanent, type World } from '../support/fake-activities';
 import type { TemporalFixture } from '../support/fixtures';
 import { eventually, fakeWorker, keepHistory, runFailure, startWorkflow } from '../support/workflow-harness';
 
@@ -155,5 +155,39 @@ describe('run events and summaries', () => {
     const error = w.events.at(-1)!.error!;
     expect(error.length).toBeLessThanOrEqual(10 * 1024 + 1);
     expect(error.endsWith('THE END')).toBe(true);
+  });
+});
+
+describe('freshnessWatchdog', () => {
+  const watchdog = (w: World) => startWorkflow(t, 'freshnessWatchdog', w, [], 'watchdog');
+
+  it('reports each transition the check returns (stale, recovered) and nothing for a quiet check', async () => {
+    const a = makeWorld('stale', { sources: [remote] });
+    const b = makeWorld('fresh', { sources: [remote] });
+    const stale = { event: 'stale' as const, plan: a.ctx.planName, kind: 'freshness' as const, status: 'stale', reason: 'newest snapshot 27h old (maxAge 26h)' };
+    freshnessChecks.push(
+      [
+        { plan: a.ctx.planName, stale: true, reasons: [stale.reason], event: stale },
+        { plan: b.ctx.planName, stale: false, reasons: [] },
+      ],
+      [{ plan: a.ctx.planName, stale: true, reasons: [stale.reason] }],
+    );
+    const first = await watchdog(a);
+    const r1 = (await first.result()) as { notifications: unknown[] };
+    expect(a.events.map((e) => e.event)).toEqual(['stale']);
+    expect(a.events[0]).toMatchObject({ reason: stale.reason, workflowId: first.workflowId });
+    expect(b.events).toEqual([]);
+    expect(r1.notifications).toHaveLength(1);
+    await keepHistory(first, 'freshness-stale');
+    await (await watchdog(a)).result();
+    expect(a.events).toHaveLength(1); // the same episode is not reported again
+  });
+
+  it('a report that fails is recorded in the result, the watchdog still completes', async () => {
+    const a = makeWorld('stale-noreport', { sources: [remote] });
+    a.on.reportEvent = permanent('ConfigError', 'notify broke');
+    freshnessChecks.push([{ plan: a.ctx.planName, stale: true, reasons: ['x'], event: { event: 'stale', plan: a.ctx.planName, kind: 'freshness', status: 'stale', reason: 'x' } }]);
+    const r = (await (await watchdog(a)).result()) as { notifications: Array<{ ok: boolean; error?: string }> };
+    expect(r.notifications).toEqual([expect.objectContaining({ ok: false, error: expect.stringContaining('notify broke') })]);
   });
 });
