@@ -8,5 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-node-modules.sh
 bash scripts/ensure-binaries.sh
-LIFEBOAT_RECORD_REPLAY=1 npx vitest run test/workflows/backup.test.ts test/workflows/restore-verify-predeploy.test.ts "$@"
+LIFEBOAT_RECORD_REPLAY=1 npx vitest run test/workflows/backup.test.ts test/workflows/restore-verify-predeploy.test.ts test/workflows/run-events.test.ts "$@"
 ls -1 test/replay

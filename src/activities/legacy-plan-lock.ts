@@ -1,12 +1,13 @@
-// LEGACY v1: this file as it was at e676c07 (imports and the exported name adjusted, nothing else), kept so runs
+// LEGACY v1: this file as it was at e676c07 (imports, the exported name and the connection (TLS) adjusted), kept so runs
 // started before patch CORRECT_UNDER_FAILURE replay and finish on it. Delete with the patch (src/workflows/patches.ts).
 // One backup of a plan at a time, whatever started it (a daily and a monthly schedule at the same minute, the
 // CLI, a pre-deploy run). Schedules' SKIP policy only covers one schedule. The lock is a file on the backup
 // host naming the holding run; a holder that Temporal no longer reports as running is stale and taken over.
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { loadConfig } from '../config/load';
+import { openClientConnection } from '../temporal/connection';
 import { LifeboatError } from '../shared/errors';
 import type { PlanContext } from '../shared/types';
 import { runActivity } from './run';
@@ -22,7 +23,7 @@ export function createPlanLockActivities({ configPath }: { configPath: string })
   /** Whether Temporal still runs the holder; a lost lock file owner (crash, termination) is not. */
   async function stillRunning(holder: Holder): Promise<boolean> {
     const { temporal } = await loadConfig(configPath);
-    const connection = await Connection.connect({ address: temporal.address });
+    const connection = await openClientConnection(temporal);
     try {
       const d = await new Client({ connection, namespace: temporal.namespace }).workflow.getHandle(holder.workflowId, holder.runId).describe();
       return d.status.name === 'RUNNING';

@@ -1,7 +1,9 @@
 // reportEvent: the one activity a run calls when it starts and ends (src/workflows/run-events.ts). It tells the
-// notification targets; it never throws for a delivery that failed, so a notification never changes a run's outcome.
+// notification targets and this worker's metrics; it never throws for a delivery that failed, so a notification
+// never changes a run's outcome.
 import { log } from '@temporalio/activity';
 import { loadConfig } from '../config/load';
+import { observeRunEvent } from '../metrics';
 import { sendNotifications } from '../notify/send';
 import { LifeboatError } from '../shared/errors';
 import type { NotificationResult, RunEvent } from '../shared/types';
@@ -10,26 +12,28 @@ import { runActivity } from './run';
 export function createNotifyActivities({ configPath }: { configPath: string }) {
   return {
     async reportEvent(event: RunEvent): Promise<NotificationResult[]> {
-      return runActivity(async ({ progress }) => {
-        // metrics: observeRunEvent(event)
-        let config;
-        try {
-          config = await loadConfig(configPath);
-        } catch (err) {
-          // The run's outcome stands; the failure to notify is recorded in its result instead.
-          const error = oneLine(err instanceof LifeboatError ? `${err.code}: ${err.message}` : `cannot load ${configPath}: ${(err as Error).message}`);
-          log.warn(`notify: ${event.event} of plan ${event.plan} not sent: ${error}`);
-          return [{ target: '*', type: 'webhook', event: event.event, ok: false, error }];
-        }
-        progress({ phase: 'sending', event: event.event, plan: event.plan });
-        const results = await sendNotifications(config, event);
-        for (const r of results.filter((r) => !r.ok)) {
-          log.warn(`notify: ${r.type} target ${r.target} failed for ${event.event} of plan ${event.plan}: ${oneLine(r.error ?? '')}`);
-        }
-        return results;
-      });
+      // Metrics after the deliveries: every run counts, with or without notification targets.
+      return runActivity(({ progress }) => deliver(configPath, event, progress).finally(() => observeRunEvent(event)));
     },
   };
+}
+
+async function deliver(configPath: string, event: RunEvent, progress: (details: Record<string, unknown>) => void): Promise<NotificationResult[]> {
+  let config;
+  try {
+    config = await loadConfig(configPath);
+  } catch (err) {
+    // The run's outcome stands; the failure to notify is recorded in its result instead.
+    const error = oneLine(err instanceof LifeboatError ? `${err.code}: ${err.message}` : `cannot load ${configPath}: ${(err as Error).message}`);
+    log.warn(`notify: ${event.event} of plan ${event.plan} not sent: ${error}`);
+    return [{ target: '*', type: 'webhook', event: event.event, ok: false, error }];
+  }
+  progress({ phase: 'sending', event: event.event, plan: event.plan });
+  const results = await sendNotifications(config, event);
+  for (const r of results.filter((r) => !r.ok)) {
+    log.warn(`notify: ${r.type} target ${r.target} failed for ${event.event} of plan ${event.plan}: ${oneLine(r.error ?? '')}`);
+  }
+  return results;
 }
 
 /** A config error lists one problem per line; a log line and a result's error are one line. */

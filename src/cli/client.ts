@@ -1,26 +1,27 @@
-// The CLI's Temporal client. An unreachable server or an unknown namespace is one line naming it, not a stack.
-import { Client, Connection } from '@temporalio/client';
+// The CLI's Temporal client. An unreachable server, a TLS problem or an unknown namespace is one line naming it,
+// not a stack. How to connect (address, TLS, API key) is src/temporal/connection.ts's business.
+import { Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
 import { LifeboatError } from '../shared/errors';
+import { openClientConnection } from '../temporal/connection';
 
 export async function connectClient(temporal: Config['temporal']): Promise<Client> {
-  let connection: Connection;
-  try {
-    connection = await Connection.connect({ address: temporal.address, connectTimeout: '10s' });
-  } catch (err) {
-    throw new LifeboatError('TemporalUnavailable', `cannot reach Temporal at ${temporal.address}: ${firstLine(err)} (is the server running? see temporal.address in lifeboat.yaml)`);
-  }
+  const connection = await openClientConnection(temporal);
   try {
     await connection.workflowService.describeNamespace({ namespace: temporal.namespace });
   } catch (err) {
     await connection.close();
-    const notFound = (err as { code?: number }).code === 5;
-    throw new LifeboatError(
-      'TemporalUnavailable',
-      notFound ? `Temporal at ${temporal.address} has no namespace "${temporal.namespace}" (see temporal.namespace in lifeboat.yaml)` : `Temporal at ${temporal.address}: ${firstLine(err)}`,
-    );
+    throw namespaceProblem(temporal, err);
   }
   return new Client({ connection, namespace: temporal.namespace });
+}
+
+function namespaceProblem(temporal: Config['temporal'], err: unknown): LifeboatError {
+  const code = (err as { code?: number }).code;
+  if (code === 5) return new LifeboatError('TemporalUnavailable', `Temporal at ${temporal.address} has no namespace "${temporal.namespace}" (see temporal.namespace in lifeboat.yaml)`);
+  // 16 UNAUTHENTICATED / 7 PERMISSION_DENIED: the API key or client certificate is not accepted for this namespace.
+  if (code === 16 || code === 7) return new LifeboatError('TemporalUnavailable', `Temporal at ${temporal.address} refused access to namespace "${temporal.namespace}": ${firstLine(err)} (check temporal.apiKey / temporal.tls.cert)`);
+  return new LifeboatError('TemporalUnavailable', `Temporal at ${temporal.address}: ${firstLine(err)}`);
 }
 
 const firstLine = (err: unknown) => String((err as Error)?.message ?? err).split('\n')[0];

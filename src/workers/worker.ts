@@ -6,7 +6,14 @@ import { createQuiesceActivities } from '../activities/quiesce';
 import { createRestoreActivities } from '../activities/restore';
 import { createRetentionActivities } from '../activities/retention';
 import { createPlanLockActivities } from '../activities/legacy-plan-lock';
+import { createNotifyActivities } from '../activities/notify';
+import { createFreshnessActivities } from '../activities/freshness';
 import { loadConfig } from '../config/load';
+import { startMetrics, stopMetrics, type MetricsService } from '../metrics';
+import { openNativeConnection } from '../temporal/connection';
+import type { LogFormat } from './logger';
+import { installWorkerRuntime } from './runtime';
+import { workflowCode } from './workflow-bundle';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -28,6 +35,8 @@ export function lifeboatActivities(configPath: string) {
     ...createQuiesceActivities(),
     ...createRestoreActivities(),
     ...createRetentionActivities(),
+    ...createNotifyActivities({ configPath }),
+    ...createFreshnessActivities({ configPath }),
     // Only runs started before patch CORRECT_UNDER_FAILURE call these (src/workflows/patches.ts).
     ...createPlanLockActivities({ configPath }),
   };
@@ -40,7 +49,8 @@ export function createLifeboatWorker(opts: LifeboatWorkerOptions): Promise<Worke
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    // Given (tests share one), else dist/workflows.js from the build while current, else the sources (webpack).
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : workflowCode()),
     activities: opts.activities ?? lifeboatActivities(opts.configPath),
     // Capture-heavy work is I/O bound but spawns processes: keep concurrency modest on a small backup host.
     maxConcurrentActivityTaskExecutions: 8,
@@ -53,14 +63,24 @@ export function createLifeboatWorker(opts: LifeboatWorkerOptions): Promise<Worke
 }
 
 /** `lifeboat worker`: runs until SIGINT/SIGTERM (the SDK's default shutdown signals). */
-export async function runWorker(configPath: string): Promise<void> {
+export async function runWorker(configPath: string, opts: { logFormat?: LogFormat } = {}): Promise<void> {
   const config = await loadConfig(configPath);
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  // Before any connection: the Runtime (logger, SDK metrics exporter) can be installed once per process.
+  const runtime = await installWorkerRuntime({ logFormat: opts.logFormat ?? 'text', sdkMetrics: Boolean(config.metrics) });
+  const { address, namespace, taskQueue } = config.temporal;
+  const connection = await openNativeConnection(config.temporal);
+  let metrics: MetricsService | undefined;
   try {
-    const worker = await createLifeboatWorker({ connection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, configPath });
-    console.error(`lifeboat worker: task queue ${config.temporal.taskQueue} on ${config.temporal.address} (${config.temporal.namespace})`);
+    const worker = await createLifeboatWorker({ connection, namespace, taskQueue, configPath });
+    if (config.metrics) {
+      metrics = await startMetrics({ configPath, listen: config.metrics.listen, logger: runtime.logger, ...(runtime.sdkMetricsUrl ? { sdkMetricsUrl: runtime.sdkMetricsUrl } : {}) });
+      runtime.logger.info(`lifeboat metrics: listening on http://${config.metrics.listen}/metrics`, { listen: config.metrics.listen });
+    }
+    const tls = config.temporal.tls || config.temporal.apiKey ? ', TLS' : '';
+    runtime.logger.info(`lifeboat worker: task queue ${taskQueue} on ${address} (${namespace}${tls})`, { taskQueue, address, namespace });
     await worker.run();
   } finally {
+    if (metrics) await stopMetrics(metrics);
     await connection.close();
   }
 }

@@ -1,0 +1,53 @@
+// Which workflow code the worker loads: the bundle scripts/build.mjs made (dist/workflows.js) while it is current,
+// else the sources (webpack at worker start, as before). A pre-built bundle spares every worker start the webpack
+// run: seconds of CPU, and ~150 MiB of RSS that the process kept afterwards (idle worker: 366 → 195 MiB).
+import { readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { WorkerOptions } from '@temporalio/worker';
+
+/** The checkout (or image) root: the nearest directory above this module with a package.json. This module runs
+ * from src/workers/ under tsx and vitest, and from a dist/chunks/ file once built. */
+export function projectRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (statSync(join(dir, 'package.json'), { throwIfNoEntry: false })?.isFile()) return dir;
+    if (dirname(dir) === dir) throw new Error(`no package.json above ${from}`);
+  }
+}
+
+/** Newest mtime (ms) under dir, directories included (a deleted file changes its directory's mtime); 0 if absent. */
+export function newestMtime(dir: string): number {
+  let newest: number;
+  let entries;
+  try {
+    newest = statSync(dir).mtimeMs;
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    const t = e.isDirectory() ? newestMtime(p) : (statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0);
+    if (t > newest) newest = t;
+  }
+  return newest;
+}
+
+/**
+ * dist/workflows.js when it is newer than every file under src/ (workflow code imports src/shared and friends) and
+ * than the last npm install (the bundle holds @temporalio/workflow's own code, which must match the worker's SDK);
+ * undefined otherwise. An image without src/ has nothing to be stale against.
+ */
+export function currentWorkflowBundle(root: string = projectRoot()): string | undefined {
+  const codePath = join(root, 'dist', 'workflows.js');
+  const built = statSync(codePath, { throwIfNoEntry: false })?.mtimeMs;
+  if (built === undefined) return undefined;
+  const deps = statSync(join(root, 'node_modules', '.package-lock.json'), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  return built > newestMtime(join(root, 'src')) && built > deps ? codePath : undefined;
+}
+
+/** Worker.create's workflow options: the pre-built bundle when current, else the sources' entry point. */
+export function workflowCode(root: string = projectRoot()): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  const codePath = currentWorkflowBundle(root);
+  return codePath ? { workflowBundle: { codePath } } : { workflowsPath: join(root, 'src', 'workflows', 'index.ts') };
+}
