@@ -135,6 +135,8 @@ async function verifyLocked(input: VerifyInput): Promise<SnapshotVerification[]>
     throw ApplicationFailure.create({ type: 'VerificationFailed', nonRetryable: true, message: `restore drill failed:\n- ${failed.join('\n- ')}`, details: [results] });
   }
   setStatus('Completed');
+  // Kind `verify`: a healthchecks ping or a `succeeded` subscription for backups is not fired by a drill.
+  await report({ event: 'succeeded', plan: input.plan, kind: 'verify', snapshot: chosen[0], status: 'Completed', durationMs: results.reduce((n, r) => n + r.duration_ms, 0) });
   return results;
 }
 

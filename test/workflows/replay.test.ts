@@ -26,6 +26,11 @@ const REQUIRED = [
   'verify-failure',
   'predeploy-success',
   'predeploy-failure',
+  // Runs started after patch RUN_EVENTS report started/outcome; the watchdog has one path per transition.
+  'backup-events-success',
+  'backup-events-failure',
+  'verify-events-success',
+  'freshness-stale',
   // Runs started before patch CORRECT_UNDER_FAILURE (src/workflows/patches.ts) take the v1 path.
   'v1-backup-success',
   'v1-backup-failure',

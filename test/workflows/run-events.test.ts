@@ -136,7 +136,7 @@ describe('run events and summaries', () => {
     for (const n of result.notifications!) expect(n).toMatchObject({ ok: false, error: expect.stringContaining('notify broke') });
   });
 
-  it('a failed restore drill reports verify_failed; a good one reports nothing', async () => {
+  it('a failed restore drill reports verify_failed; a good one reports succeeded (kind verify)', async () => {
     const w = makeWorld('drill', { sources: [web] });
     w.on['verify:snap-3'] = async () => ({ snapshot: 'snap-3', ok: false, duration_ms: 5, verified_at: new Date().toISOString(), checks: [{ artifact: 'db', check: 'row counts', ok: false, detail: 'orders: 10 != 12' }] });
     const bad = await startWorkflow(t, 'verifyRestore', w, [{ plan: w.ctx.planName }]);
@@ -144,8 +144,11 @@ describe('run events and summaries', () => {
     expect(w.events).toHaveLength(1);
     expect(w.events[0]).toMatchObject({ event: 'verify_failed', kind: 'verify', errorType: 'VerificationFailed', error: expect.stringContaining('orders: 10 != 12') });
     delete w.on['verify:snap-3'];
-    await (await startWorkflow(t, 'verifyRestore', w, [{ plan: w.ctx.planName }])).result();
-    expect(w.events).toHaveLength(1);
+    const good = await startWorkflow(t, 'verifyRestore', w, [{ plan: w.ctx.planName }]);
+    await good.result();
+    await keepHistory(good, 'verify-events-success');
+    expect(w.events).toHaveLength(2);
+    expect(w.events[1]).toMatchObject({ event: 'succeeded', kind: 'verify', snapshot: 'snap-3', status: 'Completed' });
   });
 
   it('an error longer than 10 KB is sent as its last 10 KB', async () => {
