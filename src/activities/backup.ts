@@ -7,7 +7,7 @@ import pLimit from 'p-limit';
 import { getPlan, loadConfig } from '../config/load';
 import { findArtifact } from '../config/lookup';
 import type { Artifact, Source } from '../config/schema';
-import { HostPool, connectHost } from '../remote/host';
+import { HostPool, connectHost, type Host } from '../remote/host';
 import { LifeboatError } from '../shared/errors';
 import { formatBytes, parseDurationMs } from '../shared/units';
 import type {
@@ -34,6 +34,8 @@ import { sourceModule } from '../sources/registry';
 import type { ArtifactResult } from '../sources/types';
 import { isRestic, openStorage } from '../storage';
 import { uploadToRestic } from '../storage/restic-upload';
+import { previousArtifactBytes } from '../snapshot/previous';
+import { artifactProgress, phase } from './progress';
 import { DEFAULT_STALL_MS, asLifeboatError, runActivity } from './run';
 
 /** du over a large tree reports nothing until it ends. */
@@ -118,6 +120,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         const { source, artifact } = found;
         const host = await connectHost(source, ctx, signal);
         try {
+          const estimate = await captureEstimate(ctx, host, artifact, signal);
           const captured = await sourceModule(artifact).capture({
             host,
             source,
@@ -127,7 +130,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
             mirrorDir: mirrorDir(ctx.backupRoot, ctx.planName, source.name, artifact.name),
             denyList: ctx.denyList,
             signal,
-            progress,
+            progress: artifactProgress(progress, { estimate, rsyncPhase: 'pull' }),
             quiet,
           });
           return { source: source.name, name: artifact.name, type: artifact.type, required: artifact.required, ...captured, status: captured.status ?? 'ok' };
@@ -176,10 +179,12 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         }
         // Files unchanged since the last finalize keep their hash: an unchanged re-backup reads no file again.
         const previous = await loadHashCache(ctx.backupRoot, ctx.planName);
-        progress({ hash_cache: previous.reason });
+        // What will be read: files whose identity differs from the cached one (hashManifest's own reuse rule).
+        const toHash = listed.files.filter((f) => previous.cache?.entries.get(f.path)?.identity !== f.identity).reduce((n, f) => n + f.size, 0);
+        progress({ hash_cache: previous.reason, ...phase('hash', toHash) });
         const manifest = await hashManifest(paths.workDir, listed, {
           ...(previous.cache ? { reuse: previous.cache.entries } : {}),
-          onProgress: atMostEvery(250, (files, bytes) => progress({ hashed_files: files, hashed_bytes: bytes })),
+          onProgress: atMostEvery(250, (files, bytes) => progress({ hashed_files: files, bytesDone: bytes })),
           signal,
         });
         progress({ hashed_files: manifest.hashed, reused_files: manifest.reused });
@@ -209,7 +214,16 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           return { path, format, sha256: known.trim(), size: (await stat(path)).size, ...(recipients ? { encryption: 'age' as const } : {}) };
         }
         const dir = snapshotPaths(ctx.backupRoot, snapshot, format).dir;
-        const info = await createArchive(dir, path, format, { level, recipients, signal, onProgress: (bytes) => progress({ archive_bytes: bytes }) });
+        // Bytes tar has read (its stream) of the tree's size, which du finds meanwhile; the archive's own size beside.
+        progress(phase('archive'));
+        void treeBytes(dir, signal).then((total) => total !== undefined && progress({ bytesTotal: total }));
+        const info = await createArchive(dir, path, format, {
+          level,
+          recipients,
+          signal,
+          onInput: (bytes) => progress({ bytesDone: bytes }),
+          onProgress: (bytes) => progress({ archive_bytes: bytes }),
+        });
         await writeFile(sidecar, `${info.sha256}\n`, { mode: 0o600 });
         return info;
       });
@@ -224,15 +238,17 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         if (isRestic(backend)) {
           // restic stores the snapshot directory itself (deduplicated, encrypted by restic), not the archive.
           const dir = snapshotPaths(ctx.backupRoot, record.snapshot, archive.format).dir;
-          const onProgress = (bytes: number) => progress({ storage: storageName, restic_bytes: bytes });
+          progress({ storage: storageName, ...phase('upload') });
+          const onProgress = (bytes: number, total?: number) => progress({ bytesDone: bytes, bytesTotal: total });
           return uploadToRestic(backend, { storage: storageName, dir, record: await sealRecord(ctx, record, archive), signal, onProgress });
         }
         const key = archiveKey(ctx.planName, record.snapshot, archive.format, archive.encryption === 'age');
+        progress({ storage: storageName, ...phase('upload', archive.size) });
         const put = await backend.put(key, archive.path, {
           sha256: archive.sha256,
           size: archive.size,
           signal,
-          onProgress: (bytes) => progress({ storage: storageName, uploaded_bytes: bytes }),
+          onProgress: (bytes) => progress({ bytesDone: bytes }),
           // Shown in the Web UI; a new attempt finds its upload on the server, not in these details.
           onState: (s) => progress({ upload: { uploadId: s.uploadId, parts: s.partsDone, part_size: s.partSize } }),
         });
@@ -359,6 +375,30 @@ function scriptedEstimate(a: Artifact): Pick<PreflightChecks, 'trees' | 'files'>
   if (a.type === 'files') return { trees: [...a.paths, ...a.optionalPaths], files: [] };
   if (a.type === 'sqlite') return { trees: [], files: [a.path, `${a.path}-wal`] };
   return undefined;
+}
+
+/** Dumps whose size one quick query tells (pg_database_size, information_schema, stat): plain text, uncompressed. */
+const ASKED_ESTIMATE: ReadonlySet<Artifact['type']> = new Set(['postgres', 'mysql', 'sqlite']);
+const ESTIMATE_QUERY_MS = 15_000;
+
+/**
+ * The total a capture's progress counts towards: what the previous snapshot on the backup host recorded for the
+ * artifact, else (for a dump) the size query preflight also runs. Only an estimate: it never fails the capture.
+ */
+async function captureEstimate(ctx: PlanContext, host: Host, artifact: Artifact, signal: AbortSignal): Promise<number | undefined> {
+  const previous = (await previousArtifactBytes(ctx.backupRoot, ctx.plan.prefix ?? ctx.planName))[artifact.name];
+  if (previous !== undefined || !ASKED_ESTIMATE.has(artifact.type)) return previous;
+  if (artifact.type === 'postgres' && artifact.format !== 'plain') return undefined; // compressed: the size says little
+  const bounded = AbortSignal.any([signal, AbortSignal.timeout(ESTIMATE_QUERY_MS)]);
+  const bytes = await sourceModule(artifact).estimateBytes(host, artifact, bounded).catch(() => 0);
+  return bytes > 0 ? bytes : undefined;
+}
+
+/** Apparent bytes under a directory (hard links once, as tar stores them); undefined when du cannot tell. */
+async function treeBytes(dir: string, signal: AbortSignal): Promise<number | undefined> {
+  const res = await execa('du', ['-s', '-b', '--', dir], { reject: false, cancelSignal: signal });
+  const bytes = Number(String(res.stdout).split('\t')[0]);
+  return res.exitCode === 0 && bytes > 0 ? bytes : undefined;
 }
 
 /** Secrets resolved, credentials accepted, bucket or directory reachable: found before any capture work. */

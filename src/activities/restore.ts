@@ -17,6 +17,8 @@ import { restoreModule } from '../sources/restore';
 import type { RecordedComponent, RestoreOptions, VerifyCheck } from '../sources/types';
 import { isRestic, openStorage, type ResticBackend } from '../storage';
 import type { StorageBackend } from '../storage/types';
+import type { StepProgress } from '../shared/progress';
+import { artifactProgress, phase } from './progress';
 import { runActivity } from './run';
 
 /** Loading a dump into a database reports no progress until it ends: restores allow an hour of silence. */
@@ -38,7 +40,7 @@ export function createRestoreActivities() {
         await mkdir(workDir, { recursive: true, mode: 0o700 });
         // A restic storage restores only what the restore needs; an archive is downloaded whole anyway.
         const select = isRestic(backend) ? selectionOf(ctx, input) : undefined;
-        const fetched = await fetchSnapshot({ ...trustedFetch(ctx, trust), storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: (bytes: number) => progress({ fetched_bytes: bytes }), ...(select ? { select } : {}) }).catch(
+        const fetched = await fetchSnapshot({ ...trustedFetch(ctx, trust), storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: fetchProgress(progress), ...(select ? { select } : {}) }).catch(
           async (err: unknown) => {
             await rm(workDir, { recursive: true, force: true }); // the workflow only cleans up what it was told about
             throw err;
@@ -91,7 +93,7 @@ export function createRestoreActivities() {
         const host = await connectHost(target, ctx, signal);
         try {
           const mod = restoreModule(sel.artifact)!;
-          const res = await mod.restore({ host, artifact: sel.artifact, snapshotDir: fetched.dir, component: components[artifactName]!, options: optionsOf(input), signal, progress });
+          const res = await mod.restore({ host, artifact: sel.artifact, snapshotDir: fetched.dir, component: components[artifactName]!, options: optionsOf(input), signal, progress: artifactProgress(progress, { rsyncPhase: 'push' }) });
           // What the target could not take (ACLs on a filesystem without them, …) is shown, not dropped.
           const warnings = (res.details as { warnings?: unknown } | undefined)?.warnings;
           return { artifact: artifactName, target: res.target, bytes: res.bytes, ...(Array.isArray(warnings) && warnings.length ? { warnings: warnings.map(String) } : {}) };
@@ -131,7 +133,7 @@ export function createRestoreActivities() {
         const checks: VerifyCheck[] = [];
         try {
           const trust = await trustPolicyOf(ctx.signing, opts.allowUnsigned);
-          const fetched = await fetchSnapshot({ ...trustedFetch(ctx, trust), storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: (bytes: number) => progress({ snapshot, fetched_bytes: bytes }) });
+          const fetched = await fetchSnapshot({ ...trustedFetch(ctx, trust), storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: fetchProgress(progress) });
           const restic = fetched.record.restic;
           checks.push(restic ? { artifact: '*', check: 'restic snapshot and manifest checksums', ok: true, detail: `restic snapshot ${restic.snapshot_id}, manifest ${fetched.record.manifest.sha256}` } : { artifact: '*', check: 'archive and manifest checksums', ok: true, detail: fetched.record.checksum_sha256 });
           checks.push(...(await verifyComponents(ctx, componentsOf(fetched.metadata), fetched.dir, workDir, signal, progress)));
@@ -161,6 +163,11 @@ export function createRestoreActivities() {
 
 export type RestoreActivities = ReturnType<typeof createRestoreActivities>;
 
+/** A fetch's phases as heartbeat progress, each with its own numbers only. */
+function fetchProgress(progress: (d: Record<string, unknown>) => void): (p: StepProgress) => void {
+  return (p) => progress({ ...phase(p.phase, p.bytesTotal), ...(p.bytesDone !== undefined ? { bytesDone: p.bytesDone } : {}) });
+}
+
 async function verifyComponents(
   ctx: PlanContext,
   components: Record<string, RecordedComponent>,
@@ -180,8 +187,8 @@ async function verifyComponents(
     }
     const scratchDir = join(workDir, 'scratch', name);
     await mkdir(scratchDir, { recursive: true, mode: 0o700 });
-    progress({ verifying: name });
-    checks.push(...(await mod.verify({ artifact, snapshotDir: dir, component, scratchDir, scratch: ctx.plan.verify, signal, progress })));
+    progress({ verifying: name, ...phase('scratch restore') });
+    checks.push(...(await mod.verify({ artifact, snapshotDir: dir, component, scratchDir, scratch: ctx.plan.verify, signal, progress: artifactProgress(progress, { rsyncPhase: 'push' }) })));
   }
   return checks;
 }

@@ -3,9 +3,10 @@ import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporal
 import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import { backupWorkflowId } from '../shared/ids';
-import { DEPLOY_ID, PLAN, STATUS, TIER } from '../shared/search-attributes';
+import { DEPLOY_ID, PLAN, TIER } from '../shared/search-attributes';
 import type { BackupInput, BackupResult } from '../shared/types';
 import type { backupPlan } from '../workflows';
+import { followRun, terminalOutput } from './follow';
 
 export const RESULT_PREFIX = 'LIFEBOAT_RESULT:';
 
@@ -14,6 +15,8 @@ export async function startBackup(client: Client, config: Config, input: BackupI
     taskQueue: config.temporal.taskQueue,
     workflowId: workflowId ?? backupWorkflowId(input.plan, input.tier, new Date()),
     args: [input],
+    // The Web UI's one-line description of the run: what, and that a person or a CI job asked for it.
+    staticSummary: `${input.tier} backup of plan ${input.plan} (started by lifeboat backup${input.deployId ? `, deploy ${input.deployId}` : ''})`,
     typedSearchAttributes: new TypedSearchAttributes([
       { key: PLAN, value: input.plan },
       { key: TIER, value: input.tier },
@@ -22,35 +25,21 @@ export async function startBackup(client: Client, config: Config, input: BackupI
   });
 }
 
-type Pending = NonNullable<Awaited<ReturnType<WorkflowHandle['describe']>>['raw']['pendingActivities']>[number];
-
-function describePending(p: Pending): string {
-  const capture = p.activityId?.startsWith('capture:') ? `(${p.activityId.slice(8)})` : '';
-  const retry = (p.attempt ?? 1) > 1 ? ` attempt ${p.attempt}: ${p.lastFailure?.message ?? ''}` : '';
-  return `${p.activityType?.name}${capture}${retry}`;
-}
-
-/** Waits for the run, printing pending activities as they change; returns the process exit code. */
+/**
+ * Waits for the run, printing its running steps' progress (a live line on a terminal, plain lines otherwise) and
+ * then its result; returns the process exit code. A Temporal restart meanwhile is waited out.
+ */
 export async function followBackup(handle: WorkflowHandle<typeof backupPlan>, log: (line: string) => void = console.error): Promise<number> {
-  let last = '';
-  const timer = setInterval(async () => {
-    const d = await handle.describe().catch(() => undefined);
-    const pending = d?.raw.pendingActivities ?? [];
-    const waiting = pending.length === 0 && d?.typedSearchAttributes.get(STATUS) === 'Waiting';
-    const line = waiting ? 'waiting: another backup, restore or verify of this plan is running' : pending.map(describePending).join(', ');
-    if (line && line !== last) log(`… ${line}`);
-    last = line;
-  }, 2000);
   try {
-    const result: BackupResult = await handle.result();
+    const result = await followRun<BackupResult>(handle, terminalOutput(log));
     log(`snapshot ${result.snapshot}: ${result.status}, ${result.manifest.files} files, archive ${result.size_bytes} bytes sha256 ${result.checksum_sha256}`);
     for (const s of result.storages) log(`  ${s.storage}: ${s.location}`);
+    // The backup is good either way; a target that did not hear about it is worth a line.
+    for (const n of result.notifications ?? []) if (!n.ok) log(`  warning: notification ${n.target} (${n.type}, ${n.event}) failed: ${n.error}`);
     console.log(`${RESULT_PREFIX}${JSON.stringify(result)}`);
     return 0;
   } catch (err) {
     return reportFailure('backup', handle.workflowId, err, log);
-  } finally {
-    clearInterval(timer);
   }
 }
 

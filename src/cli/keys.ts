@@ -2,9 +2,7 @@
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { execa } from 'execa';
 import { LifeboatError } from '../shared/errors';
-import { generateSigningKey } from '../snapshot/signing';
 
 export function registerKeyCommands(program: Command): void {
   program
@@ -19,6 +17,7 @@ export function registerKeyCommands(program: Command): void {
       const signingFile = join(dir, 'signing.key');
       const ageFile = join(dir, 'age.key');
       for (const f of [signingFile, ageFile]) await refuseOverwrite(f);
+      const { generateSigningKey } = await import('../snapshot/signing'); // when run, not at start: see main.ts
       const { privatePem, publicKey } = generateSigningKey();
       await writeFile(signingFile, privatePem, { mode: 0o600, flag: 'wx' });
       const recipient = await ageKeygen(ageFile);
@@ -45,6 +44,7 @@ async function refuseOverwrite(file: string): Promise<void> {
 
 /** age-keygen writes the identity 0600 and prints the recipient on stderr. */
 async function ageKeygen(file: string): Promise<string> {
+  const { execa } = await import('execa');
   const res = await execa('age-keygen', ['-o', file], { reject: false });
   if ((res as { code?: string }).code === 'ENOENT') throw new LifeboatError('MissingTool', 'age-keygen is not installed (Debian: apt install age)');
   const m = /age1[0-9a-z]+/.exec(String(res.stderr));

@@ -1,5 +1,5 @@
 // `lifeboat restore` and `lifeboat verify`: start restoreSnapshot / verifyRestore and (always) wait, because
-// a person restoring under stress wants to see the outcome, not a workflow id.
+// a person restoring under stress wants to see the outcome (and how far it is), not a workflow id.
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../config/schema';
@@ -7,6 +7,7 @@ import { PLAN } from '../shared/search-attributes';
 import type { RestoreInput, RestoreResult, SnapshotVerification, VerifyInput } from '../shared/types';
 import type { restoreSnapshot, verifyRestore } from '../workflows';
 import { RESULT_PREFIX, reportFailure } from './backup';
+import { followRun, terminalOutput } from './follow';
 
 const stamp = () => new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
 
@@ -15,11 +16,12 @@ export async function runRestore(client: Client, config: Config, input: RestoreI
     taskQueue: config.temporal.taskQueue,
     workflowId: `restore-${input.plan}-${input.snapshot}-${stamp()}`,
     args: [input],
+    staticSummary: `restore of ${input.snapshot} (plan ${input.plan})${input.dryRun ? ', dry run' : ''} (started by lifeboat restore)`,
     typedSearchAttributes: new TypedSearchAttributes([{ key: PLAN, value: input.plan }]),
   });
   log(`started ${handle.workflowId}`);
   try {
-    const result = await handle.result();
+    const result = await followRun<RestoreResult>(handle, terminalOutput(log));
     printPlan(result, log);
     console.log(`${RESULT_PREFIX}${JSON.stringify({ success: true, ...result })}`);
     return 0;
@@ -40,11 +42,12 @@ export async function runVerify(client: Client, config: Config, input: VerifyInp
     taskQueue: config.temporal.taskQueue,
     workflowId: `verify-${input.plan}-${stamp()}`,
     args: [input],
+    staticSummary: `restore drill of plan ${input.plan} (started by lifeboat verify)`,
     typedSearchAttributes: new TypedSearchAttributes([{ key: PLAN, value: input.plan }]),
   });
   log(`started ${handle.workflowId}`);
   try {
-    const results = await handle.result();
+    const results = await followRun<SnapshotVerification[]>(handle, terminalOutput(log));
     for (const r of results) printVerification(r, log);
     console.log(`${RESULT_PREFIX}${JSON.stringify({ success: true, verifications: results })}`);
     return 0;

@@ -1,10 +1,11 @@
 // `lifeboat schedules sync|list|pause|unpause|trigger`: lifeboat.yaml's plan.schedule as Temporal Schedules.
 import type { Command } from 'commander';
 import type { Client } from '@temporalio/client';
-import { loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
-import { listSchedules, pauseSchedule, syncSchedules, triggerSchedule, unpauseSchedule, type ScheduleListing, type SyncReport } from '../schedules/sync';
-import { connectClient } from './client';
+import type { ScheduleListing, SyncReport } from '../schedules/sync';
+
+// Imported when a command runs, not when it is registered: `lifeboat --help` loads no Temporal client (see main.ts).
+const sync = () => import('../schedules/sync');
 
 export function registerScheduleCommands(program: Command, cfgFile: () => string): void {
   const cmd = program.command('schedules').description('Temporal Schedules from plan.schedule in lifeboat.yaml');
@@ -15,6 +16,7 @@ export function registerScheduleCommands(program: Command, cfgFile: () => string
     .option('--json', 'print the report as JSON')
     .action((o: { dryRun?: boolean; json?: boolean }) =>
       withClient(cfgFile, async (client, config) => {
+        const { syncSchedules } = await sync();
         const report = await syncSchedules(client, config, { dryRun: Boolean(o.dryRun) });
         if (o.json) console.log(JSON.stringify(report, null, 2));
         else printReport(report);
@@ -28,6 +30,7 @@ export function registerScheduleCommands(program: Command, cfgFile: () => string
     .option('--json', 'print a JSON array')
     .action((o: { json?: boolean }) =>
       withClient(cfgFile, async (client, config) => {
+        const { listSchedules } = await sync();
         const list = await listSchedules(client, config);
         if (o.json) console.log(JSON.stringify(list, null, 2));
         else printList(list);
@@ -37,19 +40,20 @@ export function registerScheduleCommands(program: Command, cfgFile: () => string
     .command('pause <id>')
     .description('stop a schedule from starting runs until unpause (sync keeps it paused)')
     .option('--note <text>', 'why (shown by list and in the Web UI)')
-    .action((id: string, o: { note?: string }) => withClient(cfgFile, (client, config) => pauseSchedule(client, config, id, o.note).then(() => console.log(`paused ${id}`))));
+    .action((id: string, o: { note?: string }) => withClient(cfgFile, async (client, config) => (await sync()).pauseSchedule(client, config, id, o.note).then(() => console.log(`paused ${id}`))));
   cmd
     .command('unpause <id>')
     .description('let a paused schedule start runs again')
     .option('--note <text>', 'replaces the pause note')
-    .action((id: string, o: { note?: string }) => withClient(cfgFile, (client, config) => unpauseSchedule(client, config, id, o.note).then(() => console.log(`unpaused ${id}`))));
+    .action((id: string, o: { note?: string }) => withClient(cfgFile, async (client, config) => (await sync()).unpauseSchedule(client, config, id, o.note).then(() => console.log(`unpaused ${id}`))));
   cmd
     .command('trigger <id>')
     .description('start the schedule\'s run now; skipped if its previous run is still going (overlap policy SKIP)')
-    .action((id: string) => withClient(cfgFile, (client, config) => triggerSchedule(client, config, id).then(() => console.log(`triggered ${id}`))));
+    .action((id: string) => withClient(cfgFile, async (client, config) => (await sync()).triggerSchedule(client, config, id).then(() => console.log(`triggered ${id}`))));
 }
 
 async function withClient(cfgFile: () => string, fn: (client: Client, config: Config) => Promise<unknown>): Promise<void> {
+  const [{ loadConfig }, { connectClient }] = await Promise.all([import('../config/load'), import('./client')]);
   const config = await loadConfig(cfgFile());
   const client = await connectClient(config.temporal);
   try {

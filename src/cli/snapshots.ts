@@ -3,15 +3,16 @@
 import { chmod, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
-import { downloadArchive, fetchSnapshot, findSnapshots, resolveSnapshotId, type IgnoredRecord, type SnapshotListing, type StoredRecord } from '../restore/fetch';
+import type { IgnoredRecord, SnapshotListing, StoredRecord } from '../restore/fetch';
 import type { IdentitySource } from '../snapshot/encryption';
-import { trustPolicyOf } from '../snapshot/signing';
 import { LifeboatError } from '../shared/errors';
 import { formatBytes } from '../shared/units';
-import { isRestic, openStorage } from '../storage';
 import type { StorageBackend } from '../storage/types';
+
+// Storage, signing and config code is imported when a command runs, not when it is registered: `lifeboat --help`
+// loads no AWS SDK (see main.ts).
+const fetching = () => import('../restore/fetch');
 
 interface Where {
   plan?: string;
@@ -41,6 +42,7 @@ export function registerSnapshotCommands(program: Command, cfgFile: () => string
     .option('--allow-unsigned', 'accept a snapshot without a signature (made before signing was configured)')
     .action(async (id: string, o: Where & { json?: boolean; allowUnsigned?: boolean }) => {
       const { listing } = await search(cfgFile(), { ...o, allowUnsigned: namedOnly(id, o.allowUnsigned) });
+      const { resolveSnapshotId } = await fetching();
       const found = resolveSnapshotId(listing, id, o);
       if (o.json) console.log(JSON.stringify(found.record, null, 2));
       else printRecord(found, listing);
@@ -58,6 +60,7 @@ export function registerSnapshotCommands(program: Command, cfgFile: () => string
     .action(async (id: string, given: Where & FetchFlags) => {
       const o = { ...given, allowUnsigned: namedOnly(id, given.allowUnsigned) };
       const { config, listing, backends } = await search(cfgFile(), o);
+      const { resolveSnapshotId } = await fetching();
       const found = resolveSnapshotId(listing, id, o);
       console.log((await fetchChecked(config, backends[found.storage]!, found, o)).join('\n'));
     });
@@ -87,6 +90,7 @@ async function fetchChecked(config: Config, storage: StorageBackend, found: Snap
   const work = join(dir, `.lifeboat-fetch-${snapshot}`);
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true, mode: 0o700 });
+  const [{ downloadArchive, fetchSnapshot }, { trustPolicyOf }, { isRestic }] = await Promise.all([fetching(), import('../snapshot/signing'), import('../storage')]);
   const trust = await trustPolicyOf(config.signing, o.allowUnsigned);
   const ref = config.plans[plan]?.archive.encryption?.age.identity;
   const identity: IdentitySource | undefined = o.identity ? { file: resolve(o.identity) } : ref ? { ref } : undefined;
@@ -122,6 +126,7 @@ async function fetchChecked(config: Config, storage: StorageBackend, found: Snap
 
 /** Valid records only; ignored ones (forged, renamed, unsigned) are named on stderr so they are not missed. */
 async function search(configFile: string, o: Where & { allowUnsigned?: boolean }): Promise<{ config: Config; listing: SnapshotListing[]; backends: Record<string, StorageBackend> }> {
+  const [{ loadConfig }, { findSnapshots }, { trustPolicyOf }] = await Promise.all([import('../config/load'), fetching(), import('../snapshot/signing')]);
   const config = await loadConfig(configFile);
   const backends = await openBackends(config, o.storage);
   const trust = await trustPolicyOf(config.signing, o.allowUnsigned);
@@ -131,6 +136,7 @@ async function search(configFile: string, o: Where & { allowUnsigned?: boolean }
 
 async function openBackends(config: Config, only?: string): Promise<Record<string, StorageBackend>> {
   const names = only ? [only] : Object.keys(config.storages);
+  const { openStorage } = await import('../storage');
   const out: Record<string, StorageBackend> = {};
   for (const name of names) {
     const cfg = Object.hasOwn(config.storages, name) ? config.storages[name] : undefined;

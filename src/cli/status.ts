@@ -3,14 +3,12 @@
 // stale, so cron and monitoring can use it; Temporal being down changes nothing about freshness.
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
-import { getPlan, loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { ageMs, formatAge, freshness, isWatched, limitsOf } from '../freshness/freshness';
-import { backendOpener, readPlanState, type PlanState } from '../freshness/read-plan-state';
+import type { PlanState } from '../freshness/read-plan-state';
 import { formatBytes } from '../shared/units';
-import { trustPolicyOf } from '../snapshot/signing';
-import { connectClient } from './client';
-import { planSchedules, runningRuns, watchdogSchedule, type RunningRun, type ScheduleNext } from './status-temporal';
+import type { RunningRun, ScheduleNext } from './status-temporal';
+// Storage, config and Temporal code is imported when the command runs: `lifeboat --help` loads none (see main.ts).
 
 export interface PlanStatus {
   plan: string;
@@ -45,6 +43,7 @@ export function registerStatusCommand(program: Command, cfgFile: () => string): 
     .option('--plan <plan>', 'only this plan')
     .option('--json', 'print the report as JSON')
     .action(async (o: { plan?: string; json?: boolean }) => {
+      const { getPlan, loadConfig } = await import('../config/load');
       const config = await loadConfig(cfgFile());
       if (o.plan) getPlan(config, o.plan);
       const report = await collectStatus(config, { ...(o.plan ? { plan: o.plan } : {}) });
@@ -58,6 +57,7 @@ export function registerStatusCommand(program: Command, cfgFile: () => string): 
 export async function collectStatus(config: Config, opts: { plan?: string; now?: Date; connect?: () => Promise<Client> } = {}): Promise<StatusReport> {
   const now = opts.now ?? new Date();
   const names = opts.plan ? [opts.plan] : Object.keys(config.plans);
+  const [{ trustPolicyOf }, { backendOpener, readPlanState }] = await Promise.all([import('../snapshot/signing'), import('../freshness/read-plan-state')]);
   const trust = await trustPolicyOf(config.signing);
   const open = backendOpener(config);
   const states = await Promise.all(names.map((plan) => readPlanState(config, plan, trust, open)));
@@ -69,7 +69,7 @@ export async function collectStatus(config: Config, opts: { plan?: string; now?:
     plans,
     ignored: states.flatMap((s) => s.ignored.map((i) => `${i.storage}:${i.key}: ${i.reason}`)),
   };
-  return addTemporal(report, config, opts.connect ?? (() => connectClient(config.temporal)));
+  return addTemporal(report, config, opts.connect ?? (async () => (await import('./client')).connectClient(config.temporal)));
 }
 
 function planStatus(config: Config, s: PlanState, now: Date): PlanStatus {
@@ -100,6 +100,7 @@ async function addTemporal(report: StatusReport, config: Config, connect: () => 
     return { ...report, temporal: { reachable: false, error: firstLine(err) } };
   }
   try {
+    const { planSchedules, runningRuns, watchdogSchedule } = await import('./status-temporal');
     const plans = await Promise.all(report.plans.map(async (p) => ({ ...p, running: await runningRuns(client, p.plan), schedules: await planSchedules(client, config, p.plan) })));
     const watchdog = await watchdogSchedule(client, config);
     return { ...report, plans, ...(watchdog ? { watchdog } : {}) };

@@ -6,6 +6,7 @@ import { basename, join } from 'node:path';
 import pLimit from 'p-limit';
 import { parse } from 'yaml';
 import { LifeboatError } from '../shared/errors';
+import type { StepProgress } from '../shared/progress';
 import { TIERS, type SnapshotRecord, type SnapshotVerification } from '../shared/types';
 import { extractArchive } from '../snapshot/extract';
 import { hashFile, parseManifest, verifyManifest, type ManifestEntry } from '../snapshot/manifest';
@@ -44,7 +45,8 @@ export interface DownloadOptions {
   /** For encrypted archives: decrypt with this identity after the stored bytes check out. */
   identity?: IdentitySource;
   signal?: AbortSignal;
-  onProgress?: (bytes: number) => void;
+  /** Each phase (download, check, decrypt, extract, verify; restic: restore) with its bytes where they are counted. */
+  onProgress?: (progress: StepProgress) => void;
   /**
    * Restic storages: restore only these snapshot paths (`files/app/site/srv/x`, or `database/orders.*` for every
    * name starting so), besides metadata.yml and manifest.sha256; only they are checked. Archives are whole anyway.
@@ -72,11 +74,12 @@ const MAX_RECORD_BYTES = 1024 * 1024;
 export async function fetchSnapshot(opts: DownloadOptions & { workDir: string }): Promise<FetchResult> {
   if (isRestic(opts.storage)) return restoreFromRestic({ ...opts, storage: opts.storage });
   const { record, archivePath } = await downloadArchive({ ...opts, dir: opts.workDir, decrypt: true });
+  opts.onProgress?.({ phase: 'extract' });
   const { root } = await extractArchive(archivePath, record.format, join(opts.workDir, 'extract'), { signal: opts.signal });
   if (basename(root) !== opts.snapshot) {
     throw new LifeboatError('IntegrityCheckFailed', `archive ${archivePath} holds ${basename(root)}/, not ${opts.snapshot}/`);
   }
-  await verifyTree(root, record, opts.signal);
+  await verifyTree(root, record, opts.signal, undefined, opts.onProgress);
   return { record, archivePath, dir: root, metadata: await readMetadata(root) };
 }
 
@@ -98,7 +101,10 @@ export async function downloadArchive(opts: DownloadOptions & { dir: string; dec
   if (!(await storage.stat(key))) throw new LifeboatError('IntegrityCheckFailed', `snapshot ${snapshot} has a record but no archive: ${storage.location(key)} is missing`);
   await mkdir(opts.dir, { recursive: true, mode: 0o700 });
   const stored = join(opts.dir, basename(key));
-  await storage.get(key, stored, { ...(signal ? { signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  const report = opts.onProgress;
+  report?.({ phase: 'download', bytesDone: 0, bytesTotal: record.size_bytes });
+  await storage.get(key, stored, { ...(signal ? { signal } : {}), ...(report ? { onProgress: (bytes: number) => report({ phase: 'download', bytesDone: bytes, bytesTotal: record.size_bytes }) } : {}) });
+  report?.({ phase: 'check' });
   const actual = await hashFile(stored, signal);
   if (actual.sha256 !== record.checksum_sha256 || actual.size !== record.size_bytes) {
     await rm(stored, { force: true });
@@ -110,6 +116,7 @@ export async function downloadArchive(opts: DownloadOptions & { dir: string; dec
   }
   if (!encrypted || !opts.decrypt) return { record, archivePath: stored, encrypted };
   const plain = join(opts.dir, `${snapshot}.${record.format}`);
+  report?.({ phase: 'decrypt' });
   try {
     await decryptArchive(stored, plain, opts.identity, { signal });
   } finally {
@@ -160,10 +167,12 @@ function recordProblem(record: StoredRecord, id: { plan: string; snapshot: strin
  * Every manifest line must match, and every regular file must be listed (a planted extra file is refused too).
  * `only`: a partial restore checks the lines it restored (the manifest itself is still checked whole).
  */
-async function verifyTree(root: string, record: StoredRecord, signal?: AbortSignal, only?: (path: string) => boolean): Promise<void> {
+async function verifyTree(root: string, record: StoredRecord, signal?: AbortSignal, only?: (path: string) => boolean, report?: (p: StepProgress) => void): Promise<void> {
   const all = await readManifest(root, record);
   const entries = only ? all.filter((e) => only(e.path)) : all;
-  const problems = await verifyManifest(root, entries, signal).catch((err: NodeJS.ErrnoException) => {
+  report?.({ phase: 'verify' });
+  const onProgress = report && ((bytesDone: number, bytesTotal: number) => report({ phase: 'verify', bytesDone, bytesTotal }));
+  const problems = await verifyManifest(root, entries, signal, onProgress).catch((err: NodeJS.ErrnoException) => {
     if (signal?.aborted || err.code) throw err;
     throw new LifeboatError('IntegrityCheckFailed', `${record.snapshot}/${MANIFEST}: ${err.message}`); // a path escaping the root
   });
@@ -240,9 +249,12 @@ async function restoreFromRestic(opts: DownloadOptions & { storage: ResticBacken
   const root = join(extract, snapshot);
   if (await lstat(root).catch(() => null)) throw new LifeboatError('ConfigError', `restore target ${root} already exists`);
   const select = opts.select?.length ? checkedSelection(opts.select) : undefined;
-  await storage.restore(id, root, { ...(select ? { include: select.map(resticPattern) } : {}), signal, onProgress: opts.onProgress });
+  const report = opts.onProgress;
+  report?.({ phase: 'restore' });
+  const onProgress = report && ((bytesDone: number, bytesTotal?: number) => report({ phase: 'restore', bytesDone, ...(bytesTotal !== undefined ? { bytesTotal } : {}) }));
+  await storage.restore(id, root, { ...(select ? { include: select.map(resticPattern) } : {}), signal, onProgress });
   await assertSafeTree(root, snapshot);
-  await verifyTree(root, record, signal, select && ((path) => select.some((p) => selects(p, path))));
+  await verifyTree(root, record, signal, select && ((path) => select.some((p) => selects(p, path))), report);
   return { record, dir: root, metadata: await readMetadata(root) };
 }
 

@@ -25,7 +25,15 @@ export async function createArchive(
   snapshotDir: string,
   out: string,
   format: ArchiveFormat,
-  opts: { level?: number; recipients?: string[]; signal?: AbortSignal; onProgress?: (bytes: number) => void } = {},
+  opts: {
+    level?: number;
+    recipients?: string[];
+    signal?: AbortSignal;
+    /** The archive's size as it is written. */
+    onProgress?: (bytes: number) => void;
+    /** Bytes of tar's stream so far: about the tree's size read, for a percent and an ETA. */
+    onInput?: (bytes: number) => void;
+  } = {},
 ): Promise<ArchiveInfo> {
   const [comp, ...compArgs] = compressorArgv(format, opts.level, format === 'tar.gz' && (await hasCommand('pigz')));
   const partial = `${out}.partial`;
@@ -51,6 +59,8 @@ export async function createArchive(
   try {
     const compressor = execa(...dieWithWorker(comp!, compArgs), encrypting ? common : toFile);
     tar.stdout.pipe(compressor.stdin);
+    let read = 0;
+    if (opts.onInput) tar.stdout.on('data', (chunk: Buffer) => opts.onInput!((read += chunk.length)));
     // age after compression (ciphertext does not compress); the hash and size are those of the stored bytes.
     const encryptor = encrypting ? execa(...dieWithWorker(...encryptArgv(opts.recipients!)), toFile) : undefined;
     if (encryptor) compressor.stdout!.pipe(encryptor.stdin);

@@ -185,6 +185,8 @@ export async function verifyManifest(
   root: string,
   entries: readonly ManifestEntry[],
   signal?: AbortSignal,
+  /** Bytes hashed so far, of all present files' bytes. */
+  onProgress?: (bytesDone: number, bytesTotal: number) => void,
 ): Promise<VerifyProblem[]> {
   for (const { path } of entries) assertContained(path);
   const problems = new Map<number, VerifyProblem['problem']>();
@@ -199,7 +201,8 @@ export async function verifyManifest(
       else present.push({ index: from + k, path: join(root, slice[k]!.path), size });
     });
   }
-  const digests = await hashFiles(present, signal ? { signal } : {});
+  const total = present.reduce((n, f) => n + f.size, 0);
+  const digests = await hashFiles(present, { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress: (_files: number, bytes: number) => onProgress(bytes, total) } : {}) });
   present.forEach(({ index, path }, k) => {
     const d = digests[k]!;
     if (!('sha256' in d) && GONE.has(d.error.code ?? '')) problems.set(index, 'missing'); // replaced since the lstat

@@ -20,7 +20,7 @@ export interface ResticUploadResult extends StorageResult {
 
 export async function uploadToRestic(
   backend: ResticBackend,
-  input: { storage: string; dir: string; record: SnapshotRecord; signal?: AbortSignal; onProgress?: (bytes: number) => void },
+  input: { storage: string; dir: string; record: SnapshotRecord; signal?: AbortSignal; onProgress?: (bytes: number, total?: number) => void },
 ): Promise<ResticUploadResult> {
   const { record, dir } = input;
   const id = { plan: record.plan, snapshot: record.snapshot, tier: record.tier, createdAt: record.created_at };

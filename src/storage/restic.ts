@@ -207,7 +207,7 @@ export class ResticBackend implements StorageBackend {
    * mirror keep inode, size and mtime but get a new ctime with every link, and restic would read them all again.
    * A data snapshot an earlier attempt finished is kept (restic writes the snapshot last: it is complete).
    */
-  async backupDir(dir: string, id: Identified & { tier: string; createdAt: string }, opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {}): Promise<BackupOutcome> {
+  async backupDir(dir: string, id: Identified & { tier: string; createdAt: string }, opts: { signal?: AbortSignal; onProgress?: (bytes: number, total?: number) => void } = {}): Promise<BackupOutcome> {
     const existing = (await this.dataSnapshots(id))[0];
     if (existing) return { snapshotId: existing.id, alreadyPresent: true, summary: existing.summary ?? {} };
     const parent = (await this.snapshots()).filter((s) => identify(s, DATA_TAG)?.plan === id.plan).sort(byNewest)[0];
@@ -222,7 +222,7 @@ export class ResticBackend implements StorageBackend {
         cwd: dir,
         signal: opts.signal,
         onJson: (m) => {
-          if (m.message_type === 'status' && typeof m.bytes_done === 'number') opts.onProgress?.(m.bytes_done);
+          if (m.message_type === 'status' && typeof m.bytes_done === 'number') opts.onProgress?.(m.bytes_done, typeof m.total_bytes === 'number' ? m.total_bytes : undefined);
           if (m.message_type === 'summary') summary = m as ResticSummary;
         },
       });
@@ -241,13 +241,13 @@ export class ResticBackend implements StorageBackend {
    * Restores snapshot `id` into `target` (created by restic). `include`: restic patterns, rooted at the snapshot
    * root (`/database/orders.*`); none means everything. Only the xattrs an archive extraction keeps are set.
    */
-  async restore(snapshotId: string, target: string, opts: { include?: string[]; signal?: AbortSignal; onProgress?: (bytes: number) => void } = {}): Promise<ResticSummary & { bytes_restored?: number; files_restored?: number }> {
+  async restore(snapshotId: string, target: string, opts: { include?: string[]; signal?: AbortSignal; onProgress?: (bytes: number, total?: number) => void } = {}): Promise<ResticSummary & { bytes_restored?: number; files_restored?: number }> {
     const xattrs = ['user.*', 'system.posix_acl_access', 'system.posix_acl_default', ...(process.getuid?.() === 0 ? ['security.capability'] : [])];
     const args = ['restore', '--json', snapshotId, '--target', target, '--retry-lock', RETRY_LOCK, ...xattrs.flatMap((x) => ['--include-xattr', x]), ...(opts.include ?? []).flatMap((p) => ['--include', p])];
     const out = await this.run(args, `restore ${snapshotId.slice(0, 8)}`, {
       signal: opts.signal,
       onJson: (m) => {
-        if (m.message_type === 'status' && typeof m.bytes_restored === 'number') opts.onProgress?.(m.bytes_restored);
+        if (m.message_type === 'status' && typeof m.bytes_restored === 'number') opts.onProgress?.(m.bytes_restored, typeof m.total_bytes === 'number' ? m.total_bytes : undefined);
       },
     });
     return summaryOf(out);
