@@ -2,9 +2,10 @@
 // `lifeboat`: runs the compiled CLI (dist/lifeboat.mjs, built by the install step with scripts/build.mjs) when it is
 // newer than every file under src/; else the TypeScript sources through tsx, so an edit is never run stale (only
 // slower: tsx compiles at every start).
-import { readdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { newestMtime } from './newest-mtime.mjs';
 
 // The AWS SDK prints a ten-line NodeVersionSupportWarning for every process that creates an S3 client on Node < 22
 // (aws/aws-sdk-js-v3#7983); Lifeboat supports Node >= 20.3, so the SDK's documented switch turns it off. It is read
@@ -14,23 +15,6 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-/** Newest mtime (ms) under dir, directories included (a deleted file changes its directory's mtime); 0 if absent. */
-function newestMtime(dir) {
-  let newest;
-  let entries;
-  try {
-    newest = statSync(dir).mtimeMs;
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return 0;
-  }
-  for (const e of entries) {
-    const p = join(dir, e.name);
-    const t = e.isDirectory() ? newestMtime(p) : statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0;
-    if (t > newest) newest = t;
-  }
-  return newest;
-}
 
 const built = statSync(join(root, 'dist', 'lifeboat.mjs'), { throwIfNoEntry: false });
 if (built && built.mtimeMs > newestMtime(join(root, 'src'))) {

@@ -10,10 +10,11 @@
 //   node scripts/build.mjs             build
 //   node scripts/build.mjs --if-stale  build only when dist/ is missing or older than src/ (or node_modules)
 //   node scripts/build.mjs --quiet     print nothing unless it fails
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { newestMtime } from '../bin/newest-mtime.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DIST = join(ROOT, 'dist');
@@ -21,22 +22,6 @@ const args = new Set(process.argv.slice(2));
 const quiet = args.has('--quiet');
 const say = (msg) => quiet || console.error(`lifeboat: ${msg}`);
 
-/** Newest mtime (ms) of a tree, directories included (a deleted file changes its directory's mtime). */
-function newestMtime(dir) {
-  let newest = 0;
-  let entries;
-  try {
-    newest = statSync(dir).mtimeMs;
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return newest;
-  }
-  for (const e of entries) {
-    const p = join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : (statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0));
-  }
-  return newest;
-}
 
 function mtimeOr0(path) {
   try {

@@ -1,10 +1,11 @@
 // Which workflow code the worker loads: the bundle scripts/build.mjs made (dist/workflows.js) while it is current,
 // else the sources (webpack at worker start, as before). A pre-built bundle spares every worker start the webpack
 // run: seconds of CPU, and ~150 MiB of RSS that the process kept afterwards (idle worker: 366 → 195 MiB).
-import { readdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WorkerOptions } from '@temporalio/worker';
+import { newestMtime } from '../../bin/newest-mtime.mjs';
 
 /** The checkout (or image) root: the nearest directory above this module with a package.json. This module runs
  * from src/workers/ under tsx and vitest, and from a dist/chunks/ file once built. */
@@ -15,23 +16,6 @@ export function projectRoot(from: string = dirname(fileURLToPath(import.meta.url
   }
 }
 
-/** Newest mtime (ms) under dir, directories included (a deleted file changes its directory's mtime); 0 if absent. */
-export function newestMtime(dir: string): number {
-  let newest: number;
-  let entries;
-  try {
-    newest = statSync(dir).mtimeMs;
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return 0;
-  }
-  for (const e of entries) {
-    const p = join(dir, e.name);
-    const t = e.isDirectory() ? newestMtime(p) : (statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0);
-    if (t > newest) newest = t;
-  }
-  return newest;
-}
 
 /**
  * dist/workflows.js when it is newer than every file under src/ (workflow code imports src/shared and friends) and

@@ -10,8 +10,7 @@ import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createFreshnessActivities, type FreshnessCheck } from '../../src/activities/freshness';
-import { createNotifyActivities } from '../../src/activities/notify';
+import type { FreshnessCheck } from '../../src/activities/freshness';
 import { collectStatus, type StatusReport } from '../../src/cli/status';
 import { loadConfig } from '../../src/config/load';
 import { freshnessStatePath } from '../../src/freshness/state-file';
@@ -96,9 +95,7 @@ beforeAll(async () => {
   hook = await startHook();
   await writeFile(join(root, 'hook-url'), `${hook.url}\n`, { mode: 0o600 });
   configPath = await writeConfig(root, config());
-  // lifeboatActivities may or may not list them yet (the worker's registry is edited elsewhere): give them explicitly.
-  const activities = { ...lifeboatActivities(configPath), ...createFreshnessActivities({ configPath }), ...createNotifyActivities({ configPath }) };
-  t = await temporalFixture(configPath, taskQueue, activities);
+  t = await temporalFixture(configPath, taskQueue, lifeboatActivities(configPath));
 });
 
 afterAll(async () => {

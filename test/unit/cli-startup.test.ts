@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Metafile } from 'esbuild';
-import { currentWorkflowBundle, newestMtime, projectRoot, workflowCode } from '../../src/workers/workflow-bundle';
+import { newestMtime } from '../../bin/newest-mtime.mjs';
+import { currentWorkflowBundle, projectRoot, workflowCode } from '../../src/workers/workflow-bundle';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin/lifeboat.mjs');
