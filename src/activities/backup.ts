@@ -216,14 +216,15 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         const dir = snapshotPaths(ctx.backupRoot, snapshot, format).dir;
         // Bytes tar has read (its stream) of the tree's size, which du finds meanwhile; the archive's own size beside.
         progress(phase('archive'));
-        void treeBytes(dir, signal).then((total) => total !== undefined && progress({ bytesTotal: total }));
+        const sizing = new AbortController(); // du is only for the estimate: it ends with the archive
+        void treeBytes(dir, AbortSignal.any([signal, sizing.signal])).then((total) => total !== undefined && progress({ bytesTotal: total }));
         const info = await createArchive(dir, path, format, {
           level,
           recipients,
           signal,
           onInput: (bytes) => progress({ bytesDone: bytes }),
           onProgress: (bytes) => progress({ archive_bytes: bytes }),
-        });
+        }).finally(() => sizing.abort());
         await writeFile(sidecar, `${info.sha256}\n`, { mode: 0o600 });
         return info;
       });

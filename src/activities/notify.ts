@@ -12,8 +12,9 @@ import { runActivity } from './run';
 export function createNotifyActivities({ configPath }: { configPath: string }) {
   return {
     async reportEvent(event: RunEvent): Promise<NotificationResult[]> {
-      // Metrics after the deliveries: every run counts, with or without notification targets.
-      return runActivity(({ progress }) => deliver(configPath, event, progress).finally(() => observeRunEvent(event)));
+      // Metrics after the deliveries: every run counts, with or without notification targets. Their storage rescan
+      // may take long on a big bucket: waited for a few seconds at most, so a retry never re-sends the deliveries.
+      return runActivity(({ progress }) => deliver(configPath, event, progress).finally(() => Promise.race([observeRunEvent(event), delay(METRICS_WAIT_MS)])));
     },
   };
 }
@@ -26,7 +27,7 @@ async function deliver(configPath: string, event: RunEvent, progress: (details: 
     // The run's outcome stands; the failure to notify is recorded in its result instead.
     const error = oneLine(err instanceof LifeboatError ? `${err.code}: ${err.message}` : `cannot load ${configPath}: ${(err as Error).message}`);
     log.warn(`notify: ${event.event} of plan ${event.plan} not sent: ${error}`);
-    return [{ target: '*', type: 'webhook', event: event.event, ok: false, error }];
+    return [{ target: '*', type: 'report', event: event.event, ok: false, error }];
   }
   progress({ phase: 'sending', event: event.event, plan: event.plan });
   const results = await sendNotifications(config, event);
@@ -35,6 +36,9 @@ async function deliver(configPath: string, event: RunEvent, progress: (details: 
   }
   return results;
 }
+
+const METRICS_WAIT_MS = 5_000;
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 /** A config error lists one problem per line; a log line and a result's error are one line. */
 const oneLine = (text: string) => text.replace(/\s*\n\s*/g, '; ').trim();

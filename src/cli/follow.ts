@@ -37,7 +37,11 @@ export function watchRun(handle: WorkflowHandle, opts: WatchOptions = {}): Watch
   const loop = (async () => {
     let workersCheckedAt = -Infinity;
     while (!stopping.signal.aborted) {
-      const queue = await bounded(handle.client, stopping.signal, () => pollRun(handle, printer, state)).then((q) => q ?? opts.taskQueue, (err: unknown) => state.failed(err, opts.taskQueue));
+      const queue = await bounded(handle.client, stopping.signal, () => pollRun(handle, printer, state)).then(
+        (q) => q ?? opts.taskQueue,
+        // A poll cut short by stop() is not an outage: the run has ended, nothing to note.
+        (err: unknown) => (stopping.signal.aborted ? undefined : state.failed(err, opts.taskQueue)),
+      );
       if (queue && Date.now() - workersCheckedAt >= WORKER_CHECK_MS && !stopping.signal.aborted) {
         workersCheckedAt = Date.now();
         await bounded(handle.client, stopping.signal, () => hasWorker(handle.client, queue)).then((found) => state.workers(found, queue), () => undefined);

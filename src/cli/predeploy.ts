@@ -84,6 +84,12 @@ export async function waitForSnapshot(handle: WorkflowHandle<typeof predeployBac
   return 0;
 }
 
+/** The run's close status (TERMINATED, TIMED_OUT …), or undefined while it runs or Temporal does not answer. */
+async function closedStatus(handle: WorkflowHandle): Promise<string | undefined> {
+  const d = await handle.describe().catch(() => undefined);
+  return d && d.status.name !== 'RUNNING' ? d.status.name : undefined;
+}
+
 /** The run's state once the snapshot exists or the backup failed; queries that find no answer (Temporal or a worker away) are asked again. */
 async function snapshotState(handle: WorkflowHandle<typeof predeployBackup>): Promise<PredeployState> {
   for (;;) {
@@ -94,6 +100,10 @@ async function snapshotState(handle: WorkflowHandle<typeof predeployBackup>): Pr
         throw err;
       });
     if (state && (state.phase === 'failed' || state.result)) return state;
+    // A run terminated, timed out or reset while backing up answers `backing-up` for ever: its close is the answer.
+    if (state && (await closedStatus(handle))) {
+      return { ...state, phase: 'failed', error: { type: 'Terminated', message: `the pre-deploy run ended (${await closedStatus(handle)}) before its snapshot existed` } };
+    }
     await sleep(1000);
   }
 }
@@ -150,6 +160,13 @@ async function reportEnded(handle: WorkflowHandle<typeof predeployBackup>, statu
     () => undefined,
     (err: unknown) => (err instanceof WorkflowFailedError ? err.cause : err) as Error | undefined,
   );
-  log(`the pre-deploy run of deploy ${deployId} ended ${status.toLowerCase()}${cause?.message ? ` (${cause.message.split('\n')[0]})` : ''}: no hold is left to release`);
+  const why = `the pre-deploy run of deploy ${deployId} ended ${status.toLowerCase()}${cause?.message ? ` (${cause.message.split('\n')[0]})` : ''}`;
+  // Ended while holding (terminated, or its release step failed): the record's hold stands until it expires.
+  const state = await handle.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query<PredeployState>('predeployState')).catch(() => undefined);
+  if (state?.phase === 'held' && state.result) {
+    log(`${why} while holding snapshot ${state.result.snapshot}: the hold was not released and stands until ${state.holdUntil}`);
+    return 1;
+  }
+  log(`${why}: no hold is left to release`);
   return 0;
 }

@@ -547,6 +547,12 @@ export const Config = z
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    for (const [targetName, t] of Object.entries(cfg.notify)) {
+      // A password over a plain connection is readable by anyone on the path; only loopback may do without TLS.
+      if (t.type === 'email' && t.tls === 'none' && t.password && !/^(localhost|127\.\d+\.\d+\.\d+|::1)$/.test(t.host)) {
+        ctx.addIssue({ code: 'custom', path: ['notify', targetName, 'tls'], message: 'tls: none would send the SMTP password in clear text; use starttls or tls (none is for a relay on loopback)' });
+      }
+    }
     for (const [planName, plan] of Object.entries(cfg.plans)) {
       plan.storages.forEach((s, i) => {
         if (!Object.hasOwn(cfg.storages, s)) {

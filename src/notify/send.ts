@@ -30,7 +30,7 @@ export async function sendNotifications(config: Config, event: RunEvent, opts: S
     const msg = composeMessage(event, { uiUrl: config.temporal.uiUrl, namespace: config.temporal.namespace });
     return await Promise.all(chooseTargets(config, event).map((chosen) => deliver(chosen, event, msg, opts)));
   } catch (err) {
-    return [{ target: '*', type: 'webhook', event: event.event, ok: false, error: `notifications failed: ${(err as Error).message}` }];
+    return [{ target: '*', type: 'report', event: event.event, ok: false, error: `notifications failed: ${(err as Error).message}` }];
   }
 }
 

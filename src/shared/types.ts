@@ -259,7 +259,8 @@ export interface RunEvent {
 /** One target's delivery of one event. A failed delivery never changes the run's outcome. */
 export interface NotificationResult {
   target: string;
-  type: 'webhook' | 'ntfy' | 'healthchecks' | 'email';
+  /** `report`: the report itself failed (config unreadable, activity failed), no target was tried. */
+  type: 'webhook' | 'ntfy' | 'healthchecks' | 'email' | 'report';
   event: NotifyEventName;
   ok: boolean;
   /** Why it failed, without the URL or any token. */

@@ -71,11 +71,12 @@ export async function runWorker(configPath: string, opts: { logFormat?: LogForma
   const connection = await openNativeConnection(config.temporal);
   let metrics: MetricsService | undefined;
   try {
-    const worker = await createLifeboatWorker({ connection, namespace, taskQueue, configPath });
+    // Metrics first: a port in use is then its own one-line error, not a connection still held by a Worker.
     if (config.metrics) {
       metrics = await startMetrics({ configPath, listen: config.metrics.listen, logger: runtime.logger, ...(runtime.sdkMetricsUrl ? { sdkMetricsUrl: runtime.sdkMetricsUrl } : {}) });
       runtime.logger.info(`lifeboat metrics: listening on http://${config.metrics.listen}/metrics`, { listen: config.metrics.listen });
     }
+    const worker = await createLifeboatWorker({ connection, namespace, taskQueue, configPath });
     const tls = config.temporal.tls || config.temporal.apiKey ? ', TLS' : '';
     runtime.logger.info(`lifeboat worker: task queue ${taskQueue} on ${address} (${namespace}${tls})`, { taskQueue, address, namespace });
     await worker.run();

@@ -28,31 +28,38 @@ const RETENTION = { ...QUICK, startToCloseTimeout: '30m', scheduleToCloseTimeout
 export async function backupPlan(input: BackupInput): Promise<BackupResult> {
   if (!patched(CORRECT_UNDER_FAILURE)) return backupPlanV1(input);
   const began = Date.now();
-  let snapshot: string | undefined;
+  const run: RunReporting = {};
   try {
     return await withPlanLock(input.plan, 'backup', { maxWaitMs: LOCK_WAIT_MS, onWait: () => setStatus('Waiting') }, async () => {
       const ctx = await quick(`load plan ${input.plan}`).loadPlan(input.plan);
-      return withRunTimeout(ctx.plan.timeout, `backup of plan ${input.plan}`, () => backupLocked(input, ctx, (name) => (snapshot = name)));
+      return withRunTimeout(ctx.plan.timeout, `backup of plan ${input.plan}`, () => backupLocked(input, ctx, run));
     });
   } catch (err) {
     setStatus(failedStatus(err));
     const described = describeFailure(err);
-    await report(failureEvent(err, { plan: input.plan, kind: 'backup', tier: input.tier, ...(snapshot ? { snapshot } : {}), durationMs: Date.now() - began }));
+    await run.started; // `/start` before `/fail`, as a dead-man's switch expects
+    await report(failureEvent(err, described, { plan: input.plan, kind: 'backup', tier: input.tier, ...(run.snapshot ? { snapshot: run.snapshot } : {}), durationMs: Date.now() - began }));
     throw described;
   }
 }
 
-async function backupLocked(input: BackupInput, ctx: PlanContext, named: (snapshot: string) => void): Promise<BackupResult> {
+/** What the failure path needs to know of a run: its snapshot once named, and its `started` report in flight. */
+interface RunReporting {
+  snapshot?: string;
+  started?: Promise<NotificationResult[]>;
+}
+
+async function backupLocked(input: BackupInput, ctx: PlanContext, run: RunReporting): Promise<BackupResult> {
   // Workflow time once the lock is ours: the same on replay, so the snapshot name is stable.
   const startedAt = new Date();
   const snapshot = snapshotName(ctx.plan.prefix ?? input.plan, startedAt);
   setStatus('Running');
-  const notifications: NotificationResult[] = [];
-  notifications.push(...(await report({ event: 'started', plan: input.plan, kind: 'backup', tier: input.tier, snapshot, status: 'Running' })));
+  // Not waited for: a target that does not answer must not hold up the backup (report() is non-cancellable).
+  run.started = report({ event: 'started', plan: input.plan, kind: 'backup', tier: input.tier, snapshot, status: 'Running' });
   setCurrentDetails(`**${input.tier}** backup of plan **${input.plan}**: preflight of ${ctx.plan.sources.length} source(s)`);
   const checked = await step<BackupActivities>(REMOTE, `preflight: ${ctx.plan.sources.map((s) => s.name).join(', ')} and ${ctx.plan.storages.join(', ')}`).preflight(ctx);
   upsertSearchAttributes([{ key: SNAPSHOT, value: snapshot }]);
-  named(snapshot);
+  run.snapshot = snapshot;
   try {
     await quick(`claim snapshot ${snapshot}`).prepareSnapshot(ctx, snapshot, workflowInfo().runId);
     const progress = captureProgress(input, snapshot, ctx);
@@ -102,6 +109,7 @@ async function backupLocked(input: BackupInput, ctx: PlanContext, named: (snapsh
     setStatus(status);
     setCurrentDetails(`${progress.title}: ${status}`);
     const failedCount = artifacts.filter((a) => a.status === 'failed').length;
+    const notifications = [...(await run.started)];
     notifications.push(
       ...(await report({
         event: status === 'Completed' ? 'succeeded' : 'partially_failed',

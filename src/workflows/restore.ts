@@ -108,7 +108,7 @@ export async function verifyRestore(input: VerifyInput): Promise<SnapshotVerific
   } catch (err) {
     setStatus(failedStatus(err));
     const described = describeFailure(err);
-    await report(failureEvent(err, { plan: input.plan, kind: 'verify', durationMs: Date.now() - began }));
+    await report(failureEvent(err, described, { plan: input.plan, kind: 'verify', durationMs: Date.now() - began }));
     throw described;
   }
 }

@@ -27,15 +27,18 @@ export async function report(event: Omit<RunEvent, 'workflowId' | 'runId'>): Pro
     const { reportEvent } = proxyActivities<ReportActivities>({ ...REPORT, summary: `notify: ${event.kind} of plan ${event.plan} ${event.event.replace(/_/g, ' ')}` });
     return await CancellationScope.nonCancellable(() => reportEvent(full));
   } catch (err) {
-    return [{ target: '*', type: 'webhook', event: event.event, ok: false, error: `reporting failed: ${causeMessage(err)}` }];
+    return [{ target: '*', type: 'report', event: event.event, ok: false, error: `reporting failed: ${causeMessage(err)}` }];
   }
 }
 
-/** A failure as the event it is: restart_failed when services stayed down, verify_failed for a drill. */
-export function failureEvent(err: unknown, base: Pick<RunEvent, 'plan' | 'kind' | 'tier' | 'snapshot' | 'durationMs'>): Omit<RunEvent, 'workflowId' | 'runId'> {
+/**
+ * A failure as the event it is: restart_failed when services stayed down, verify_failed for a drill. The type is
+ * the run's own (describeFailure's: StepTimedOut for a timed-out step); the message is the step's, without its label.
+ */
+export function failureEvent(err: unknown, described: unknown, base: Pick<RunEvent, 'plan' | 'kind' | 'tier' | 'snapshot' | 'durationMs'>): Omit<RunEvent, 'workflowId' | 'runId'> {
   const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : err instanceof ApplicationFailure ? err : undefined;
-  const errorType = cause?.type ?? (isCancellation(err) ? 'Cancelled' : 'ActivityFailed');
-  const message = cause?.message ?? causeMessage(err);
+  const errorType = isCancellation(err) ? 'Cancelled' : described instanceof ApplicationFailure && described.type ? described.type : (cause?.type ?? 'ActivityFailed');
+  const message = cause?.message ?? (described instanceof Error ? described.message : causeMessage(err));
   const event = errorType === 'RestartFailed' ? 'restart_failed' : base.kind === 'verify' ? 'verify_failed' : 'failed';
   return {
     ...base,

@@ -310,7 +310,7 @@ describe('the reportEvent activity (a real activity Context, no server)', () => 
     const logs: LogEntry[] = [];
     const { reportEvent } = createNotifyActivities({ configPath: join(dir, 'missing.yaml') });
     const results = await activityEnv(logs).run(reportEvent, failed);
-    expect(results).toEqual([{ target: '*', type: 'webhook', event: 'failed', ok: false, error: expect.stringMatching(/^ConfigError: cannot read config .*missing\.yaml/) }]);
+    expect(results).toEqual([{ target: '*', type: 'report', event: 'failed', ok: false, error: expect.stringMatching(/^ConfigError: cannot read config .*missing\.yaml/) }]);
     expect(logs.filter((l) => l.level === 'WARN')).toHaveLength(1);
   });
 });

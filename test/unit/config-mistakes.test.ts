@@ -167,3 +167,33 @@ describe('config validate catches', () => {
     ]);
   });
 });
+
+describe('notification and Temporal connection mistakes', () => {
+  const mail = (extra: Record<string, unknown>) => ({ type: 'email', host: 'smtp.example.com', from: 'a@b.c', to: ['o@b.c'], ...extra });
+
+  it('a plan names a notify target that does not exist', () => {
+    const c = { ...base(), notify: { ops: { type: 'ntfy', url: { env: 'NTFY_URL' } } } };
+    c.plans.web!.notify = ['ops', 'pager'];
+    expect(problems(c)).toEqual(['plans.web.notify.1: unknown notify target "pager" (defined: ops)']);
+  });
+
+  it('a notify URL written as a value instead of a secret reference', () => {
+    expect(problems({ ...base(), notify: { ops: { type: 'webhook', url: 'https://hooks.example.com/T0K3N' } } })[0]).toMatch(/^notify\.ops\.url: a secret is a reference/);
+  });
+
+  it('an SMTP password over a plain connection to another host', () => {
+    expect(problems({ ...base(), notify: { m: mail({ tls: 'none', user: 'u', password: { env: 'P' } }) } })).toEqual([
+      'notify.m.tls: tls: none would send the SMTP password in clear text; use starttls or tls (none is for a relay on loopback)',
+    ]);
+    expect(problems({ ...base(), notify: { m: mail({ host: '127.0.0.1', tls: 'none', user: 'u', password: { env: 'P' } }) } })).toEqual([]);
+    expect(problems({ ...base(), notify: { m: mail({ tls: 'starttls', user: 'u', password: { env: 'P' } }) } })).toEqual([]);
+  });
+
+  it('an unknown event, a bad maxAge, a client certificate without its key', () => {
+    expect(problems({ ...base(), notify: { ops: { type: 'ntfy', url: { env: 'U' }, events: ['exploded'] } } })[0]).toMatch(/^notify\.ops\.events\.0: /);
+    const c = base();
+    c.plans.web!.maxAge = '26 hours';
+    expect(problems(c)).toEqual(['plans.web.maxAge: a duration like 30s, 10m, 6h or 2d']);
+    expect(problems({ ...base(), temporal: { tls: { cert: '/etc/lifeboat/c.pem' } } })).toEqual(['temporal.tls: cert and key come together (a client certificate and its private key)']);
+  });
+});
