@@ -35,7 +35,7 @@ import type { ArtifactResult } from '../sources/types';
 import { isRestic, openStorage } from '../storage';
 import { uploadToRestic } from '../storage/restic-upload';
 import { previousArtifactBytes } from '../snapshot/previous';
-import { artifactProgress, phase } from './progress';
+import { artifactProgress, phase } from './progress-adapters';
 import { DEFAULT_STALL_MS, asLifeboatError, runActivity } from './run';
 
 /** du over a large tree reports nothing until it ends. */

@@ -18,7 +18,7 @@ import type { RecordedComponent, RestoreOptions, VerifyCheck } from '../sources/
 import { isRestic, openStorage, type ResticBackend } from '../storage';
 import type { StorageBackend } from '../storage/types';
 import type { StepProgress } from '../shared/progress';
-import { artifactProgress, phase } from './progress';
+import { artifactProgress, phase } from './progress-adapters';
 import { runActivity } from './run';
 
 /** Loading a dump into a database reports no progress until it ends: restores allow an hour of silence. */

@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type WorkflowClient, type WorkflowHandle } from '@temporalio/client';
 import { STATUS } from '../shared/search-attributes';
-import { ProgressPrinter, runningSteps, type ProgressOutput } from './progress';
+import { ProgressPrinter, runningSteps, type ProgressOutput } from './progress-view';
 
 const POLL_MS = 2_000;
 /** A poll that takes longer is given up (and retried at the next one). */

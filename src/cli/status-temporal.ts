@@ -1,9 +1,10 @@
 // What only Temporal knows for `lifeboat status`: the runs of a plan going on now and when its schedules fire next.
 // Freshness never depends on it (storage is the truth); this is context around it.
-import { ScheduleNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
 import { FRESHNESS_SCHEDULE_ID, desiredSchedules, intervalText } from '../schedules/sync';
 import { STATUS } from '../shared/search-attributes';
+import { formatStep, runningSteps } from './progress-view';
 
 export interface RunningRun {
   workflow_id: string;
@@ -12,7 +13,7 @@ export interface RunningRun {
   /** LifeboatStatus (`Waiting` for the plan's lock, `Running`), else Temporal's. */
   status: string;
   started_at: string;
-  /** The steps in progress: `captureArtifact(app:site)`, with the attempt and last error when retrying. */
+  /** The steps in progress as `backup --wait` shows them: `capture app:site (pull)  412.0 MiB / 1.0 GiB  41%  ETA 0:16`. */
   pending: string[];
 }
 
@@ -37,18 +38,11 @@ export async function runningRuns(client: Client, plan: string): Promise<Running
       workflow_type: wf.type,
       status: d.typedSearchAttributes.get(STATUS) ?? d.status.name,
       started_at: wf.startTime.toISOString(),
-      pending: (d.raw.pendingActivities ?? []).map(describePending),
+      // The same line `backup --wait` prints: bytes, percent and ETA (no rate: one look has nothing to compare).
+      pending: (await runningSteps(d, client.options.loadedDataConverter)).map((s) => formatStep(s, undefined)),
     });
   }
   return out.sort((a, b) => a.started_at.localeCompare(b.started_at));
-}
-
-type Pending = NonNullable<Awaited<ReturnType<WorkflowHandle['describe']>>['raw']['pendingActivities']>[number];
-
-function describePending(p: Pending): string {
-  const capture = p.activityId?.startsWith('capture:') ? `(${p.activityId.slice('capture:'.length)})` : '';
-  const retry = (p.attempt ?? 1) > 1 ? ` attempt ${p.attempt}${p.lastFailure?.message ? `: ${p.lastFailure.message.split('\n')[0]}` : ''}` : '';
-  return `${p.activityType?.name ?? '?'}${capture}${retry}`;
 }
 
 /** The plan's schedules as the config wants them, with the server's next action times. */

@@ -3,7 +3,7 @@
 // configured, a forged or unsigned record is ignored (reported through `ignored`), and a drill result counts only
 // when its annotations' signature verifies, so a bucket writer can make a plan neither look fresh nor verified.
 import type { Config } from '../config/schema';
-import { findSnapshots, type IgnoredRecord, type SnapshotListing } from '../restore/fetch';
+import { findSnapshots, type IgnoredRecord, type SnapshotListing, type StoredRecord } from '../restore/fetch';
 import type { RunStatus } from '../shared/types';
 import { annotationsTrusted, type TrustPolicy } from '../snapshot/signing';
 import { openStorage } from '../storage';
@@ -12,6 +12,12 @@ import type { StorageNewest } from './freshness';
 
 /** A record exists only for a run that stored every required artifact; PartiallyFailed lost an optional one. */
 const GOOD: readonly RunStatus[] = ['Completed', 'PartiallyFailed'];
+
+/** Whether a record counts as a good snapshot (freshness, status and metrics agree on this). */
+export const isGoodRecord = (r: Pick<StoredRecord, 'status'>): boolean => GOOD.includes(r.status);
+
+/** The size a snapshot takes in its storage; a restic storage holds no archive: its content's size. */
+export const storedSize = (r: Pick<StoredRecord, 'restic' | 'manifest' | 'size_bytes'>): number => (r.restic ? (r.manifest?.bytes ?? 0) : r.size_bytes);
 
 export interface SnapshotSummary {
   snapshot: string;
@@ -71,7 +77,7 @@ export async function readPlanState(config: Config, plan: string, trust: TrustPo
 async function listPlan(name: string, plan: string, trust: TrustPolicy, open: BackendOpener, ignored: IgnoredRecord[]): Promise<{ listing: SnapshotListing[] } | { error: string }> {
   try {
     const listing = await findSnapshots({ [name]: await open(name) }, { plan, trust, onIgnored: (i) => ignored.push(i) });
-    return { listing: listing.filter((l) => GOOD.includes(l.record.status)) };
+    return { listing: listing.filter((l) => isGoodRecord(l.record)) };
   } catch (err) {
     return { error: String((err as Error)?.message ?? err).split('\n')[0]! };
   }
@@ -91,7 +97,7 @@ function latestOf(good: SnapshotListing[], order: string[]): SnapshotSummary | u
     snapshot: r.snapshot,
     createdAt: r.created_at,
     status: r.status,
-    sizeBytes: r.restic ? (r.manifest?.bytes ?? 0) : r.size_bytes,
+    sizeBytes: storedSize(r),
     storages: order.filter((s) => holding.has(s)),
   };
 }

@@ -2,6 +2,7 @@
 // them): per storage the newest snapshot's time and the newest passed restore drill. Storage, not the worker's
 // memory, so the numbers are right after a restart with no run in between.
 import type { Config } from '../config/schema';
+import { isGoodRecord, storedSize } from '../freshness/read-plan-state';
 import { findSnapshots, type StoredRecord } from '../restore/fetch';
 import { annotationsTrusted, trustPolicyOf, type TrustPolicy } from '../snapshot/signing';
 import { openStorage } from '../storage';
@@ -11,7 +12,10 @@ export interface StoredTimes {
   storage: string;
   /** created_at of the newest good snapshot, in seconds since the epoch. */
   lastSuccess?: number;
-  /** verified_at of the newest snapshot whose drill passed (and whose annotation is trusted). */
+  /**
+   * When the newest passed drill ran (verified_at; its annotation trusted). The watchdog's maxVerifiedAge is
+   * stricter: it counts from the verified snapshot's own creation, so a drill of an old snapshot does not refresh it.
+   */
   lastVerified?: number;
 }
 
@@ -43,15 +47,14 @@ export async function scanStoredTimes(config: Config, onlyPlan?: string): Promis
       scan.readable.push(storage);
       for (const [plan, cfg] of plans) {
         if (!cfg.storages.includes(storage)) continue;
-        const mine = records.filter((r) => r.plan === plan && r.success !== false); // newest first
+        const mine = records.filter((r) => r.plan === plan && isGoodRecord(r)); // newest first
         scan.times.push({ plan, storage, ...timesOf(mine, trust) });
         const first = mine[0];
         if (first && (!newest.has(plan) || seconds(first.created_at)! > seconds(newest.get(plan)!.created_at)!)) newest.set(plan, first);
       }
     }),
   );
-  // A restic storage holds no archive: its size is the snapshot's content (as `snapshots list` shows it).
-  for (const [plan, r] of newest) scan.newestSize.set(plan, r.restic ? (r.manifest?.bytes ?? 0) : r.size_bytes);
+  for (const [plan, r] of newest) scan.newestSize.set(plan, storedSize(r));
   return scan;
 }
 

@@ -1,5 +1,5 @@
 // The one shape of a step's progress in its heartbeat details: what it is doing and how far, in small numbers.
-// Activities write it (activities/progress.ts); the CLI reads it back to print bytes, percent, rate and ETA.
+// Activities write it (activities/progress-adapters.ts); the CLI reads it back to print bytes, percent, rate and ETA.
 
 export interface StepProgress {
   /** What the step does now: `pull`, `dump`, `hash`, `archive`, `upload`, `download`, `verify` … */

@@ -167,6 +167,7 @@ describe('a stale build is never used', () => {
     const root = join(tmp, 'bin');
     for (const d of ['bin', 'dist', 'src/cli']) mkdirSync(join(root, d), { recursive: true });
     copyFileSync(BIN, join(root, 'bin/lifeboat.mjs'));
+    copyFileSync(join(ROOT, 'bin/newest-mtime.mjs'), join(root, 'bin/newest-mtime.mjs'));
     copyFileSync(join(ROOT, 'package.json'), join(root, 'package.json')); // "type": "module", as tsx needs
     symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
     writeFileSync(join(root, 'dist/lifeboat.mjs'), "console.log('compiled');\n");

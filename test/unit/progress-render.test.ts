@@ -1,7 +1,7 @@
 // What a waiting command prints for a running step: bytes of total, percent, rate, ETA; and what it leaves out
 // when a total or a rate is not known.
 import { describe, expect, it } from 'vitest';
-import { formatDuration, formatStep, ProgressPrinter, RateMeter, stepLabel, type StepView } from '../../src/cli/progress';
+import { formatDuration, formatStep, ProgressPrinter, RateMeter, stepLabel, type StepView } from '../../src/cli/progress-view';
 
 const MiB = 2 ** 20;
 const step = (over: Partial<StepView> = {}): StepView => ({ key: 'capture:app:files#1', label: 'capture app:files', phase: 'pull', attempt: 1, at: 0, ...over });

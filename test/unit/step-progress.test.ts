@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { artifactProgress, parseProgress2, phase, RsyncTotal } from '../../src/activities/progress';
+import { artifactProgress, parseProgress2, phase, RsyncTotal } from '../../src/activities/progress-adapters';
 import { stepProgressOf } from '../../src/shared/progress';
 
 describe('rsync progress2 lines', () => {
