@@ -68,6 +68,7 @@ const fullySpecifiedDeepImports = {
 /** Every package import in the compiled files must resolve under Node's ESM rules: fail the build, not a command at
  * run time. (Resolved from scripts/, which finds the same node_modules as dist/.) */
 function checkImports(metafile) {
+  if (typeof import.meta.resolve !== 'function') return; // Node < 20.6 (engines: >= 20.3): the check needs it
   const problems = [];
   const specs = new Set(Object.values(metafile.outputs).flatMap((o) => o.imports.filter((i) => i.external && !i.path.startsWith('node:')).map((i) => i.path)));
   for (const spec of specs) {
