@@ -5,7 +5,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SNAPSHOT } from '../../src/shared/search-attributes';
 import type { BackupResult } from '../../src/shared/types';
-import { freshnessChecks, hang, makeWorld, permanent, type World } from '../support/fake-activities';
+import { freshnessChecks, hang, makeWorld, permanent, waitFor, type World } from '../support/fake-activities';
 import type { TemporalFixture } from '../support/fixtures';
 import { eventually, fakeWorker, keepHistory, runFailure, startWorkflow } from '../support/workflow-harness';
 
@@ -44,14 +44,15 @@ async function activitySummaries(h: WorkflowHandle): Promise<Array<{ type: strin
 }
 
 describe('run events and summaries', () => {
-  it('a good run reports started right after loading the plan and succeeded at the end, with size, bytes and duration', async () => {
+  it('a good run reports started right after loading the plan (beside preflight) and succeeded at the end, with size, bytes and duration', async () => {
     const w = makeWorld('ok', { sources: [web] });
     const h = await backup(w);
     const result = (await h.result()) as BackupResult;
-    expect(w.events.map((e) => [e.event, e.afterCalls])).toEqual([
-      ['started', 1],
-      ['succeeded', w.calls.length],
-    ]);
+    expect(w.events.map((e) => e.event)).toEqual(['started', 'succeeded']);
+    // Not waited for: the started report and preflight run side by side, after loadPlan.
+    expect(w.events[0]!.afterCalls).toBeGreaterThanOrEqual(1);
+    expect(w.events[0]!.afterCalls).toBeLessThanOrEqual(2);
+    expect(w.events[1]!.afterCalls).toBe(w.calls.length);
     const done = w.events[1]!;
     expect(done).toMatchObject({ plan: w.ctx.planName, kind: 'backup', tier: 'daily', snapshot: result.snapshot, status: 'Completed', sizeBytes: 42, bytesCaptured: 200, artifactsFailed: 0 });
     expect(done.durationMs).toBeGreaterThanOrEqual(0);
@@ -192,5 +193,22 @@ describe('freshnessWatchdog', () => {
     freshnessChecks.push([{ plan: a.ctx.planName, stale: true, reasons: ['x'], event: { event: 'stale', plan: a.ctx.planName, kind: 'freshness', status: 'stale', reason: 'x' } }]);
     const r = (await (await watchdog(a)).result()) as { notifications: Array<{ ok: boolean; error?: string }> };
     expect(r.notifications).toEqual([expect.objectContaining({ ok: false, error: expect.stringContaining('notify broke') })]);
+  });
+});
+
+describe('a started report that hangs', () => {
+  it('does not hold up the backup; the run waits for it only before its own outcome', async () => {
+    const w = makeWorld('slowreport', { sources: [remote] });
+    let release = false;
+    w.on.reportEvent = async (e: { event: string }) => {
+      if (e.event === 'started') await waitFor(() => release);
+      return [];
+    };
+    const h = await backup(w);
+    await eventually(() => w.calls.includes('pruneLocal'), 'the backup reached its end while the started report hangs');
+    expect(w.events.map((e) => e.event)).toEqual(['started']);
+    release = true;
+    expect(((await h.result()) as BackupResult).status).toBe('Completed');
+    expect(w.events.map((e) => e.event)).toEqual(['started', 'succeeded']);
   });
 });
