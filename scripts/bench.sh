@@ -13,4 +13,6 @@ if ! psql -X -q -h 127.0.0.1 -U postgres -d postgres -c 'SELECT 1' >/dev/null 2>
   echo "bench: needs PostgreSQL on 127.0.0.1:5432 where user postgres logs in without a password (trust), as npm test does" >&2
   exit 1
 fi
+# The harness makes S3 clients itself: the same switch bin/lifeboat.mjs sets for the AWS SDK's Node 20 warning.
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED="${AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED:-true}"
 exec npx tsx scripts/bench.ts "$@"
