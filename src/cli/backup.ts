@@ -4,7 +4,7 @@ import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure
 import type { Config } from '../config/schema';
 import { backupWorkflowId } from '../shared/ids';
 import { DEPLOY_ID, PLAN, TIER } from '../shared/search-attributes';
-import type { BackupInput, BackupResult } from '../shared/types';
+import type { BackupInput, BackupResult, NotificationResult } from '../shared/types';
 import type { backupPlan } from '../workflows';
 import { followRun, terminalOutput } from './follow';
 
@@ -49,8 +49,16 @@ export function reportFailure(what: string, workflowId: string, err: unknown, lo
   const type = failureType(cause);
   const message = (cause as Error)?.message ?? String(cause);
   log(`${what} failed (${type}): ${message}`);
-  console.log(`${RESULT_PREFIX}${JSON.stringify({ success: false, workflow_id: workflowId, error_type: type, error: message })}`);
+  const notifications = failedDeliveries(cause);
+  for (const n of notifications) log(`  warning: notification ${n.target} (${n.type}, ${n.event}) failed: ${n.error}`);
+  console.log(`${RESULT_PREFIX}${JSON.stringify({ success: false, workflow_id: workflowId, error_type: type, error: message, ...(notifications.length ? { notifications } : {}) })}`);
   return 1;
+}
+
+/** The deliveries a failed run could not make (in its failure's details, see workflows/run-events.ts). */
+function failedDeliveries(cause: unknown): NotificationResult[] {
+  const details = cause instanceof ApplicationFailure ? ((cause.details ?? []) as unknown[]) : [];
+  return details.flatMap((d) => ((d as { notifications?: NotificationResult[] } | null)?.notifications ?? []));
 }
 
 /** Lifeboat's failure type; a run ended from outside (cancel, terminate, server timeout) says so in one word. */

@@ -11,7 +11,7 @@ import { CORRECT_UNDER_FAILURE, RUN_EVENTS } from './patches';
 import { LOCK_WAIT_MS, withPlanLock } from './plan-lock';
 import { inLanes } from './lanes';
 import { withQuiesce } from './quiesce';
-import { failureEvent, report } from './run-events';
+import { failureEvent, report, withFailedDeliveries } from './run-events';
 import { SNAPSHOT } from '../shared/search-attributes';
 import type { ArtifactResult } from '../sources/types';
 import type { BackupInput, BackupResult, NotificationResult, PlanContext, QuiesceRecord, RetentionReport, SnapshotRecord, StorageResult } from '../shared/types';
@@ -37,9 +37,9 @@ export async function backupPlan(input: BackupInput): Promise<BackupResult> {
   } catch (err) {
     setStatus(failedStatus(err));
     const described = describeFailure(err);
-    await run.started; // `/start` before `/fail`, as a dead-man's switch expects
-    await report(failureEvent(err, described, { plan: input.plan, kind: 'backup', tier: input.tier, ...(run.snapshot ? { snapshot: run.snapshot } : {}), durationMs: Date.now() - began }));
-    throw described;
+    const started = (await run.started) ?? []; // `/start` before `/fail`, as a dead-man's switch expects
+    const outcome = await report(failureEvent(err, described, { plan: input.plan, kind: 'backup', tier: input.tier, ...(run.snapshot ? { snapshot: run.snapshot } : {}), durationMs: Date.now() - began }));
+    throw withFailedDeliveries(described, [...started, ...outcome]);
   }
 }
 

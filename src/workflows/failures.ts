@@ -37,9 +37,9 @@ export function describeFailure(err: unknown): unknown {
 
 /**
  * The Web UI shows a failure's stack under its message: for a failure Lifeboat raised on purpose, the workflow
- * bundle's frames say nothing to a user, so the message stands alone. (The history is unchanged by this.)
+ * bundle's frames say nothing to a user, so the message stands alone (replay does not compare stacks).
  */
-function plain(failure: ApplicationFailure): ApplicationFailure {
+export function plain(failure: ApplicationFailure): ApplicationFailure {
   failure.stack = '';
   return failure;
 }

@@ -13,7 +13,7 @@ import { CORRECT_UNDER_FAILURE, PARALLEL_RESTORE_HOSTS } from './patches';
 import { LOCK_WAIT_MS, withPlanLock } from './plan-lock';
 import { inLanes } from './lanes';
 import { withQuiesce } from './quiesce';
-import { failureEvent, report } from './run-events';
+import { failureEvent, report, withFailedDeliveries } from './run-events';
 
 const quick = (summary: string) => step<BackupActivities & RestoreActivities>(QUICK, summary);
 /** Downloads, extraction, scratch restores: fewer attempts than a backup's copy (a person is usually waiting). */
@@ -108,8 +108,7 @@ export async function verifyRestore(input: VerifyInput): Promise<SnapshotVerific
   } catch (err) {
     setStatus(failedStatus(err));
     const described = describeFailure(err);
-    await report(failureEvent(err, described, { plan: input.plan, kind: 'verify', durationMs: Date.now() - began }));
-    throw described;
+    throw withFailedDeliveries(described, await report(failureEvent(err, described, { plan: input.plan, kind: 'verify', durationMs: Date.now() - began })));
   }
 }
 

@@ -4,7 +4,7 @@
 import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { NotificationResult, RunEvent } from '../shared/types';
 import { retry } from './activity-options';
-import { causeMessage, failedStatus, stepLabel } from './failures';
+import { causeMessage, failedStatus, plain, stepLabel } from './failures';
 import { RUN_EVENTS } from './patches';
 
 /** The activity the worker registers (src/activities/notify.ts). */
@@ -29,6 +29,17 @@ export async function report(event: Omit<RunEvent, 'workflowId' | 'runId'>): Pro
   } catch (err) {
     return [{ target: '*', type: 'report', event: event.event, ok: false, error: `reporting failed: ${causeMessage(err)}` }];
   }
+}
+
+/**
+ * A failed run has no result to carry its failed deliveries: they go into the failure's details (after the step's
+ * own), as `{ notifications }`, so the CLI's failure line can name them. Cancellation passes through unchanged.
+ */
+export function withFailedDeliveries(described: unknown, deliveries: NotificationResult[]): unknown {
+  const failed = deliveries.filter((n) => !n.ok);
+  if (failed.length === 0 || !(described instanceof ApplicationFailure)) return described;
+  const { message, type, details } = described;
+  return plain(ApplicationFailure.create({ message, type: type ?? undefined, nonRetryable: true, details: [...((details as unknown[] | undefined) ?? []), { notifications: failed }] }));
 }
 
 /**

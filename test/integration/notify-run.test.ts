@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { TypedSearchAttributes } from '@temporalio/common';
+import { TypedSearchAttributes, type ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PLAN, TIER } from '../../src/shared/search-attributes';
 import type { BackupResult } from '../../src/shared/types';
@@ -127,7 +127,11 @@ describe('notifications from real runs', () => {
     const h = await run('broken');
     const err = await h.result().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect((err as WorkflowFailedError).cause).toMatchObject({ type: 'MissingPath' });
+    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause).toMatchObject({ type: 'MissingPath' });
+    // No result to carry them: the webhook (500) and ntfy (down) failures ride in the failure's details.
+    const failedTargets = (cause.details ?? []).flatMap((d) => (d as { notifications?: Array<{ target: string; ok: boolean }> }).notifications ?? []);
+    expect(failedTargets.map((n) => n.target).sort()).toEqual(['hook']);
     const fail = receiver.hits.filter((x) => x.path.startsWith(`/hc/${HC_UUID}/fail`));
     expect(fail).toHaveLength(1);
     expect(fail[0]!.body).toContain('MissingPath');

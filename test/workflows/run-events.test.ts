@@ -152,6 +152,16 @@ describe('run events and summaries', () => {
     expect(w.events[1]).toMatchObject({ event: 'succeeded', kind: 'verify', snapshot: 'snap-3', status: 'Completed' });
   });
 
+  it('a failed run whose report fails too: the failed deliveries ride in the failure details, after the step details', async () => {
+    const w = makeWorld('failnoreport', { sources: [remote] });
+    w.on['capture:far/conf'] = () => Promise.reject(ApplicationFailure.nonRetryable('missing: /etc/far', 'MissingPath', { path: '/etc/far' }));
+    w.on.reportEvent = async (e: { event: string }) => [{ target: 'hook', type: 'webhook', event: e.event, ok: e.event === 'started', ...(e.event === 'started' ? {} : { error: 'HTTP 500' }) }];
+    const h = await backup(w);
+    const err = (await h.result().catch((e: unknown) => e)) as { cause: ApplicationFailure };
+    expect(err.cause.type).toBe('MissingPath');
+    expect(err.cause.details).toEqual([{ path: '/etc/far' }, { notifications: [{ target: 'hook', type: 'webhook', event: 'failed', ok: false, error: 'HTTP 500' }] }]);
+  });
+
   it('an error longer than 10 KB is sent as its last 10 KB', async () => {
     const w = makeWorld('long', { sources: [remote] });
     w.on['capture:far/conf'] = () => Promise.reject(ApplicationFailure.nonRetryable(`${'x'.repeat(20_000)}THE END`, 'CommandFailed'));
