@@ -2,7 +2,7 @@
 // not a stack. How to connect (address, TLS, API key) is src/temporal/connection.ts's business.
 import { Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
-import { LifeboatError } from '../shared/errors';
+import { LifeboatError, errorLine } from '../shared/errors';
 import { openClientConnection } from '../temporal/connection';
 
 export async function connectClient(temporal: Config['temporal']): Promise<Client> {
@@ -20,8 +20,7 @@ function namespaceProblem(temporal: Config['temporal'], err: unknown): LifeboatE
   const code = (err as { code?: number }).code;
   if (code === 5) return new LifeboatError('TemporalUnavailable', `Temporal at ${temporal.address} has no namespace "${temporal.namespace}" (see temporal.namespace in lifeboat.yaml)`);
   // 16 UNAUTHENTICATED / 7 PERMISSION_DENIED: the API key or client certificate is not accepted for this namespace.
-  if (code === 16 || code === 7) return new LifeboatError('TemporalUnavailable', `Temporal at ${temporal.address} refused access to namespace "${temporal.namespace}": ${firstLine(err)} (check temporal.apiKey / temporal.tls.cert)`);
-  return new LifeboatError('TemporalUnavailable', `Temporal at ${temporal.address}: ${firstLine(err)}`);
+  if (code === 16 || code === 7) return new LifeboatError('TemporalUnavailable', `Temporal at ${temporal.address} refused access to namespace "${temporal.namespace}": ${errorLine(err)} (check temporal.apiKey / temporal.tls.cert)`);
+  return new LifeboatError('TemporalUnavailable', `Temporal at ${temporal.address}: ${errorLine(err)}`);
 }
 
-const firstLine = (err: unknown) => String((err as Error)?.message ?? err).split('\n')[0];

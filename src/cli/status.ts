@@ -8,6 +8,7 @@ import { ageMs, formatAge, freshness, isWatched, limitsOf } from '../freshness/f
 import type { PlanState } from '../freshness/read-plan-state';
 import { formatBytes } from '../shared/units';
 import type { RunningRun, ScheduleNext } from './status-temporal';
+import { errorLine } from '../shared/errors';
 // Storage, config and Temporal code is imported when the command runs: `lifeboat --help` loads none (see main.ts).
 
 export interface PlanStatus {
@@ -97,7 +98,7 @@ async function addTemporal(report: StatusReport, config: Config, connect: () => 
   try {
     client = await connect();
   } catch (err) {
-    return { ...report, temporal: { reachable: false, error: firstLine(err) } };
+    return { ...report, temporal: { reachable: false, error: errorLine(err) } };
   }
   try {
     const { planSchedules, runningRuns, watchdogSchedule } = await import('./status-temporal');
@@ -105,13 +106,12 @@ async function addTemporal(report: StatusReport, config: Config, connect: () => 
     const watchdog = await watchdogSchedule(client, config);
     return { ...report, plans, ...(watchdog ? { watchdog } : {}) };
   } catch (err) {
-    return { ...report, temporal: { reachable: false, error: firstLine(err) } };
+    return { ...report, temporal: { reachable: false, error: errorLine(err) } };
   } finally {
     await client.connection.close();
   }
 }
 
-const firstLine = (err: unknown) => String((err as Error)?.message ?? err).split('\n')[0]!;
 
 // ---------------------------------------------------------------- text
 

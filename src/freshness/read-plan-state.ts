@@ -9,6 +9,7 @@ import { annotationsTrusted, type TrustPolicy } from '../snapshot/signing';
 import { openStorage } from '../storage';
 import type { StorageBackend } from '../storage/types';
 import type { StorageNewest } from './freshness';
+import { errorLine } from '../shared/errors';
 
 /** A record exists only for a run that stored every required artifact; PartiallyFailed lost an optional one. */
 const GOOD: readonly RunStatus[] = ['Completed', 'PartiallyFailed'];
@@ -79,7 +80,7 @@ async function listPlan(name: string, plan: string, trust: TrustPolicy, open: Ba
     const listing = await findSnapshots({ [name]: await open(name) }, { plan, trust, onIgnored: (i) => ignored.push(i) });
     return { listing: listing.filter((l) => isGoodRecord(l.record)) };
   } catch (err) {
-    return { error: String((err as Error)?.message ?? err).split('\n')[0]! };
+    return { error: errorLine(err) };
   }
 }
 

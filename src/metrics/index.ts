@@ -8,6 +8,7 @@ import type { RunEvent } from '../shared/types';
 import { LifeboatMetrics } from './lifeboat-metrics';
 import { listenMetrics } from './server';
 import { scanStoredTimes } from './stored-times';
+import { errorLine } from '../shared/errors';
 
 export const RESCAN_EVERY_MS = 10 * 60_000;
 
@@ -59,7 +60,7 @@ export class MetricsService {
       this.metrics.applyScan(scan);
       for (const u of scan.unreadable) this.opts.logger.warn(`metrics: cannot read storage ${u.storage}: ${u.error}`, { storage: u.storage });
     } catch (err) {
-      this.opts.logger.warn(`metrics: cannot read snapshot records: ${String((err as Error)?.message ?? err).split('\n')[0]}`);
+      this.opts.logger.warn(`metrics: cannot read snapshot records: ${errorLine(err)}`);
     }
   }
 }

@@ -2,7 +2,7 @@
 // followed by Lifeboat's own registry, so one scrape target serves both.
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
-import { LifeboatError } from '../shared/errors';
+import { LifeboatError, errorLine } from '../shared/errors';
 import { splitHostPort } from '../temporal/connection';
 
 export interface MetricsSources {
@@ -49,6 +49,6 @@ async function sdkMetrics(url: string | undefined): Promise<string> {
     const text = await res.text();
     return text.endsWith('\n') || text === '' ? text : `${text}\n`;
   } catch (err) {
-    return `# Temporal SDK metrics unavailable: ${String((err as Error)?.message ?? err).split('\n')[0]}\n`;
+    return `# Temporal SDK metrics unavailable: ${errorLine(err)}\n`;
   }
 }

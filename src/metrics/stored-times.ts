@@ -6,6 +6,7 @@ import { isGoodRecord, storedSize } from '../freshness/read-plan-state';
 import { findSnapshots, type StoredRecord } from '../restore/fetch';
 import { annotationsTrusted, trustPolicyOf, type TrustPolicy } from '../snapshot/signing';
 import { openStorage } from '../storage';
+import { errorLine } from '../shared/errors';
 
 export interface StoredTimes {
   plan: string;
@@ -41,7 +42,7 @@ export async function scanStoredTimes(config: Config, onlyPlan?: string): Promis
         const backend = await openStorage(storage, config.storages[storage]!);
         records = (await findSnapshots({ [storage]: backend }, { ...(onlyPlan ? { plan: onlyPlan } : {}), trust })).map((l) => l.record);
       } catch (err) {
-        scan.unreadable.push({ storage, error: String((err as Error)?.message ?? err).split('\n')[0]! });
+        scan.unreadable.push({ storage, error: errorLine(err) });
         return;
       }
       scan.readable.push(storage);

@@ -54,3 +54,8 @@ export class LifeboatError extends Error {
     return (PERMANENT_ERRORS as readonly string[]).includes(this.code);
   }
 }
+
+/** The first line of an error's message (or of what was thrown): for one-line reports of a failure. */
+export function errorLine(err: unknown): string {
+  return String((err as Error | undefined)?.message ?? err).split('\n')[0]!;
+}

@@ -9,7 +9,7 @@ import { Connection } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import type { Config } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
-import { LifeboatError } from '../shared/errors';
+import { LifeboatError, errorLine } from '../shared/errors';
 import { probeTls, type TlsProbe } from './tls-probe';
 
 export type TemporalConfig = Config['temporal'];
@@ -123,14 +123,14 @@ async function unreachable(options: TemporalConnectionOptions, err: unknown): Pr
       return new LifeboatError('TemporalUnavailable', `Temporal at ${address} speaks TLS: set temporal.tls (with ca for a private CA, cert and key if it wants a client certificate)`);
     }
   }
-  return new LifeboatError('TemporalUnavailable', `cannot reach Temporal at ${address}: ${firstLine(err)} (is the server running? see temporal.address in lifeboat.yaml)`);
+  return new LifeboatError('TemporalUnavailable', `cannot reach Temporal at ${address}: ${errorLine(err)} (is the server running? see temporal.address in lifeboat.yaml)`);
 }
 
 async function readConfigFile(path: string, field: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (err) {
-    throw new LifeboatError('ConfigError', `${field}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? firstLine(err)}`);
+    throw new LifeboatError('ConfigError', `${field}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? errorLine(err)}`);
   }
 }
 
@@ -161,4 +161,3 @@ export function splitHostPort(address: string): [string, number] {
   return [address.slice(0, i).replace(/^\[(.*)\]$/, '$1'), Number(address.slice(i + 1))];
 }
 
-const firstLine = (err: unknown) => String((err as Error)?.message ?? err).split('\n')[0];
