@@ -25,6 +25,10 @@ const restoreInput = (w: World, extra: Record<string, unknown> = {}) => ({ plan:
 const restore = (w: World, extra: Record<string, unknown> = {}) => startWorkflow(t, 'restoreSnapshot', w, [restoreInput(w, extra)]);
 const verify = (w: World, extra: Record<string, unknown> = {}) => startWorkflow(t, 'verifyRestore', w, [{ plan: w.ctx.planName, ...extra }]);
 
+/** web's restores, in order, inside its stop → start. */
+const WEB_INSIDE_ITS_QUIESCE = ['quiesceInspect web', 'quiesceStop web', 'restore db', 'restore site', 'quiesceStart web'];
+const webSteps = (w: World) => w.calls.filter((c) => c.endsWith(' web') || ['restore db', 'restore site'].includes(c));
+
 describe('restoreSnapshot with fake activities', () => {
   // Runs that reached restoreByHost before patch PARALLEL_RESTORE_HOSTS restored one host after another; their golden
   // history (restore-success.json, recorded then) keeps guarding that path. This test records restore-parallel-hosts.
@@ -43,13 +47,7 @@ describe('restoreSnapshot with fake activities', () => {
     expect(r.restored.map((x) => x.artifact)).toEqual(['db', 'site', 'kv']);
     expect(r.steps.find((s) => s.artifact === 'versions')?.manual).toBe(true);
     expect(w.calls.slice(0, 3)).toEqual(['loadPlan', 'fetchForRestore', 'planRestore']);
-    expect(w.calls.filter((c) => c.endsWith(' web') || ['restore db', 'restore site'].includes(c))).toEqual([
-      'quiesceInspect web',
-      'quiesceStop web',
-      'restore db',
-      'restore site',
-      'quiesceStart web',
-    ]);
+    expect(webSteps(w)).toEqual(WEB_INSIDE_ITS_QUIESCE);
     expect(w.calls.filter((c) => c === 'restore kv')).toHaveLength(1);
     expect(w.calls.at(-1)).toBe('discardRestoreWork');
     expect(await statusOf(h)).toBe('Completed');
@@ -71,13 +69,7 @@ describe('restoreSnapshot with fake activities', () => {
     const f = await runFailure(h);
     expect(f.type).toBe('PermissionDenied');
     expect(dbFinished).toBe(true);
-    expect(w.calls.filter((c) => c.endsWith(' web') || ['restore db', 'restore site'].includes(c))).toEqual([
-      'quiesceInspect web',
-      'quiesceStop web',
-      'restore db',
-      'restore site',
-      'quiesceStart web',
-    ]);
+    expect(webSteps(w)).toEqual(WEB_INSIDE_ITS_QUIESCE);
     expect(w.calls.filter((c) => c.endsWith(' extra') || c === 'restore more')).toEqual([]);
     expect(w.stopped.size).toBe(0);
     expect(w.calls.at(-1)).toBe('discardRestoreWork');
