@@ -1,6 +1,7 @@
 // The freshness watchdog's activity: every watched plan (maxAge or maxVerifiedAge) against storage, its stale
 // episodes against the state file, and the transitions as RunEvents for the workflow to report.
 import { Context } from '@temporalio/activity';
+import pLimit from 'p-limit';
 import { loadConfig } from '../config/load';
 import { nextEpisodes, type Transition } from '../freshness/episodes';
 import { formatAge, freshness, isWatched, limitsOf } from '../freshness/freshness';
@@ -20,12 +21,7 @@ export interface FreshnessCheck {
 
 export function createFreshnessActivities(deps: { configPath: string }) {
   // Checks on one worker run one at a time: two overlapping ones would both see "fresh → stale" and report twice.
-  let queue: Promise<unknown> = Promise.resolve();
-  const serially = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = queue.then(fn);
-    queue = run.catch(() => undefined);
-    return run;
-  };
+  const serially = pLimit(1);
   return {
     /**
      * Writes the new episode state before returning the transitions. That is safe: the workflow reports them right

@@ -2,6 +2,7 @@
 // storage (at start, every 10 minutes, and for a plan after each of its backups and drills); run counters come
 // from observeRunEvent, which the reportEvent activity calls in the same process.
 import type { Server } from 'node:http';
+import pLimit from 'p-limit';
 import type { Logger } from '@temporalio/common';
 import { loadConfig } from '../config/load';
 import type { RunEvent } from '../shared/types';
@@ -26,7 +27,7 @@ export class MetricsService {
   private server?: Server;
   private timer?: NodeJS.Timeout;
   // Scans run one after another: an older full scan never lands after a newer plan refresh.
-  private queue: Promise<void> = Promise.resolve();
+  private readonly scans = pLimit(1);
 
   constructor(private readonly opts: MetricsOptions) {}
 
@@ -40,8 +41,7 @@ export class MetricsService {
 
   /** Re-reads storage records (all plans, or one); never rejects: a failure is logged and the old values stay. */
   refresh(plan?: string): Promise<void> {
-    this.queue = this.queue.then(() => this.scan(plan));
-    return this.queue;
+    return this.scans(() => this.scan(plan));
   }
 
   async observe(event: RunEvent): Promise<void> {
