@@ -98,7 +98,7 @@ async function fetchChecked(config: Config, storage: StorageBackend, found: Snap
   try {
     const restic = isRestic(storage);
     const contents = restic || !found.record.encryption || o.decrypt;
-    const got = contents ? await fetchSnapshot({ ...where, workDir: work }) : { ...(await downloadArchive({ ...where, dir: work })), dir: undefined };
+    const got = contents ? await fetchSnapshot({ ...where, workDir: work, keepArchive: !restic }) : { ...(await downloadArchive({ ...where, dir: work })), dir: undefined };
     const archivePath = got.archivePath ? join(dir, basename(got.archivePath)) : undefined;
     if (got.archivePath && archivePath) await rename(got.archivePath, archivePath);
     const tree = (o.extract || restic) && got.dir ? join(dir, snapshot) : undefined;

@@ -8,8 +8,8 @@ import { parse } from 'yaml';
 import { LifeboatError } from '../shared/errors';
 import type { StepProgress } from '../shared/progress';
 import { TIERS, type SnapshotRecord, type SnapshotVerification } from '../shared/types';
-import { extractArchive } from '../snapshot/extract';
-import { hashFile, parseManifest, verifyManifest, type ManifestEntry } from '../snapshot/manifest';
+import { extractArchive, extractStream, type ExtractResult } from '../snapshot/extract';
+import { checkDigests, hashFile, parseManifest, verifyManifest, type ManifestEntry } from '../snapshot/manifest';
 import type { SnapshotMetadata } from '../snapshot/metadata';
 import { decryptArchive, type IdentitySource } from '../snapshot/encryption';
 import { ARCHIVE_FORMATS, archiveKey, isPlanName, isSnapshotName, parseSnapshotName, recordKey } from '../snapshot/naming';
@@ -70,17 +70,59 @@ const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d
 /** Records are small; a bigger object under a record's name is not read (memory), only reported. */
 const MAX_RECORD_BYTES = 1024 * 1024;
 
-/** Download, check the archive, extract it safely under `<workDir>/extract`, check every file; returns metadata.yml. */
-export async function fetchSnapshot(opts: DownloadOptions & { workDir: string }): Promise<FetchResult> {
+/**
+ * The record, then the archive streamed from storage through its checks into `<workDir>/extract` (see
+ * snapshot/extract.ts): stored SHA-256, safe headers, every manifest line from the hashes taken on the way, nothing
+ * unlisted. With `keepArchive` the archive is downloaded (and decrypted) to a file first and kept: `snapshots fetch`.
+ */
+export async function fetchSnapshot(opts: DownloadOptions & { workDir: string; keepArchive?: boolean }): Promise<FetchResult> {
   if (isRestic(opts.storage)) return restoreFromRestic({ ...opts, storage: opts.storage });
+  const target = join(opts.workDir, 'extract');
+  const { record, archivePath, extracted } = opts.keepArchive ? await extractDownloaded(opts, target) : await extractStored(opts, target);
+  if (basename(extracted.root) !== opts.snapshot) {
+    throw new LifeboatError('IntegrityCheckFailed', `archive of ${opts.snapshot} holds ${basename(extracted.root)}/, not ${opts.snapshot}/`);
+  }
+  await verifyTree(extracted.root, record, { digests: extracted.digests, ...(opts.onProgress ? { report: opts.onProgress } : {}) });
+  return { record, ...(archivePath ? { archivePath } : {}), dir: extracted.root, metadata: await readMetadata(extracted.root) };
+}
+
+/** One pass from the storage's stream: nothing is written but the extracted tree. */
+async function extractStored(opts: DownloadOptions, target: string): Promise<{ record: StoredRecord; archivePath?: string; extracted: ExtractResult }> {
+  const { record, key, encrypted } = await storedArchive(opts);
+  const report = opts.onProgress;
+  report?.({ phase: 'restore', bytesDone: 0, bytesTotal: record.size_bytes });
+  const source = await opts.storage.read(key, opts.signal ? { signal: opts.signal } : {});
+  const extracted = await extractStream(source, {
+    format: record.format,
+    targetDir: target,
+    label: opts.storage.location(key),
+    stored: { sha256: record.checksum_sha256, size: record.size_bytes },
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(encrypted && opts.identity ? { identity: opts.identity } : {}),
+    ...(report ? { onBytes: (bytes: number) => report({ phase: 'restore', bytesDone: bytes, bytesTotal: record.size_bytes }) } : {}),
+  });
+  return { record, extracted };
+}
+
+async function extractDownloaded(opts: DownloadOptions & { workDir: string }, target: string): Promise<{ record: StoredRecord; archivePath: string; extracted: ExtractResult }> {
   const { record, archivePath } = await downloadArchive({ ...opts, dir: opts.workDir, decrypt: true });
   opts.onProgress?.({ phase: 'extract' });
-  const { root } = await extractArchive(archivePath, record.format, join(opts.workDir, 'extract'), { signal: opts.signal });
-  if (basename(root) !== opts.snapshot) {
-    throw new LifeboatError('IntegrityCheckFailed', `archive ${archivePath} holds ${basename(root)}/, not ${opts.snapshot}/`);
+  return { record, archivePath, extracted: await extractArchive(archivePath, record.format, target, opts.signal ? { signal: opts.signal } : {}) };
+}
+
+/** The record and where its archive is; a missing identity or a missing archive fails before any download. */
+async function storedArchive(opts: DownloadOptions & { decrypt?: boolean }): Promise<{ record: StoredRecord; key: string; encrypted: boolean }> {
+  const { storage, plan, snapshot } = opts;
+  if (isRestic(storage)) throw new LifeboatError('ConfigError', `storage ${storage.name} is a restic repository: it holds no archive of ${snapshot} to download`);
+  const record = await readRecord(storage, plan, snapshot, opts.trust ?? {});
+  const encrypted = record.encryption === 'age';
+  if (encrypted && opts.decrypt !== false && !opts.identity) {
+    throw new LifeboatError('DecryptFailed', `snapshot ${snapshot} is encrypted with age and no identity is configured (archive.encryption.age.identity, or --identity FILE)`);
   }
-  await verifyTree(root, record, opts.signal, undefined, opts.onProgress);
-  return { record, archivePath, dir: root, metadata: await readMetadata(root) };
+  const key = archiveKey(plan, snapshot, record.format, encrypted);
+  // A record without its archive is lost data, not a hiccup worth retrying.
+  if (!(await storage.stat(key))) throw new LifeboatError('IntegrityCheckFailed', `snapshot ${snapshot} has a record but no archive: ${storage.location(key)} is missing`);
+  return { record, key, encrypted };
 }
 
 /**
@@ -89,16 +131,8 @@ export async function fetchSnapshot(opts: DownloadOptions & { workDir: string })
  * missing identity fails before the download.
  */
 export async function downloadArchive(opts: DownloadOptions & { dir: string; decrypt?: boolean }): Promise<{ record: StoredRecord; archivePath: string; encrypted: boolean }> {
-  const { storage, plan, snapshot, signal } = opts;
-  if (isRestic(storage)) throw new LifeboatError('ConfigError', `storage ${storage.name} is a restic repository: it holds no archive of ${snapshot} to download`);
-  const record = await readRecord(storage, plan, snapshot, opts.trust ?? {});
-  const encrypted = record.encryption === 'age';
-  if (encrypted && opts.decrypt && !opts.identity) {
-    throw new LifeboatError('DecryptFailed', `snapshot ${snapshot} is encrypted with age and no identity is configured (archive.encryption.age.identity, or --identity FILE)`);
-  }
-  const key = archiveKey(plan, snapshot, record.format, encrypted);
-  // A record without its archive is lost data, not a hiccup worth retrying.
-  if (!(await storage.stat(key))) throw new LifeboatError('IntegrityCheckFailed', `snapshot ${snapshot} has a record but no archive: ${storage.location(key)} is missing`);
+  const { storage, snapshot, signal } = opts;
+  const { record, key, encrypted } = await storedArchive({ ...opts, decrypt: opts.decrypt ?? false });
   await mkdir(opts.dir, { recursive: true, mode: 0o700 });
   const stored = join(opts.dir, basename(key));
   const report = opts.onProgress;
@@ -163,21 +197,29 @@ function recordProblem(record: StoredRecord, id: { plan: string; snapshot: strin
   return undefined;
 }
 
-/**
- * Every manifest line must match, and every regular file must be listed (a planted extra file is refused too).
- * `only`: a partial restore checks the lines it restored (the manifest itself is still checked whole).
- */
-async function verifyTree(root: string, record: StoredRecord, signal?: AbortSignal, only?: (path: string) => boolean, report?: (p: StepProgress) => void): Promise<void> {
+interface VerifyOptions {
+  signal?: AbortSignal;
+  /** A partial restore checks the lines it restored (the manifest itself is still checked whole). */
+  only?: (path: string) => boolean;
+  report?: (p: StepProgress) => void;
+  /** Hashes taken as an archive was extracted (its tree was compared with its listing): nothing is read again. */
+  digests?: ReadonlyMap<string, { sha256: string }>;
+}
+
+/** Every manifest line must match, and every regular file must be listed (a planted extra file is refused too). */
+async function verifyTree(root: string, record: StoredRecord, opts: VerifyOptions = {}): Promise<void> {
+  const { signal, only, report, digests } = opts;
   const all = await readManifest(root, record);
   const entries = only ? all.filter((e) => only(e.path)) : all;
   report?.({ phase: 'verify' });
   const onProgress = report && ((bytesDone: number, bytesTotal: number) => report({ phase: 'verify', bytesDone, bytesTotal }));
-  const problems = await verifyManifest(root, entries, signal, onProgress).catch((err: NodeJS.ErrnoException) => {
+  const problems = await Promise.resolve().then(() => (digests ? checkDigests(entries, digests) : verifyManifest(root, entries, signal, onProgress))).catch((err: NodeJS.ErrnoException) => {
     if (signal?.aborted || err.code) throw err;
     throw new LifeboatError('IntegrityCheckFailed', `${record.snapshot}/${MANIFEST}: ${err.message}`); // a path escaping the root
   });
   const listed = new Set(all.map((e) => e.path));
-  const unlisted = (await regularFiles(root)).filter((p) => p !== MANIFEST && !listed.has(p));
+  const files = digests ? [...digests.keys()] : await regularFiles(root);
+  const unlisted = files.filter((p) => p !== MANIFEST && !listed.has(p));
   const bad = [...problems.map((p) => `${p.path} (${p.problem === 'missing' ? 'missing' : 'checksum differs'})`), ...unlisted.map((p) => `${p} (not in the manifest)`)];
   if (bad.length > 0) {
     const shown = bad.slice(0, 20).join(', ') + (bad.length > 20 ? `, and ${bad.length - 20} more` : '');
@@ -254,7 +296,7 @@ async function restoreFromRestic(opts: DownloadOptions & { storage: ResticBacken
   const onProgress = report && ((bytesDone: number, bytesTotal?: number) => report({ phase: 'restore', bytesDone, ...(bytesTotal !== undefined ? { bytesTotal } : {}) }));
   await storage.restore(id, root, { ...(select ? { include: select.map(resticPattern) } : {}), signal, onProgress });
   await assertSafeTree(root, snapshot);
-  await verifyTree(root, record, signal, select && ((path) => select.some((p) => selects(p, path))), report);
+  await verifyTree(root, record, { ...(signal ? { signal } : {}), ...(select ? { only: (path: string) => select.some((p) => selects(p, path)) } : {}), ...(report ? { report } : {}) });
   return { record, dir: root, metadata: await readMetadata(root) };
 }
 

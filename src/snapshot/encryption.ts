@@ -1,8 +1,12 @@
 // age encryption of archives (the `age` program: a well-kept implementation, not our own cryptography).
 // The backup host encrypts to recipients (public keys) only, so it cannot read its own old backups; the
 // identity (private key) is a secret reference used by restore, verify and `snapshots fetch --decrypt`.
-import { rename, rm } from 'node:fs/promises';
-import { execa } from 'execa';
+import { constants } from 'node:fs';
+import { mkdtemp, open, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type ResultPromise } from 'execa';
 import type { SecretRef } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import { dieWithWorker } from '../shared/die-with-worker';
@@ -43,7 +47,44 @@ export async function decryptArchive(input: string, output: string, identity: Id
   await rename(partial, output);
 }
 
-async function identityText(identity: IdentitySource): Promise<string> {
+/**
+ * `age --decrypt` from stdin to stdout, for a stream. The identity cannot take stdin here, and age cannot open a
+ * Node pipe as /dev/fd/N (a socket): a secret from the config goes through a FIFO in a private temporary directory,
+ * so it never touches the disk. A missing identity fails here, before the caller reads a byte of ciphertext.
+ * `cleanup` removes the FIFO once the process has ended.
+ */
+export async function startDecryptor(identity: IdentitySource, opts: { cancelSignal: AbortSignal }): Promise<{ proc: ResultPromise<{ buffer: { stdout: false } }>; cleanup: () => Promise<void> }> {
+  const options = { cancelSignal: opts.cancelSignal, forceKillAfterDelay: 5000, buffer: { stdout: false } } as const;
+  const text = await identityText(identity);
+  const dir = await mkdtemp(join(tmpdir(), 'lifeboat-age-')); // 0700
+  const fifo = join(dir, 'identity');
+  await execa('mkfifo', ['-m', '600', '--', fifo]);
+  const proc = execa(...dieWithWorker('age', ['--decrypt', '--identity', fifo]), options);
+  let ended = false;
+  void proc.then(() => (ended = true), () => (ended = true));
+  void feedFifo(fifo, `${text}\n`, () => ended).catch(() => proc.kill());
+  return { proc, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Writes `text` into the FIFO once age opens it; gives up when age has ended without opening it. */
+async function feedFifo(fifo: string, text: string, ended: () => boolean): Promise<void> {
+  for (;;) {
+    try {
+      const fh = await open(fifo, constants.O_WRONLY | constants.O_NONBLOCK); // ENXIO until a reader opens it
+      try {
+        await fh.writeFile(text);
+      } finally {
+        await fh.close();
+      }
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENXIO' || ended()) throw err;
+      await sleep(5);
+    }
+  }
+}
+
+export async function identityText(identity: IdentitySource): Promise<string> {
   const ref = 'ref' in identity ? identity.ref : { file: identity.file };
   return resolveSecret(ref, 'age identity (archive.encryption.age.identity or --identity)');
 }

@@ -1,18 +1,25 @@
-// Safe extraction of a snapshot archive from storage, which we do not trust. Pass 1 reads every tar header
-// (node-tar's parser) and refuses anything that could land outside `<targetDir>/<snapshot>` before a byte is
-// written; pass 2 lets GNU tar extract from a fresh decompression; then the extracted tree is compared with the
-// validated listing, so a header the two parsers read differently cannot slip anything in unnoticed.
+// Safe, one-pass extraction of a snapshot archive from storage, which we do not trust. The stored bytes stream
+// through a SHA-256 (checked against the record at the end), age when encrypted, the decompressor, then node-tar's
+// parser (tar-validator.ts), and only then into GNU tar: a chunk reaches GNU tar once every header in it has been
+// checked, so nothing lands outside `<targetDir>/<snapshot>` or through a link. Each file is hashed as it goes by.
+// Afterwards the extracted tree is compared with the validated listing (a header the two parsers read differently
+// cannot slip anything in), and any failure, including a stored hash that turns out wrong, empties the target.
 // As root, GNU tar restores numeric owners, modes (setuid, setgid, sticky), ACLs and the kept xattrs, so a
 // restore pushes the tree as it was captured; the target directory is made private (0700) first, so a setuid
 // file or a foreign owner in there is out of everyone else's reach. Not as root, owners are not restored.
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import type { Readable, Writable } from 'node:stream';
+import { execa, type ResultPromise } from 'execa';
 import { Parser, type ReadEntry } from 'tar';
 import { LifeboatError } from '../shared/errors';
-import type { ArchiveFormat } from './naming';
 import { dieWithWorker } from '../shared/die-with-worker';
+import { startDecryptor, type IdentitySource } from './encryption';
+import type { ArchiveFormat } from './naming';
+import { TarValidator, unsafe, type FileDigest, type Listing, type Member } from './tar-validator';
 
 export interface ExtractResult {
   /** `<targetDir>/<top-level directory>`: the snapshot root. */
@@ -21,225 +28,194 @@ export interface ExtractResult {
   entries: number;
   /** Attributes GNU tar could not set (e.g. xattrs on a filesystem without them); the files themselves are complete. */
   warnings: string[];
+  /** SHA-256 and size of every regular file as it went by, by path below the root; a hard link has its target's. */
+  digests: Map<string, FileDigest>;
 }
 
-type Kind = 'file' | 'hardlink' | 'dir' | 'symlink' | 'special';
-interface Member {
-  kind: Kind;
-  link?: string;
-  size: number;
-}
-interface Listing {
-  root: string;
-  members: Map<string, Member>;
+export interface ExtractOptions {
+  format: ArchiveFormat;
+  targetDir: string;
+  /** Names the archive in errors (its location in storage, or its file). */
+  label: string;
+  signal?: AbortSignal;
+  /** What the stored bytes must be; checked as they go by, and a difference is ChecksumMismatch. */
+  stored?: { sha256: string; size: number };
+  /** The stored bytes are age ciphertext, decrypted on the way with this identity. */
+  identity?: IdentitySource;
+  /** Stored bytes read so far. */
+  onBytes?: (bytes: number) => void;
 }
 
-const KINDS: Record<string, Kind> = { File: 'file', OldFile: 'file', ContiguousFile: 'file', Link: 'hardlink', Directory: 'dir', SymbolicLink: 'symlink' };
-const MAX_LINK_DEPTH = 40; // like the kernel's ELOOP limit
-
+/** An archive file on disk (already checked, and plaintext), extracted the same way as a stream. */
 export async function extractArchive(archive: string, format: ArchiveFormat, targetDir: string, opts: { signal?: AbortSignal } = {}): Promise<ExtractResult> {
-  await assertEmptyTarget(targetDir);
-  const listing = await scanArchive(archive, format, opts.signal);
+  await assertEmptyTarget(targetDir); // before opening anything
+  return extractStream(createReadStream(archive), { format, targetDir, label: archive, ...opts });
+}
+
+/** Stored bytes → (age) → decompressor → checked headers → GNU tar, in one pass; the source is read to its end. */
+export async function extractStream(source: Readable, opts: ExtractOptions): Promise<ExtractResult> {
+  const { targetDir, signal, label } = opts;
+  const existed = await assertEmptyTarget(targetDir);
+  const stop = new AbortController(); // ends the processes at the first problem
+  const cancelSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  const decryptor = opts.identity ? await startDecryptor(opts.identity, { cancelSignal }) : undefined; // a missing identity fails before any read
   await mkdir(targetDir, { recursive: true, mode: 0o700 });
   await chmod(targetDir, 0o700); // an existing empty directory too: what lands inside keeps setuid bits and owners
-  let warnings: string[];
+  const common = { cancelSignal, forceKillAfterDelay: 5000 } as const;
+  const [cmd, args] = decompressArgv(opts.format);
+  const decompressor = execa(...dieWithWorker(cmd, args), { ...common, buffer: { stdout: false } });
+  const tar = execa(...dieWithWorker('tar', extractTarArgs(targetDir, process.getuid?.() === 0)), common);
+  const validator = new TarValidator(label);
+  if (decryptor) decryptor.proc.stdout.pipe(decompressor.stdin).on('error', () => undefined);
+  // The source is read to its end even when a process dies early: only the whole stored hash tells a corrupted
+  // download from a bad archive.
+  const feeding = feed(source, decryptor ? decryptor.proc.stdin : decompressor.stdin, opts);
+  // A refused header stops the processes; a stream that merely ended short is left to the upstream exit codes.
+  const gating = gate(decompressor.stdout, tar.stdin, validator, tar).then(
+    (stopped) => void (stopped && stop.abort()),
+    (err: unknown) => {
+      stop.abort();
+      throw err;
+    },
+  );
+  const [fed, ...steps] = await Promise.allSettled([feeding, gating, tar, decompressor, ...(decryptor ? [decryptor.proc] : [])]);
+  await decryptor?.cleanup();
   try {
-    warnings = await gnuExtract(archive, format, targetDir, opts.signal);
-    await compareTree(archive, targetDir, listing);
+    signal?.throwIfAborted(); // a cancelled run is not a bad archive
+    if (fed.status === 'rejected') throw fed.reason; // the source broke (network): worth a retry
+    checkStored(fed.value, opts);
+    const [gated, untarred, decompressed, decrypted] = steps as [PromiseSettledResult<void>, PromiseSettledResult<{ stderr: unknown }>, PromiseSettledResult<unknown>, PromiseSettledResult<unknown> | undefined];
+    // The first step that failed on its own, in pipeline order; one killed by a broken pipe or by `stop` only
+    // followed another's failure.
+    const failures: Array<[PromiseSettledResult<unknown> | undefined, (err: unknown) => Error]> = [
+      [decrypted, (err) => decryptError(label, err)],
+      [decompressed, (err) => new LifeboatError('IntegrityCheckFailed', `cannot decompress ${label}: ${stderrOf(err)}`)],
+      [validator.problem ? { status: 'rejected', reason: validator.problem } : undefined, (err) => err as Error],
+      [gated, (err) => err as Error],
+      [untarred, (err) => tarError(label, err)],
+    ];
+    const failed = failures.find(([r]) => r?.status === 'rejected' && !secondary(r.reason)) ?? failures.find(([r]) => r?.status === 'rejected');
+    if (failed) throw failed[1]((failed[0] as PromiseRejectedResult).reason);
+    const listing = validator.finish();
+    await compareTree(label, targetDir, listing);
+    return { root: join(targetDir, listing.root), entries: listing.members.size, warnings: tarWarnings((untarred as PromiseFulfilledResult<{ stderr: unknown }>).value.stderr), digests: belowRoot(validator.digests, listing.root) };
   } catch (err) {
-    await emptyDir(targetDir); // never leave a half-extracted or unexpected tree behind
+    // Never leave a half-extracted or unexpected tree behind, nor a directory the caller did not have.
+    await (existed ? emptyDir(targetDir) : rm(targetDir, { recursive: true, force: true }));
     throw err;
   }
-  return { root: join(targetDir, listing.root), entries: listing.members.size, warnings };
 }
 
-function decompressArgv(format: ArchiveFormat, archive: string): [string, string[]] {
-  return format === 'tar.zst' ? ['zstd', ['-d', '-c', '-q', '--', archive]] : ['gzip', ['-d', '-c', '--', archive]];
+function decompressArgv(format: ArchiveFormat): [string, string[]] {
+  return format === 'tar.zst' ? ['zstd', ['-d', '-c', '-q']] : ['gzip', ['-d', '-c']];
 }
 
-/** A non-empty target would mix what the archive holds with what was there; that is a caller's mistake. */
-async function assertEmptyTarget(targetDir: string): Promise<void> {
-  const names = await readdir(targetDir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return [];
-    throw err;
-  });
-  if (names.length > 0) throw new LifeboatError('ConfigError', `extract target ${targetDir} is not empty (${names.slice(0, 3).join(', ')}…)`);
+/** Hashes every stored byte and passes it on while the next process still reads; returns the whole hash. */
+async function feed(source: Readable, sink: Writable, opts: ExtractOptions): Promise<{ sha256: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  let open = true;
+  const closed = new Promise<void>((resolve) => {
+    sink.on('error', () => resolve()); // EPIPE: the process died; its own exit says why
+    sink.on('close', () => resolve());
+  }).then(() => (open = false));
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    opts.signal?.throwIfAborted();
+    hash.update(chunk);
+    size += chunk.length;
+    opts.onBytes?.(size);
+    if (opts.stored && size > opts.stored.size) break; // already wrong: reading on proves nothing more
+    if (open && !sink.write(chunk)) await Promise.race([once(sink, 'drain').catch(() => undefined), closed]);
+  }
+  if (open) sink.end();
+  return { sha256: hash.digest('hex'), size };
 }
 
-function unsafe(archive: string, entry: string, reason: string): LifeboatError {
-  return new LifeboatError('IntegrityCheckFailed', `unsafe archive ${archive}: entry ${JSON.stringify(entry)} ${reason}`, { archive, entry });
+function checkStored(actual: { sha256: string; size: number }, opts: ExtractOptions): void {
+  const want = opts.stored;
+  if (!want || (actual.sha256 === want.sha256 && actual.size === want.size)) return;
+  throw new LifeboatError(
+    'ChecksumMismatch',
+    `archive ${opts.label}: downloaded ${actual.size}${actual.size > want.size ? '+' : ''} bytes with SHA-256 ${actual.sha256}, but the record says ${want.size} bytes with SHA-256 ${want.sha256}`,
+    { archive: opts.label, expected: want.sha256, actual: actual.sha256 },
+  );
 }
 
-// ---- pass 1: validate every header ----
-
-async function scanArchive(archive: string, format: ArchiveFormat, signal?: AbortSignal): Promise<Listing> {
-  const stop = new AbortController();
-  const [cmd, args] = decompressArgv(format, archive);
-  const proc = execa(...dieWithWorker(cmd, args), { cancelSignal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal, stdin: 'ignore', buffer: { stdout: false }, forceKillAfterDelay: 5000 });
-  const v = new Validator(archive);
-  // brotli/zstd sniffing off: the stream is already decompressed, and GNU tar would not decompress it again.
+/**
+ * node-tar parses each chunk first; it goes on to GNU tar only when the parser returned true, which means every
+ * entry whose header was in it has been emitted, that is checked (a header cut at the chunk's end is parsed, and
+ * its rest forwarded, with the next chunk). Returns true when it stopped at a refused header.
+ */
+async function gate(plain: Readable, tarIn: Writable, v: TarValidator, tar: ResultPromise): Promise<boolean> {
   const parser = new Parser({ strict: true, brotli: false, zstd: false, onReadEntry: (e: ReadEntry) => v.add(e) });
   parser.on('ignoredEntry', (e: ReadEntry) => v.fail(e.path, `has an entry type this check does not know (${String(e.header.type)}), which GNU tar would extract as a file`));
   parser.on('error', (err: Error) => v.fail('', `is not a readable tar stream: ${err.message}`));
   const ended = new Promise<void>((resolve) => parser.on('end', resolve));
-  try {
-    await feed(proc.stdout, parser, v);
-    if (!v.problem) {
-      parser.end();
-      await Promise.race([ended, v.failed]);
-    }
-  } finally {
-    if (v.problem) stop.abort();
-    const exit = await proc.then(() => undefined, (err: unknown) => err ?? 'failed');
-    signal?.throwIfAborted(); // a cancelled run is not a bad archive
-    if (exit && !v.problem) throw decompressError(archive, exit);
-  }
-  if (v.problem) throw v.problem;
-  return v.finish();
-}
-
-async function feed(stdout: AsyncIterable<Buffer>, parser: Parser, v: Validator): Promise<void> {
+  const tarGone = tar.then(() => undefined, () => undefined);
+  tarIn.on('error', () => undefined); // EPIPE: tar's own exit says why
   let head = Buffer.alloc(0);
-  for await (const chunk of stdout) {
+  for await (const chunk of plain as AsyncIterable<Buffer>) {
     if (head.length < 512) {
       head = Buffer.concat([head, chunk]);
       // GNU and POSIX tar both carry "ustar" here; anything else (a nested gzip, a v7 tar) is not ours.
       if (head.length >= 512 && head.subarray(257, 262).toString('latin1') !== 'ustar') v.fail('', 'is not a GNU/POSIX tar stream');
     }
-    if (v.problem) return;
-    // once() rejects on 'error', which v.fail has already recorded.
+    if (v.problem) return true;
     if (!parser.write(chunk)) await Promise.race([once(parser, 'drain').catch(() => undefined), v.failed]);
-    if (v.problem) return;
+    if (v.problem) return true;
+    if (!tarIn.write(chunk)) await Promise.race([once(tarIn, 'drain').catch(() => undefined), tarGone]);
   }
-  if (head.length < 512) v.fail('', 'is not a GNU/POSIX tar stream (too short)');
+  if (!v.problem && head.length < 512) v.fail('', 'is not a GNU/POSIX tar stream (too short)');
+  if (!v.problem) {
+    parser.end();
+    await Promise.race([ended, v.failed]);
+  }
+  tarIn.end();
+  return false;
 }
 
-function decompressError(archive: string, err: unknown): LifeboatError {
-  return new LifeboatError('IntegrityCheckFailed', `cannot decompress ${archive}: ${(err as Error).message}`);
+/** Killed by a broken pipe (the next process had died) or by `stop` (another step failed first). */
+function secondary(err: unknown): boolean {
+  const e = err as { signal?: string; isCanceled?: boolean; code?: string };
+  return e.signal === 'SIGPIPE' || e.isCanceled === true || e.code === 'EPIPE';
 }
 
-class Validator {
-  root: string | undefined;
-  readonly members = new Map<string, Member>();
-  problem: LifeboatError | undefined;
-  private onFail: () => void = () => {};
-  /** Resolves at the first problem, ending any wait on the parser. */
-  readonly failed = new Promise<void>((resolve) => (this.onFail = resolve));
-
-  constructor(private readonly archive: string) {}
-
-  fail(entry: string, reason: string): void {
-    this.problem ??= entry ? unsafe(this.archive, entry, reason) : new LifeboatError('IntegrityCheckFailed', `unsafe archive ${this.archive}: ${reason}`, { archive: this.archive });
-    this.onFail();
-  }
-
-  add(e: ReadEntry): void {
-    e.resume(); // contents are not needed in this pass
-    if (this.problem) return;
-    const reason = this.check(e);
-    if (reason) this.fail(e.path, reason);
-  }
-
-  private check(e: ReadEntry): string | undefined {
-    const kind = KINDS[e.type];
-    if (!kind) return `is a ${e.type} entry; only files, directories and links are allowed`;
-    const path = kind === 'dir' ? e.path.replace(/\/$/, '') : e.path;
-    const bad = this.badPath(path);
-    if (bad) return bad;
-    if (this.members.has(path)) return 'appears twice';
-    if (path === this.root && kind !== 'dir') return 'is the top-level entry but not a directory';
-    if (kind === 'symlink' && e.linkpath?.startsWith('/')) return `is a symlink to the absolute path ${JSON.stringify(e.linkpath)}`;
-    if (kind === 'hardlink') {
-      const problem = this.badHardLink(e.linkpath ?? '');
-      if (problem) return problem;
-    }
-    this.members.set(path, { kind, size: e.size ?? 0, ...(e.linkpath !== undefined ? { link: e.linkpath } : {}) });
-    return undefined;
-  }
-
-  private badPath(path: string): string | undefined {
-    if (path.startsWith('/')) return 'has an absolute path';
-    const segments = path.split('/');
-    if (segments.includes('..')) return 'has a ".." component';
-    if (segments.some((s) => s === '' || s === '.')) return 'has an empty or "." path component';
-    this.root ??= segments[0]!;
-    if (segments[0] !== this.root) return `is outside the archive's single top-level directory ${JSON.stringify(this.root)}`;
-    return undefined;
-  }
-
-  /** GNU tar links to an already extracted name (relative to the archive root); a symlink there would re-aim it. */
-  private badHardLink(target: string): string | undefined {
-    const bad = this.badPath(target);
-    if (bad) return `is a hard link to ${JSON.stringify(target)}, which ${bad}`;
-    const kind = this.members.get(target)?.kind;
-    if (kind !== 'file' && kind !== 'hardlink') return `is a hard link to ${JSON.stringify(target)}, which is not a regular file earlier in the archive`;
-    return undefined;
-  }
-
-  /** Checks that need the whole listing: nothing is written through a link, and every symlink stays inside. */
-  finish(): Listing {
-    if (!this.root) throw new LifeboatError('IntegrityCheckFailed', `archive ${this.archive} holds no entries`);
-    for (const [path, m] of this.members) {
-      const parent = nonDirParent(this.members, path);
-      if (parent) throw unsafe(this.archive, path, `is under ${JSON.stringify(parent)}, which is not a directory`);
-      if (m.kind === 'symlink' && !resolveLink(this.members, path.split('/').slice(0, -1), m.link ?? '', 0)) {
-        throw unsafe(this.archive, path, `is a symlink to ${JSON.stringify(m.link)}, which resolves outside the archive root`);
-      }
-    }
-    return { root: this.root, members: this.members };
-  }
+/** A full or read-only disk is the backup host's problem, not the archive's. */
+function tarError(label: string, err: unknown): LifeboatError {
+  const text = stderrOf(err);
+  if (/No space left on device|Disk quota exceeded/.test(text)) return new LifeboatError('InsufficientSpace', `tar could not extract ${label}: ${text}`);
+  if (/Permission denied|Read-only file system/.test(text)) return new LifeboatError('PermissionDenied', `tar could not extract ${label}: ${text}`);
+  return new LifeboatError('IntegrityCheckFailed', `tar could not extract ${label}: ${text}`);
 }
 
-function nonDirParent(members: Map<string, Member>, path: string): string | undefined {
-  const segments = path.split('/');
-  for (let i = 1; i < segments.length; i++) {
-    const prefix = segments.slice(0, i).join('/');
-    const kind = members.get(prefix)?.kind;
-    if (kind && kind !== 'dir') return prefix;
-  }
-  return undefined;
+function decryptError(label: string, err: unknown): LifeboatError {
+  if ((err as { code?: string }).code === 'ENOENT') return new LifeboatError('MissingTool', 'age is not installed on the backup host (Debian: apt install age)');
+  return new LifeboatError('DecryptFailed', `cannot decrypt ${label}: ${stderrOf(err).split('\n').slice(-3).join(' ')}`);
+}
+
+/** `<root>/a/b` → `a/b`. */
+function belowRoot(digests: Map<string, FileDigest>, root: string): Map<string, FileDigest> {
+  const out = new Map<string, FileDigest>();
+  for (const [path, d] of digests) if (path.startsWith(`${root}/`)) out.set(path.slice(root.length + 1), d);
+  return out;
+}
+
+/** GNU tar only warns (exit 0) when a filesystem refuses an xattr or an ACL. */
+function tarWarnings(stderr: unknown): string[] {
+  return String(stderr ?? '').split('\n').filter((l) => /^tar: .*(xattr|acl|ACL|extended attribute)/.test(l));
 }
 
 /**
- * Where `target`, relative to `dir`, ends up once extracted, following the archive's own symlinks on the way
- * (a lexical check alone misses `d -> .` plus `e -> d/..`). null: it leaves the root, is absolute, or loops.
+ * A non-empty target would mix what the archive holds with what was there; that is a caller's mistake. Returns
+ * whether the (empty) directory was there already.
  */
-function resolveLink(members: Map<string, Member>, dir: string[], target: string, depth: number): string[] | null {
-  if (depth > MAX_LINK_DEPTH || target.startsWith('/')) return null;
-  let parts = [...dir];
-  for (const seg of target.split('/')) {
-    if (seg === '' || seg === '.') continue;
-    if (seg === '..') {
-      parts.pop();
-      if (parts.length === 0) return null; // popped the top-level directory itself
-      continue;
-    }
-    parts.push(seg);
-    const m = members.get(parts.join('/'));
-    if (m?.kind === 'symlink') {
-      const next = resolveLink(members, parts.slice(0, -1), m.link ?? '', depth + 1);
-      if (!next) return null;
-      parts = next;
-    }
-  }
-  return parts;
-}
-
-// ---- pass 2: extract with GNU tar, then compare ----
-
-/** Returns GNU tar's warnings about attributes it could not set. */
-async function gnuExtract(archive: string, format: ArchiveFormat, targetDir: string, signal?: AbortSignal): Promise<string[]> {
-  const [cmd, args] = decompressArgv(format, archive);
-  const common = { cancelSignal: signal, forceKillAfterDelay: 5000 } as const;
-  const decompress = execa(...dieWithWorker(cmd, args), { ...common, stdin: 'ignore', buffer: { stdout: false } });
-  const tar = execa(...dieWithWorker('tar', extractTarArgs(targetDir, process.getuid?.() === 0)), common);
-  decompress.stdout.pipe(tar.stdin);
-  const [d, t] = await Promise.allSettled([decompress, tar]);
-  signal?.throwIfAborted();
-  if (t.status === 'rejected') throw new LifeboatError('IntegrityCheckFailed', `tar could not extract ${archive}: ${stderrOf(t.reason)}`);
-  if (d.status === 'rejected') throw decompressError(archive, d.reason);
-  // GNU tar only warns (exit 0) when a filesystem refuses an xattr or an ACL.
-  return String(t.value.stderr ?? '').split('\n').filter((l) => /^tar: .*(xattr|acl|ACL|extended attribute)/.test(l));
+async function assertEmptyTarget(targetDir: string): Promise<boolean> {
+  const names = await readdir(targetDir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (names && names.length > 0) throw new LifeboatError('ConfigError', `extract target ${targetDir} is not empty (${names.slice(0, 3).join(', ')}…)`);
+  return names !== undefined;
 }
 
 /**

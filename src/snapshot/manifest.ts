@@ -211,6 +211,18 @@ export async function verifyManifest(
   return [...problems.entries()].sort(([a], [b]) => a - b).map(([index, problem]) => ({ path: entries[index]!.path, problem }));
 }
 
+/** verifyManifest's answer from hashes already taken (an archive's files as they were extracted), by path. */
+export function checkDigests(entries: readonly ManifestEntry[], digests: ReadonlyMap<string, { sha256: string }>): VerifyProblem[] {
+  const problems: VerifyProblem[] = [];
+  for (const { path, sha256 } of entries) {
+    assertContained(path);
+    const d = digests.get(path);
+    if (!d) problems.push({ path, problem: 'missing' });
+    else if (d.sha256 !== sha256.toLowerCase()) problems.push({ path, problem: 'checksum' });
+  }
+  return problems;
+}
+
 /** Read errors that mean "not a regular file at this path". */
 const GONE = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'ENOTREG']);
 

@@ -5,6 +5,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { LocalStorage } from '../config/schema';
 import { LifeboatError } from '../shared/errors';
@@ -119,6 +121,12 @@ export class LocalBackend implements StorageBackend {
   async get(key: string, file: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
     await pipeline(createReadStream(this.location(key)), createWriteStream(`${file}.partial`, { mode: 0o600 }), { signal: opts.signal });
     await rename(`${file}.partial`, file);
+  }
+
+  async read(key: string): Promise<Readable> {
+    const stream = createReadStream(this.location(key));
+    await once(stream, 'open'); // a missing file fails here, like a GET would
+    return stream;
   }
 
   async getJson<T>(key: string): Promise<T | null> {

@@ -7,6 +7,7 @@
 //
 // Record verbs (list, stat, getJson, putJson, delete) speak the same keys as the other backends, so listing,
 // signatures, holds and drill results work unchanged; archive verbs (put, get, verifyStored) do not apply.
+import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import type { ResticStorage } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
@@ -171,6 +172,10 @@ export class ResticBackend implements StorageBackend {
   }
 
   async get(): Promise<void> {
+    throw this.noArchives();
+  }
+
+  async read(): Promise<Readable> {
     throw this.noArchives();
   }
 

@@ -392,6 +392,11 @@ export class S3Backend implements StorageBackend {
     await rename(`${file}.partial`, file);
   }
 
+  async read(key: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
+    const res = await this.guard(() => this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key) }), { abortSignal: opts.signal }), `read ${key}`);
+    return res.Body as Readable;
+  }
+
   async getJson<T>(key: string): Promise<T | null> {
     try {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key) }));

@@ -1,6 +1,7 @@
 // Where archives go. Every backend answers the same small set of verbs. Keys passed in are relative to the
 // storage (`<plan>/<snapshot>.tar.zst`): listing, records and retention all speak them; `objectKey` names the
 // object they become (an S3 prefix included).
+import type { Readable } from 'node:stream';
 import { LifeboatError } from '../shared/errors';
 
 /** How the stored bytes were shown to equal the local archive. */
@@ -72,6 +73,8 @@ export interface StorageBackend {
   putJson(key: string, value: unknown): Promise<string>;
   /** Streams `key` into a local file. */
   get(key: string, file: string, opts?: { signal?: AbortSignal; onProgress?: (bytes: number) => void }): Promise<void>;
+  /** The object's bytes as a stream, for a consumer that checks them as they go by (restore: see snapshot/extract.ts). */
+  read(key: string, opts?: { signal?: AbortSignal }): Promise<Readable>;
   getJson<T>(key: string): Promise<T | null>;
   list(prefix: string): Promise<ObjectInfo[]>;
   stat(key: string): Promise<ObjectInfo | null>;

@@ -1,14 +1,17 @@
-// extractArchive against hand-made hostile archives: each must be refused, naming the entry, with nothing written.
+// extractArchive against hand-made hostile archives: each must be refused, naming the entry, with nothing written;
+// extractStream against corrupted, truncated and encrypted stored bytes.
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { execa } from 'execa';
+import { Parser, type ReadEntry } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LifeboatError } from '../../src/shared/errors';
 import { createArchive } from '../../src/snapshot/archive';
-import { extractArchive } from '../../src/snapshot/extract';
+import { extractArchive, extractStream } from '../../src/snapshot/extract';
 
 interface RawEntry {
   name: string;
@@ -129,7 +132,7 @@ describe('extractArchive refuses unsafe archives before writing anything', () =>
     const err = await extractArchive(archive, 'tar.zst', target).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'IntegrityCheckFailed' });
     expect((err as Error).message).toContain(JSON.stringify('root/b\nc'));
-    expect(await readdir(target)).toEqual([]);
+    expect(existsSync(target)).toBe(false); // it was not there before: removed, not just emptied
   });
 
   it('refuses an empty stream and a stream that is not tar', async () => {
@@ -201,5 +204,125 @@ describe('extractArchive extracts a real snapshot archive', () => {
     expect((await lstat(target)).mode & 0o777).toBe(0o700);
     expect(await tree(res.root)).toEqual(await tree(snap));
     expect(await readlink(join(res.root, 'database/site'))).toBe('../files/app/site');
+  });
+});
+
+describe('extractStream: one pass from the stored bytes, checked as they go by', () => {
+  const snapName = 'stream-20250102T030405';
+  let snap: string;
+  let plain: { path: string; sha256: string; size: number };
+  let identity: string;
+  let encrypted: { path: string; sha256: string; size: number };
+
+  beforeAll(async () => {
+    snap = join(base, 'stream-src', snapName);
+    await mkdir(join(snap, 'files/big'), { recursive: true });
+    await writeFile(join(snap, 'metadata.yml'), 'plan: stream\n');
+    await writeFile(join(snap, 'files/big/random.bin'), randomBytes(3_000_000));
+    await writeFile(join(snap, 'files/big/text.txt'), 'hello\n'.repeat(10_000));
+    await link(join(snap, 'files/big/text.txt'), join(snap, 'files/same.txt'));
+    plain = await createArchive(snap, join(base, 'stream.tar.zst'), 'tar.zst');
+    identity = join(base, 'stream-age.key');
+    const recipient = /age1[0-9a-z]+/.exec((await execa('age-keygen', ['-o', identity])).stderr + (await readFile(identity, 'utf8')))![0];
+    encrypted = await createArchive(snap, join(base, 'stream.tar.zst.age'), 'tar.zst', { recipients: [recipient] });
+  });
+
+  const sha256 = async (path: string) => (await execa('sha256sum', [path])).stdout.split(' ')[0];
+
+  it('extracts, and hands back every file hash taken on the way (a hard link has its target’s)', async () => {
+    const target = join(base, 'stream-ok');
+    const res = await extractStream(createReadStream(plain.path), { format: 'tar.zst', targetDir: target, label: 'test', stored: plain });
+    expect(res.root).toBe(join(target, snapName));
+    expect([...res.digests.keys()].sort()).toEqual(['files/big/random.bin', 'files/big/text.txt', 'files/same.txt', 'metadata.yml']);
+    for (const [path, d] of res.digests) expect(d.sha256).toBe(await sha256(join(snap, path)));
+    expect(res.digests.get('files/same.txt')).toEqual(res.digests.get('files/big/text.txt'));
+    expect(await sha256(join(res.root, 'files/big/random.bin'))).toBe(await sha256(join(snap, 'files/big/random.bin')));
+  });
+
+  it('a flipped byte in storage is ChecksumMismatch, and nothing is left behind', async () => {
+    const bytes = await readFile(plain.path);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
+    const target = join(base, 'stream-flipped');
+    const err = await extractStream(Readable.from([bytes]), { format: 'tar.zst', targetDir: target, label: 'test', stored: plain }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ChecksumMismatch' });
+    expect(existsSync(target)).toBe(false);
+  });
+
+  it('a truncated download is ChecksumMismatch; one with bytes appended stops at the recorded size', async () => {
+    const bytes = await readFile(plain.path);
+    const cut = await extractStream(Readable.from([bytes.subarray(0, bytes.length - 1000)]), { format: 'tar.zst', targetDir: join(base, 'stream-cut'), label: 'test', stored: plain }).catch((e: unknown) => e);
+    expect(cut).toMatchObject({ code: 'ChecksumMismatch' });
+    let read = 0;
+    const endless = Readable.from((function* () {
+      yield bytes;
+      for (;;) yield Buffer.alloc(65536);
+    })());
+    const long = await extractStream(endless, { format: 'tar.zst', targetDir: join(base, 'stream-long'), label: 'test', stored: plain, onBytes: (n) => (read = n) }).catch((e: unknown) => e);
+    expect(long).toMatchObject({ code: 'ChecksumMismatch' });
+    expect(read).toBeLessThanOrEqual(plain.size + 65536);
+  });
+
+  it('decrypts age on the way, the identity passed through a FIFO, not a file', async () => {
+    const key = await readFile(identity, 'utf8');
+    process.env.LIFEBOAT_TEST_STREAM_AGE = key;
+    try {
+      const target = join(base, 'stream-age');
+      const res = await extractStream(createReadStream(encrypted.path), { format: 'tar.zst', targetDir: target, label: 'test', stored: encrypted, identity: { ref: { env: 'LIFEBOAT_TEST_STREAM_AGE' } } });
+      expect(res.digests.get('files/big/random.bin')?.sha256).toBe(await sha256(join(snap, 'files/big/random.bin')));
+    } finally {
+      delete process.env.LIFEBOAT_TEST_STREAM_AGE;
+    }
+  });
+
+  it('a wrong identity is DecryptFailed (the stored bytes were right); a missing secret fails before reading', async () => {
+    const other = join(base, 'other-age.key');
+    await execa('age-keygen', ['-o', other]);
+    const wrong = await extractStream(createReadStream(encrypted.path), { format: 'tar.zst', targetDir: join(base, 'stream-wrong'), label: 'test', stored: encrypted, identity: { file: other } }).catch((e: unknown) => e);
+    expect(wrong).toMatchObject({ code: 'DecryptFailed' });
+    expect(existsSync(join(base, 'stream-wrong'))).toBe(false);
+    let touched = false;
+    const source = new Readable({ read() { touched = true; this.push(null); } });
+    const missing = await extractStream(source, { format: 'tar.zst', targetDir: join(base, 'stream-nokey'), label: 'test', stored: encrypted, identity: { ref: { env: 'LIFEBOAT_TEST_NO_SUCH_VAR' } } }).catch((e: unknown) => e);
+    expect(missing).toMatchObject({ code: 'SecretUnavailable' });
+    expect(touched).toBe(false);
+  });
+});
+
+describe('the gate extraction relies on', () => {
+  /** Offsets just past each real entry's header (pax extended headers excluded), by walking the 512-byte blocks. */
+  function headerEnds(tar: Buffer): Array<{ end: number; name: string }> {
+    const out: Array<{ end: number; name: string }> = [];
+    for (let at = 0; at + 512 <= tar.length; ) {
+      const h = tar.subarray(at, at + 512);
+      if (h.every((b) => b === 0)) break;
+      const size = parseInt(h.subarray(124, 136).toString('latin1').replace(/\0.*$/, '').trim() || '0', 8);
+      const type = String.fromCharCode(h[156]!);
+      if (type !== 'x' && type !== 'g') out.push({ end: at + 512, name: h.subarray(0, 100).toString('utf8').replace(/\0.*$/, '') });
+      at += 512 + Math.ceil(size / 512) * 512;
+    }
+    return out;
+  }
+
+  it('node-tar emits each entry inside the write() that completes its header, whatever the chunk size', async () => {
+    const snap = join(base, 'src', 'stack-20250102T030405');
+    const tar = (await execa('tar', ['-C', join(base, 'src'), '--sort=name', '--format=posix', '-cf', '-', 'stack-20250102T030405'], { encoding: 'buffer' })).stdout as unknown as Buffer;
+    expect(existsSync(snap)).toBe(true);
+    const ends = headerEnds(Buffer.from(tar));
+    expect(ends.length).toBeGreaterThan(10);
+    for (const chunk of [1, 100, 511, 512, 700, 4096, 65536]) {
+      let emitted = 0;
+      const late: string[] = [];
+      const parser = new Parser({ strict: true, brotli: false, zstd: false, onReadEntry: (e: ReadEntry) => (emitted++, e.resume()) });
+      let complete = 0; // headers ending within what was written so far
+      for (let at = 0; at < tar.length; at += chunk) {
+        const written = Math.min(at + chunk, tar.length);
+        if (!parser.write(Buffer.from(tar.subarray(at, written)))) late.push(`write at ${at} returned false`);
+        while (complete < ends.length && ends[complete]!.end <= written) complete++;
+        // Every header completed by now has been emitted: what the gate forwards to GNU tar next has been checked.
+        if (emitted !== complete) late.push(`after ${written} bytes: ${emitted} emitted, ${complete} complete`);
+      }
+      parser.end();
+      expect({ chunk, late: late.slice(0, 3), emitted }).toEqual({ chunk, late: [], emitted: ends.length });
+    }
   });
 });
