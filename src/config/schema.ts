@@ -341,6 +341,11 @@ export const ResticStorage = z
     retention: Retention.optional(),
     /** The restore drill also runs `restic check --read-data-subset=<n>%` once per drill (0: structure only). */
     checkReadDataPercent: z.number().min(0).max(100).default(5),
+    /**
+     * `sftp:` repositories: the key and the pinned known_hosts restic's ssh uses; unset fields come from the top-level
+     * `ssh:`. A host whose key is not in knownHosts is refused (HostKeyRejected).
+     */
+    ssh: z.object({ identityFile: absPath.optional(), knownHosts: absPath.optional() }).strict().optional(),
   })
   .strict();
 
@@ -586,8 +591,25 @@ export const Config = z
         }
       });
     }
-  });
+    for (const [storageName, st] of Object.entries(cfg.storages)) {
+      if (st.type === 'restic' && isSftp(st.repository) && !(st.ssh?.knownHosts ?? cfg.ssh.knownHosts)) {
+        ctx.addIssue({ code: 'custom', path: ['storages', storageName, 'ssh', 'knownHosts'], message: 'an sftp: repository needs a pinned knownHosts file (here or under ssh:)' });
+      }
+    }
+  })
+  // sftp: repositories carry their whole ssh settings, so opening one needs nothing but its own entry.
+  .transform((cfg) => ({
+    ...cfg,
+    storages: Object.fromEntries(
+      Object.entries(cfg.storages).map(([n, st]) => [n, st.type === 'restic' && isSftp(st.repository) ? { ...st, ssh: { ...cfg.ssh, ...st.ssh } } : st]),
+    ),
+  }));
 export type Config = z.infer<typeof Config>;
+
+/** `sftp:user@host:/path` or `sftp://user@host:port//path`: restic starts ssh itself. */
+export function isSftp(repository: string): boolean {
+  return repository.startsWith('sftp:');
+}
 
 function uniqueNames(names: string[], path: (string | number)[], ctx: z.RefinementCtx): void {
   const seen = new Set<string>();

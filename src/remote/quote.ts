@@ -1,7 +1,9 @@
 // Quoting helpers for command strings that something else re-parses:
-// the remote login shell (ssh sends one string, not an argv) and rsync's
-// own `-e` splitter. Both use single quotes, but escape an embedded quote
-// differently, so each gets its own function.
+// the remote login shell (ssh sends one string, not an argv), rsync's
+// own `-e` splitter, OpenSSH's `-o` values and restic's `sftp.args`.
+// Each escapes differently, so each gets its own function.
+
+import { LifeboatError } from '../shared/errors';
 
 // Characters that neither POSIX sh nor rsync's -e splitter treat specially.
 const SAFE = /^[A-Za-z0-9_\-.,:/@%+=]+$/;
@@ -33,4 +35,25 @@ export function rsyncRshCommand(argv: string[]): string {
 function rsyncQuote(arg: string): string {
   if (SAFE.test(arg)) return arg;
   return `'${arg.replace(/'/g, `''`)}'`;
+}
+
+/**
+ * A path as the value of an OpenSSH `-o` option, which ssh splits like a config line: a space would end it (and
+ * UserKnownHostsFile takes several files), quotes and backslashes are special. Those are backslash-escaped;
+ * a backslash or a control character in the path is refused (restic could not pass the escape on intact).
+ */
+export function sshOptionPath(path: string): string {
+  if (/[\\\x00-\x1f\x7f]/.test(path)) throw new LifeboatError('ConfigError', `cannot hand ${JSON.stringify(path)} to ssh: a path with a backslash or a control character`);
+  return path.replace(/[ '"]/g, '\\$&');
+}
+
+/**
+ * One argument for restic's `sftp.args`/`sftp.command` splitter: whitespace splits, '…' or "…" group, and a
+ * quote right after a backslash does not end the group (no other escapes). Plain arguments stay bare; others go in
+ * double quotes, which is exact as long as every " inside is backslash-escaped (sshOptionPath does that).
+ */
+export function resticArgQuote(arg: string): string {
+  if (SAFE.test(arg)) return arg;
+  if (/(^|[^\\])"/.test(arg) || arg.endsWith('\\')) throw new LifeboatError('ConfigError', `cannot pass ${JSON.stringify(arg)} to restic's ssh`);
+  return `"${arg}"`;
 }

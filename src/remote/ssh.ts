@@ -13,6 +13,7 @@ import { Client, type ClientChannel } from 'ssh2';
 import { LifeboatError } from '../shared/errors';
 import { Tail, type ExecOptions, type ExecResult, type Host, type SshSettings } from './host';
 import { checkHostKey, parseKnownHosts, type KnownHostEntry } from './known-hosts';
+import { pinnedSshOptions } from './ssh-options';
 import { rsyncRshCommand, shellJoin } from './quote';
 import { dieWithWorker } from '../shared/die-with-worker';
 import { wrapRemote } from './remote-command';
@@ -122,11 +123,7 @@ export class SshHost implements Host {
 
   rsyncTarget(): { rsh: string; prefix: string } {
     const s = this.connection.settings;
-    const ssh = [
-      '-p', String(s.port), '-i', s.identityFile, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
-      '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${s.knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null',
-      '-o', 'ConnectTimeout=20', '-o', 'ServerAliveInterval=15',
-    ];
+    const ssh = ['-p', String(s.port), ...pinnedSshOptions(s)];
     // rsync starts ssh itself: ssh too must die with rsync (and rsync with the worker).
     const [file, args] = dieWithWorker('ssh', ssh);
     return { rsh: rsyncRshCommand([file, ...args]), prefix: `${s.user}@${s.host.includes(':') ? `[${s.host}]` : s.host}:` };

@@ -15,6 +15,8 @@ export const RETRY_LOCK = '5m';
 
 /** restic's documented exit codes. */
 const EXIT = { incomplete: 3, noRepository: 10, locked: 11, wrongPassword: 12 } as const;
+/** What ssh says when an sftp: repository's host key is not the pinned one. */
+const HOST_KEY_PATTERNS = /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known/;
 /** What S3 and friends answer to a bad key or secret, as restic prints it. */
 const AUTH_PATTERNS = /InvalidAccessKeyId|SignatureDoesNotMatch|signature we calculated does not match|Access Key Id you provided does not exist|Access Denied|AccessDenied|\b403 Forbidden|\b401 Unauthorized|permission denied \(publickey|authentication failed/i;
 
@@ -201,6 +203,8 @@ export function resticError(what: string, exitCode: number | undefined, stderr: 
   if (errno === 'ENOENT') return new LifeboatError('MissingTool', `${what}: restic is not installed on the backup host`);
   const said = lastLines(stderr) || `exit ${exitCode}`;
   const details = { exitCode, noRepository: exitCode === EXIT.noRepository };
+  // An sftp: repository's ssh refused the host (its key is not the pinned one): permanent, like a source's.
+  if (HOST_KEY_PATTERNS.test(stderr)) return new LifeboatError('HostKeyRejected', `${what}: the repository host's SSH key is not pinned in knownHosts (${said})`, details);
   if (exitCode === EXIT.wrongPassword) return new LifeboatError('AuthFailed', `${what}: wrong restic repository password (${said})`, details);
   if (exitCode === EXIT.noRepository) return new LifeboatError('ConfigError', `${what}: there is no restic repository there (${said}); create it with \`restic init\` or set init: true on the storage`, details);
   if (AUTH_PATTERNS.test(stderr)) return new LifeboatError('AuthFailed', `${what}: the repository's backend refused the credentials (${said})`, details);

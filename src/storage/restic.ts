@@ -14,6 +14,7 @@ import { resolveSecret } from '../config/secrets';
 import { LifeboatError } from '../shared/errors';
 import { isPlanName, isSnapshotName, recordKey } from '../snapshot/naming';
 import { readCachedRecord, writeCachedRecord } from './restic-cache';
+import { sftpOptions } from './restic-sftp';
 import { RETRY_LOCK, runRestic, type ResticCall, type ResticOutput } from './restic-run';
 import { parseJson, type LocalArchive, type ObjectInfo, type PutResult, type StorageBackend, type Verification } from './types';
 
@@ -64,7 +65,7 @@ export async function openRestic(name: string, cfg: ResticStorage): Promise<Rest
   for (const [key, ref] of Object.entries(cfg.env)) env[key] = await resolveSecret(ref, `storage ${name} env.${key}`);
   env.RESTIC_REPOSITORY = cfg.repository;
   env.RESTIC_PASSWORD = await resolveSecret(cfg.password, `storage ${name} password`);
-  return new ResticBackend(name, cfg, env);
+  return new ResticBackend(name, cfg, env, sftpOptions(cfg.repository, cfg.ssh));
 }
 
 export function isRestic(backend: StorageBackend): backend is ResticBackend {
@@ -84,6 +85,8 @@ export class ResticBackend implements StorageBackend {
     readonly name: string,
     readonly cfg: ResticStorage,
     env: Record<string, string>,
+    /** Options before every command: an sftp: repository's pinned ssh settings (restic-sftp.ts). */
+    private readonly globalArgs: string[] = [],
   ) {
     this.#env = env;
   }
@@ -326,7 +329,7 @@ export class ResticBackend implements StorageBackend {
   }
 
   private run(args: string[], what: string, opts: Pick<ResticCall, 'input' | 'cwd' | 'signal' | 'onJson' | 'deadlineMs'> = {}): Promise<ResticOutput> {
-    return runRestic({ args, env: this.#env, what: `storage ${this.name} (restic ${this.cfg.repository}): ${what}`, ...opts });
+    return runRestic({ args: [...this.globalArgs, ...args], env: this.#env, what: `storage ${this.name} (restic ${this.cfg.repository}): ${what}`, ...opts });
   }
 }
 

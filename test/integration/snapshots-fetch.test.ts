@@ -107,17 +107,21 @@ afterAll(async () => {
 });
 
 describe('fetchSnapshot', () => {
-  it('downloads, checks and extracts a good snapshot and returns its metadata', async () => {
+  it('streams, checks and extracts a good snapshot and returns its metadata, writing no archive file', async () => {
     const workDir = join(root, 'work-good');
     const f = await fetchSnapshot({ storage: minio, plan: 'stack', snapshot: GOOD, workDir });
     expect(f.dir).toBe(join(workDir, 'extract', GOOD));
-    expect(f.archivePath).toBe(join(workDir, `${GOOD}.tar.zst`));
+    expect(f.archivePath).toBeUndefined();
+    expect(await readdir(workDir)).toEqual(['extract']);
+    const kept = await fetchSnapshot({ storage: minio, plan: 'stack', snapshot: GOOD, workDir: join(root, 'work-kept'), keepArchive: true });
+    expect(kept.archivePath).toBe(join(root, 'work-kept', `${GOOD}.tar.zst`));
+    expect(await readFile(join(kept.dir, 'files/app/site/srv/www/current.html'), 'utf8')).toBe(`<h1>${GOOD}</h1>\n`);
     expect(f.record).toMatchObject({ snapshot: GOOD, plan: 'stack', storage: 'minio' });
     expect(f.metadata).toMatchObject({ snapshot: GOOD, plan: 'stack', components: { appdb: { type: 'postgres' } } });
     expect(await readFile(join(f.dir, 'files/app/site/srv/www/current.html'), 'utf8')).toBe(`<h1>${GOOD}</h1>\n`);
   });
 
-  it('refuses an archive with one byte flipped in storage, naming both checksums, before extracting', async () => {
+  it('refuses an archive with one byte flipped in storage, naming both checksums, and leaves nothing extracted', async () => {
     const workDir = join(root, 'work-flipped');
     const record = (await minio.getJson<StoredRecord>(recordKey('stack', FLIPPED)))!;
     const err = await fetchSnapshot({ storage: minio, plan: 'stack', snapshot: FLIPPED, workDir }).catch((e: unknown) => e);

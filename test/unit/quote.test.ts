@@ -3,7 +3,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { shellQuote, shellJoin, rsyncRshCommand } from '../../src/remote/quote';
+import { execa } from 'execa';
+import { shellQuote, shellJoin, rsyncRshCommand, sshOptionPath, resticArgQuote } from '../../src/remote/quote';
 
 const NASTY = [
   'plain',
@@ -103,5 +104,34 @@ describe('rsyncRshCommand', () => {
       encoding: 'utf8',
     });
     expect(res.stderr).toMatch(/Missing trailing-'/);
+  });
+});
+
+describe('sshOptionPath', () => {
+  // Unescaped, a quote is "invalid quotes" there. A space would make two files, which -G prints the same way (joined by
+  // a space): test/integration/restic-sftp.test.ts proves that case with a real login through such a path.
+  it("is read back by OpenSSH's own option parser as the path (ssh -G, no connection)", async () => {
+    for (const path of ['/plain/known_hosts', '/with space/known hosts', "/it's/known_hosts", '/say "hi"/kh', `/mix 'a' "b"/k h`]) {
+      const { stdout } = await execa('ssh', ['-G', '-F', '/dev/null', '-o', `UserKnownHostsFile=${sshOptionPath(path)}`, 'example.invalid']);
+      const line = stdout.split('\n').find((l) => l.startsWith('userknownhostsfile '));
+      expect(line).toBe(`userknownhostsfile ${path}`);
+    }
+  });
+
+  it('refuses a backslash or a control character', () => {
+    expect(() => sshOptionPath('/a\\b')).toThrow(/backslash/);
+    expect(() => sshOptionPath('/a\nb')).toThrow(/control/);
+  });
+});
+
+describe('resticArgQuote', () => {
+  it('leaves plain arguments bare and double-quotes the rest', () => {
+    expect(resticArgQuote('-o')).toBe('-o');
+    expect(resticArgQuote('UserKnownHostsFile=/a\\ b')).toBe('"UserKnownHostsFile=/a\\ b"');
+  });
+
+  it('refuses an unescaped double quote (it would end the group)', () => {
+    expect(() => resticArgQuote('a"b')).toThrow(/cannot pass/);
+    expect(resticArgQuote('a\\"b')).toBe('"a\\"b"');
   });
 });

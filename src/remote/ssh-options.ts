@@ -1,0 +1,12 @@
+// The options of every OpenSSH client Lifeboat starts (rsync's transport, restic's sftp: backend): this key only,
+// the pinned known_hosts only, strict checking, no prompts. Sources' own connections (ssh2) pin the same file.
+import { sshOptionPath } from './quote';
+
+export function pinnedSshOptions(s: { identityFile?: string | undefined; knownHosts: string }): string[] {
+  return [
+    ...(s.identityFile ? ['-i', s.identityFile, '-o', 'IdentitiesOnly=yes'] : []),
+    '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes',
+    '-o', `UserKnownHostsFile=${sshOptionPath(s.knownHosts)}`, '-o', 'GlobalKnownHostsFile=/dev/null',
+    '-o', 'ConnectTimeout=20', '-o', 'ServerAliveInterval=15',
+  ];
+}
