@@ -22,6 +22,12 @@ import { parseJson, type LocalArchive, type ObjectInfo, type PutResult, type Sto
 export const RESTIC_HOST = 'lifeboat';
 export const DATA_TAG = 'lifeboat';
 export const RECORD_TAG = 'lifeboat-record';
+/**
+ * Repository ids the worker has read (preflight's `cat config`), so the upload's record needs no second key
+ * derivation for it. The id is informational (`snapshots show`); a repository re-created under the same string
+ * while the worker runs would show its predecessor's id until the worker restarts.
+ */
+const KNOWN_IDS = new Map<string, string>();
 /** Preflight's question must be answered quickly: restic itself retries an unreachable backend for 15 minutes. */
 const CHECK_DEADLINE_MS = 120_000;
 
@@ -235,13 +241,19 @@ export class ResticBackend implements StorageBackend {
         },
       });
     } catch (err) {
+      this.listing = undefined;
       // Exit 3 still writes a snapshot, of an incomplete tree: it must not pass for this snapshot on a retry.
       if (summary?.snapshot_id) await this.forget([summary.snapshot_id]).catch(() => undefined);
       throw err;
-    } finally {
-      this.listing = undefined;
     }
-    if (!summary?.snapshot_id) throw new LifeboatError('StorageError', `storage ${this.name}: restic backup printed no summary with a snapshot id`);
+    if (!summary?.snapshot_id) {
+      this.listing = undefined;
+      throw new LifeboatError('StorageError', `storage ${this.name}: restic backup printed no summary with a snapshot id`);
+    }
+    // The listing stays good with the one snapshot just written added: the record written next (under the plan's
+    // lock, so nobody else writes this snapshot's records) needs no second `restic snapshots` (a key derivation).
+    const made: ResticSnapshot = { id: summary.snapshot_id, time: new Date(id.createdAt).toISOString(), tags: dataTags(id), paths: [dir], hostname: RESTIC_HOST, summary };
+    this.listing = this.listing?.then((list) => [...list, made]);
     return { snapshotId: summary.snapshot_id, alreadyPresent: false, summary };
   }
 
@@ -300,7 +312,7 @@ export class ResticBackend implements StorageBackend {
 
   /** The repository's id (`restic cat config`), recorded beside the snapshot id. */
   async repositoryId(): Promise<string | undefined> {
-    if (!this.repoId) this.repoId = (await this.configJson()).id;
+    this.repoId ??= KNOWN_IDS.get(this.cfg.repository) ?? (await this.configJson()).id;
     return this.repoId;
   }
 
@@ -310,6 +322,7 @@ export class ResticBackend implements StorageBackend {
     const out = await this.run(['cat', 'config', '--no-lock'], 'open repository', deadlineMs ? { deadlineMs } : {});
     const config = parseJson<{ id?: string }>(out.stdout, `storage ${this.name}: restic config`);
     this.repoId = typeof config.id === 'string' ? config.id : undefined;
+    if (this.repoId) KNOWN_IDS.set(this.cfg.repository, this.repoId);
     return config;
   }
 
