@@ -48,7 +48,6 @@ export interface ExtractOptions {
 
 /** An archive file on disk (already checked, and plaintext), extracted the same way as a stream. */
 export async function extractArchive(archive: string, format: ArchiveFormat, targetDir: string, opts: { signal?: AbortSignal } = {}): Promise<ExtractResult> {
-  await assertEmptyTarget(targetDir); // before opening anything
   return extractStream(createReadStream(archive), { format, targetDir, label: archive, ...opts });
 }
 
@@ -69,7 +68,10 @@ export async function extractStream(source: Readable, opts: ExtractOptions): Pro
   if (decryptor) decryptor.proc.stdout.pipe(decompressor.stdin).on('error', () => undefined);
   // The source is read to its end even when a process dies early: only the whole stored hash tells a corrupted
   // download from a bad archive.
-  const feeding = feed(source, decryptor ? decryptor.proc.stdin : decompressor.stdin, opts);
+  const feeding = feed(source, decryptor ? decryptor.proc.stdin : decompressor.stdin, opts).catch((err: unknown) => {
+    stop.abort(); // the input broke off (network, cancel): nothing downstream can finish
+    throw err;
+  });
   // A refused header stops the processes; a stream that merely ended short is left to the upstream exit codes.
   const gating = gate(decompressor.stdout, tar.stdin, validator, tar).then(
     (stopped) => void (stopped && stop.abort()),
@@ -85,17 +87,14 @@ export async function extractStream(source: Readable, opts: ExtractOptions): Pro
     if (fed.status === 'rejected') throw fed.reason; // the source broke (network): worth a retry
     checkStored(fed.value, opts);
     const [gated, untarred, decompressed, decrypted] = steps as [PromiseSettledResult<void>, PromiseSettledResult<{ stderr: unknown }>, PromiseSettledResult<unknown>, PromiseSettledResult<unknown> | undefined];
-    // The first step that failed on its own, in pipeline order; one killed by a broken pipe or by `stop` only
-    // followed another's failure.
-    const failures: Array<[PromiseSettledResult<unknown> | undefined, (err: unknown) => Error]> = [
+    const failure = firstFailure([
       [decrypted, (err) => decryptError(label, err)],
       [decompressed, (err) => new LifeboatError('IntegrityCheckFailed', `cannot decompress ${label}: ${stderrOf(err)}`)],
       [validator.problem ? { status: 'rejected', reason: validator.problem } : undefined, (err) => err as Error],
       [gated, (err) => err as Error],
       [untarred, (err) => tarError(label, err)],
-    ];
-    const failed = failures.find(([r]) => r?.status === 'rejected' && !secondary(r.reason)) ?? failures.find(([r]) => r?.status === 'rejected');
-    if (failed) throw failed[1]((failed[0] as PromiseRejectedResult).reason);
+    ]);
+    if (failure) throw failure;
     const listing = validator.finish();
     await compareTree(label, targetDir, listing);
     return { root: join(targetDir, listing.root), entries: listing.members.size, warnings: tarWarnings((untarred as PromiseFulfilledResult<{ stderr: unknown }>).value.stderr), digests: belowRoot(validator.digests, listing.root) };
@@ -172,6 +171,15 @@ async function gate(plain: Readable, tarIn: Writable, v: TarValidator, tar: Resu
   }
   tarIn.end();
   return false;
+}
+
+/**
+ * The first step, in pipeline order, that failed on its own: one killed by a broken pipe or by `stop` only followed
+ * another's failure, and is named only when nothing else failed.
+ */
+function firstFailure(steps: Array<[PromiseSettledResult<unknown> | undefined, (err: unknown) => Error]>): Error | undefined {
+  const failed = steps.find(([r]) => r?.status === 'rejected' && !secondary(r.reason)) ?? steps.find(([r]) => r?.status === 'rejected');
+  return failed && failed[1]((failed[0] as PromiseRejectedResult).reason);
 }
 
 /** Killed by a broken pipe (the next process had died) or by `stop` (another step failed first). */

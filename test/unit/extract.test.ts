@@ -262,6 +262,18 @@ describe('extractStream: one pass from the stored bytes, checked as they go by',
     expect(read).toBeLessThanOrEqual(plain.size + 65536);
   });
 
+  it('a download that breaks off rejects with its own error (retryable), without hanging, leaving nothing', async () => {
+    const bytes = await readFile(plain.path);
+    const broken = new Error('socket hang up');
+    const source = Readable.from((async function* () {
+      yield bytes.subarray(0, bytes.length / 2);
+      throw broken;
+    })());
+    const target = join(base, 'stream-broken');
+    await expect(extractStream(source, { format: 'tar.zst', targetDir: target, label: 'test', stored: plain })).rejects.toBe(broken);
+    expect(existsSync(target)).toBe(false);
+  });
+
   it('decrypts age on the way, the identity passed through a FIFO, not a file', async () => {
     const key = await readFile(identity, 'utf8');
     process.env.LIFEBOAT_TEST_STREAM_AGE = key;
