@@ -57,24 +57,37 @@ export async function startDecryptor(identity: IdentitySource, opts: { cancelSig
   const options = { cancelSignal: opts.cancelSignal, forceKillAfterDelay: 5000, buffer: { stdout: false } } as const;
   const text = await identityText(identity);
   const dir = await mkdtemp(join(tmpdir(), 'lifeboat-age-')); // 0700
+  const cleanup = () => rm(dir, { recursive: true, force: true });
   const fifo = join(dir, 'identity');
-  await execa('mkfifo', ['-m', '600', '--', fifo]);
+  await execa('mkfifo', ['-m', '600', '--', fifo]).catch(async (err: unknown) => {
+    await cleanup();
+    throw err;
+  });
   const proc = execa(...dieWithWorker('age', ['--decrypt', '--identity', fifo]), options);
   let ended = false;
   void proc.then(() => (ended = true), () => (ended = true));
   void feedFifo(fifo, `${text}\n`, () => ended).catch(() => proc.kill());
-  return { proc, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  return { proc, cleanup };
 }
 
-/** Writes `text` into the FIFO once age opens it; gives up when age has ended without opening it. */
+/**
+ * Writes `text` into the FIFO once age opens it; gives up when age has ended without opening it. The non-blocking
+ * open only tells that a reader is there (a blocking one would wait forever for an age that died); the write goes
+ * through a blocking descriptor opened meanwhile, so an identity larger than the pipe's buffer is not cut short.
+ */
 async function feedFifo(fifo: string, text: string, ended: () => boolean): Promise<void> {
   for (;;) {
     try {
-      const fh = await open(fifo, constants.O_WRONLY | constants.O_NONBLOCK); // ENXIO until a reader opens it
+      const probe = await open(fifo, constants.O_WRONLY | constants.O_NONBLOCK); // ENXIO until a reader opens it
       try {
-        await fh.writeFile(text);
+        const fh = await open(fifo, constants.O_WRONLY); // a reader is there: returns at once
+        try {
+          await fh.writeFile(text);
+        } finally {
+          await fh.close();
+        }
       } finally {
-        await fh.close();
+        await probe.close();
       }
       return;
     } catch (err) {

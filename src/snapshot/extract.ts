@@ -53,14 +53,41 @@ export async function extractArchive(archive: string, format: ArchiveFormat, tar
 
 /** Stored bytes → (age) → decompressor → checked headers → GNU tar, in one pass; the source is read to its end. */
 export async function extractStream(source: Readable, opts: ExtractOptions): Promise<ExtractResult> {
-  const { targetDir, signal, label } = opts;
-  const existed = await assertEmptyTarget(targetDir);
+  const { targetDir, signal } = opts;
   const stop = new AbortController(); // ends the processes at the first problem
   const cancelSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
-  const decryptor = opts.identity ? await startDecryptor(opts.identity, { cancelSignal }) : undefined; // a missing identity fails before any read
-  await mkdir(targetDir, { recursive: true, mode: 0o700 });
-  await chmod(targetDir, 0o700); // an existing empty directory too: what lands inside keeps setuid bits and owners
-  const common = { cancelSignal, forceKillAfterDelay: 5000 } as const;
+  let existed: boolean | undefined;
+  let decryptor: Decryptor | undefined;
+  try {
+    existed = await assertEmptyTarget(targetDir);
+    decryptor = opts.identity ? await startDecryptor(opts.identity, { cancelSignal }) : undefined; // a missing identity fails before any read
+    await mkdir(targetDir, { recursive: true, mode: 0o700 });
+    await chmod(targetDir, 0o700); // an existing empty directory too: what lands inside keeps setuid bits and owners
+    return await runPipeline(source, opts, { stop, cancelSignal, decryptor });
+  } catch (err) {
+    stop.abort(); // an early failure leaves age waiting for input
+    // Never leave a half-extracted or unexpected tree behind, nor a directory the caller did not have.
+    if (existed !== undefined) await (existed ? emptyDir(targetDir) : rm(targetDir, { recursive: true, force: true }));
+    throw err;
+  } finally {
+    source.destroy(); // read to its end, or not needed any more: the storage's connection is given back
+    await decryptor?.proc.catch(() => undefined);
+    await decryptor?.cleanup();
+  }
+}
+
+type Decryptor = Awaited<ReturnType<typeof startDecryptor>>;
+
+async function runPipeline(source: Readable, opts: ExtractOptions, p: { stop: AbortController; cancelSignal: AbortSignal; decryptor: Decryptor | undefined }): Promise<ExtractResult> {
+  const { targetDir, signal, label } = opts;
+  const { stop, decryptor } = p;
+  // Any process that ends in failure ends the others: nothing downstream can finish, and one upstream could wait
+  // forever on a pipe nobody reads (age, once the decompressor is gone). Its own exit is the error named.
+  const stopOnFailure = <T>(proc: Promise<T>): Promise<T> => proc.catch((err: unknown) => {
+    stop.abort();
+    throw err;
+  });
+  const common = { cancelSignal: p.cancelSignal, forceKillAfterDelay: 5000 } as const;
   const [cmd, args] = decompressArgv(opts.format);
   const decompressor = execa(...dieWithWorker(cmd, args), { ...common, buffer: { stdout: false } });
   const tar = execa(...dieWithWorker('tar', extractTarArgs(targetDir, process.getuid?.() === 0)), common);
@@ -68,41 +95,25 @@ export async function extractStream(source: Readable, opts: ExtractOptions): Pro
   if (decryptor) decryptor.proc.stdout.pipe(decompressor.stdin).on('error', () => undefined);
   // The source is read to its end even when a process dies early: only the whole stored hash tells a corrupted
   // download from a bad archive.
-  const feeding = feed(source, decryptor ? decryptor.proc.stdin : decompressor.stdin, opts).catch((err: unknown) => {
-    stop.abort(); // the input broke off (network, cancel): nothing downstream can finish
-    throw err;
-  });
+  const feeding = stopOnFailure(feed(source, decryptor ? decryptor.proc.stdin : decompressor.stdin, opts));
   // A refused header stops the processes; a stream that merely ended short is left to the upstream exit codes.
-  const gating = gate(decompressor.stdout, tar.stdin, validator, tar).then(
-    (stopped) => void (stopped && stop.abort()),
-    (err: unknown) => {
-      stop.abort();
-      throw err;
-    },
-  );
-  const [fed, ...steps] = await Promise.allSettled([feeding, gating, tar, decompressor, ...(decryptor ? [decryptor.proc] : [])]);
-  await decryptor?.cleanup();
-  try {
-    signal?.throwIfAborted(); // a cancelled run is not a bad archive
-    if (fed.status === 'rejected') throw fed.reason; // the source broke (network): worth a retry
-    checkStored(fed.value, opts);
-    const [gated, untarred, decompressed, decrypted] = steps as [PromiseSettledResult<void>, PromiseSettledResult<{ stderr: unknown }>, PromiseSettledResult<unknown>, PromiseSettledResult<unknown> | undefined];
-    const failure = firstFailure([
-      [decrypted, (err) => decryptError(label, err)],
-      [decompressed, (err) => new LifeboatError('IntegrityCheckFailed', `cannot decompress ${label}: ${stderrOf(err)}`)],
-      [validator.problem ? { status: 'rejected', reason: validator.problem } : undefined, (err) => err as Error],
-      [gated, (err) => err as Error],
-      [untarred, (err) => tarError(label, err)],
-    ]);
-    if (failure) throw failure;
-    const listing = validator.finish();
-    await compareTree(label, targetDir, listing);
-    return { root: join(targetDir, listing.root), entries: listing.members.size, warnings: tarWarnings((untarred as PromiseFulfilledResult<{ stderr: unknown }>).value.stderr), digests: belowRoot(validator.digests, listing.root) };
-  } catch (err) {
-    // Never leave a half-extracted or unexpected tree behind, nor a directory the caller did not have.
-    await (existed ? emptyDir(targetDir) : rm(targetDir, { recursive: true, force: true }));
-    throw err;
-  }
+  const gating = stopOnFailure(gate(decompressor.stdout, tar.stdin, validator, tar)).then((stopped) => void (stopped && stop.abort()));
+  const [fed, ...steps] = await Promise.allSettled([feeding, gating, stopOnFailure(tar), stopOnFailure(decompressor), ...(decryptor ? [stopOnFailure(decryptor.proc)] : [])]);
+  signal?.throwIfAborted(); // a cancelled run is not a bad archive
+  if (fed.status === 'rejected') throw fed.reason; // the source broke (network): worth a retry
+  checkStored(fed.value, opts);
+  const [gated, untarred, decompressed, decrypted] = steps as [PromiseSettledResult<void>, PromiseSettledResult<{ stderr: unknown }>, PromiseSettledResult<unknown>, PromiseSettledResult<unknown> | undefined];
+  const failure = firstFailure([
+    [decrypted, (err) => decryptError(label, err)],
+    [decompressed, (err) => new LifeboatError('IntegrityCheckFailed', `cannot decompress ${label}: ${stderrOf(err)}`)],
+    [validator.problem ? { status: 'rejected', reason: validator.problem } : undefined, (err) => err as Error],
+    [gated, (err) => err as Error],
+    [untarred, (err) => tarError(label, err)],
+  ]);
+  if (failure) throw failure;
+  const listing = validator.finish();
+  await compareTree(label, targetDir, listing);
+  return { root: join(targetDir, listing.root), entries: listing.members.size, warnings: tarWarnings((untarred as PromiseFulfilledResult<{ stderr: unknown }>).value.stderr), digests: belowRoot(validator.digests, listing.root) };
 }
 
 function decompressArgv(format: ArchiveFormat): [string, string[]] {
@@ -141,18 +152,36 @@ function checkStored(actual: { sha256: string; size: number }, opts: ExtractOpti
 }
 
 /**
- * node-tar parses each chunk first; it goes on to GNU tar only when the parser returned true, which means every
- * entry whose header was in it has been emitted, that is checked (a header cut at the chunk's end is parsed, and
- * its rest forwarded, with the next chunk). Returns true when it stopped at a refused header.
+ * node-tar parses each piece first; it goes on to GNU tar only when the parser returned true, which means every
+ * entry whose header was in it has been emitted, that is checked (a header cut at a piece's end is parsed, and its
+ * rest forwarded, with the next piece). Pieces are whole 512-byte blocks. Returns true when it stopped at a refusal.
+ *
+ * The two parsers end an archive differently: node-tar takes a block of zeros whose checksum field is not a number
+ * as a null block (two of them end the archive, and it skips the rest), GNU tar only an all-zero one (it skips the
+ * other and reads on). Such a block is parsed alone, and refused when node-tar took it for an end.
  */
 async function gate(plain: Readable, tarIn: Writable, v: TarValidator, tar: ResultPromise): Promise<boolean> {
   const parser = new Parser({ strict: true, brotli: false, zstd: false, onReadEntry: (e: ReadEntry) => v.add(e) });
   parser.on('ignoredEntry', (e: ReadEntry) => v.fail(e.path, `has an entry type this check does not know (${String(e.header.type)}), which GNU tar would extract as a file`));
   parser.on('error', (err: Error) => v.fail('', `is not a readable tar stream: ${err.message}`));
+  let ends = 0;
+  parser.on('nullBlock', () => ends++);
+  parser.on('eof', () => ends++);
   const ended = new Promise<void>((resolve) => parser.on('end', resolve));
   const tarGone = tar.then(() => undefined, () => undefined);
   tarIn.on('error', () => undefined); // EPIPE: tar's own exit says why
+  let offset = 0;
+  const pass = async (piece: Buffer, lookalike: boolean): Promise<boolean> => {
+    const before = ends;
+    if (!parser.write(piece)) await Promise.race([once(parser, 'drain').catch(() => undefined), v.failed]);
+    if (!v.problem && lookalike && ends !== before) v.fail('', `has a block at byte ${offset} that node-tar reads as an end of archive and GNU tar does not`);
+    offset += piece.length;
+    if (v.problem) return false;
+    if (!tarIn.write(piece)) await Promise.race([once(tarIn, 'drain').catch(() => undefined), tarGone]);
+    return true;
+  };
   let head = Buffer.alloc(0);
+  let carry = Buffer.alloc(0);
   for await (const chunk of plain as AsyncIterable<Buffer>) {
     if (head.length < 512) {
       head = Buffer.concat([head, chunk]);
@@ -160,16 +189,37 @@ async function gate(plain: Readable, tarIn: Writable, v: TarValidator, tar: Resu
       if (head.length >= 512 && head.subarray(257, 262).toString('latin1') !== 'ustar') v.fail('', 'is not a GNU/POSIX tar stream');
     }
     if (v.problem) return true;
-    if (!parser.write(chunk)) await Promise.race([once(parser, 'drain').catch(() => undefined), v.failed]);
-    if (v.problem) return true;
-    if (!tarIn.write(chunk)) await Promise.race([once(tarIn, 'drain').catch(() => undefined), tarGone]);
+    const data = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    const whole = data.length - (data.length % 512);
+    carry = Buffer.from(data.subarray(whole));
+    for (const [piece, lookalike] of blockPieces(data.subarray(0, whole))) if (!(await pass(piece, lookalike))) return true;
   }
+  if (carry.length && !(await pass(carry, false))) return true;
   if (!v.problem && head.length < 512) v.fail('', 'is not a GNU/POSIX tar stream (too short)');
   if (!v.problem) {
     parser.end();
     await Promise.race([ended, v.failed]);
   }
   tarIn.end();
+  return false;
+}
+
+/** Whole blocks split around null-block lookalikes (see gate), each of those as a piece of its own. */
+function* blockPieces(blocks: Buffer): Generator<[Buffer, boolean]> {
+  let from = 0;
+  for (let at = 0; at < blocks.length; at += 512) {
+    if (blocks[at] !== 0 || !nullLookalike(blocks, at)) continue;
+    if (at > from) yield [blocks.subarray(from, at), false];
+    yield [blocks.subarray(at, at + 512), true];
+    from = at + 512;
+  }
+  if (from < blocks.length) yield [blocks.subarray(from), false];
+}
+
+/** Zero outside the checksum field (bytes 148–155), but not all zero: a real end-of-archive block is all zero. */
+function nullLookalike(b: Buffer, at: number): boolean {
+  for (let i = at; i < at + 512; i++) if (b[i] !== 0 && (i - at < 148 || i - at >= 156)) return false;
+  for (let i = at + 148; i < at + 156; i++) if (b[i] !== 0) return true;
   return false;
 }
 
@@ -182,10 +232,14 @@ function firstFailure(steps: Array<[PromiseSettledResult<unknown> | undefined, (
   return failed && failed[1]((failed[0] as PromiseRejectedResult).reason);
 }
 
-/** Killed by a broken pipe (the next process had died) or by `stop` (another step failed first). */
+/**
+ * Killed by a broken pipe (the next process had died) or by `stop` (another step failed first). A process that
+ * exited with its own error code before `stop` reached it is not, though execa marks it cancelled.
+ */
 function secondary(err: unknown): boolean {
-  const e = err as { signal?: string; isCanceled?: boolean; code?: string };
-  return e.signal === 'SIGPIPE' || e.isCanceled === true || e.code === 'EPIPE';
+  const e = err as { signal?: string; isCanceled?: boolean; exitCode?: number; code?: string };
+  const ownError = !e.signal && typeof e.exitCode === 'number' && e.exitCode > 0;
+  return e.signal === 'SIGPIPE' || (e.isCanceled === true && !ownError) || e.code === 'EPIPE';
 }
 
 /** A full or read-only disk is the backup host's problem, not the archive's. */

@@ -7,6 +7,7 @@
 //
 // Record verbs (list, stat, getJson, putJson, delete) speak the same keys as the other backends, so listing,
 // signatures, holds and drill results work unchanged; archive verbs (put, get, verifyStored) do not apply.
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import type { ResticStorage } from '../config/schema';
@@ -23,8 +24,8 @@ export const RESTIC_HOST = 'lifeboat';
 export const DATA_TAG = 'lifeboat';
 export const RECORD_TAG = 'lifeboat-record';
 /**
- * Repository ids the worker has read (preflight's `cat config`), so the upload's record needs no second key
- * derivation for it. The id is informational (`snapshots show`); a repository re-created under the same string
+ * Repository ids the worker has read (preflight's `cat config`), by repository string and environment (idKey), so
+ * the upload's record needs no second key derivation for it. The id is informational (`snapshots show`); a repository re-created under the same string
  * while the worker runs would show its predecessor's id until the worker restarts.
  */
 const KNOWN_IDS = new Map<string, string>();
@@ -312,17 +313,22 @@ export class ResticBackend implements StorageBackend {
 
   /** The repository's id (`restic cat config`), recorded beside the snapshot id. */
   async repositoryId(): Promise<string | undefined> {
-    this.repoId ??= KNOWN_IDS.get(this.cfg.repository) ?? (await this.configJson()).id;
+    this.repoId ??= KNOWN_IDS.get(this.idKey) ?? (await this.configJson()).id;
     return this.repoId;
   }
 
   // ---- internals ----
 
+  /** Which repository this is: its string and the environment that can pick it (accounts, endpoints), hashed. */
+  private get idKey(): string {
+    return createHash('sha256').update(JSON.stringify([this.cfg.repository, Object.entries(this.#env).sort()])).digest('hex');
+  }
+
   private async configJson(deadlineMs?: number): Promise<{ id?: string }> {
     const out = await this.run(['cat', 'config', '--no-lock'], 'open repository', deadlineMs ? { deadlineMs } : {});
     const config = parseJson<{ id?: string }>(out.stdout, `storage ${this.name}: restic config`);
     this.repoId = typeof config.id === 'string' ? config.id : undefined;
-    if (this.repoId) KNOWN_IDS.set(this.cfg.repository, this.repoId);
+    if (this.repoId) KNOWN_IDS.set(this.idKey, this.repoId);
     return config;
   }
 
