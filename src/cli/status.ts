@@ -112,7 +112,6 @@ async function addTemporal(report: StatusReport, config: Config, connect: () => 
   }
 }
 
-
 // ---------------------------------------------------------------- text
 
 export function printStatus(r: StatusReport, log: (line: string) => void = console.log): void {

@@ -88,7 +88,7 @@ export async function fetchSnapshot(opts: DownloadOptions & { workDir: string; k
 
 /** One pass from the storage's stream: nothing is written but the extracted tree. */
 async function extractStored(opts: DownloadOptions, target: string): Promise<{ record: StoredRecord; archivePath?: string; extracted: ExtractResult }> {
-  const { record, key, encrypted } = await storedArchive(opts);
+  const { record, key, encrypted } = await storedArchive(opts, { decrypt: true });
   const report = opts.onProgress;
   report?.({ phase: 'restore', bytesDone: 0, bytesTotal: record.size_bytes });
   const source = await opts.storage.read(key, opts.signal ? { signal: opts.signal } : {});
@@ -110,13 +110,13 @@ async function extractDownloaded(opts: DownloadOptions & { workDir: string }, ta
   return { record, archivePath, extracted: await extractArchive(archivePath, record.format, target, opts.signal ? { signal: opts.signal } : {}) };
 }
 
-/** The record and where its archive is; a missing identity or a missing archive fails before any download. */
-async function storedArchive(opts: DownloadOptions & { decrypt?: boolean }): Promise<{ record: StoredRecord; key: string; encrypted: boolean }> {
+/** The record and where its archive is; a missing identity (when it will decrypt) or archive fails before any download. */
+async function storedArchive(opts: DownloadOptions, use: { decrypt: boolean }): Promise<{ record: StoredRecord; key: string; encrypted: boolean }> {
   const { storage, plan, snapshot } = opts;
   if (isRestic(storage)) throw new LifeboatError('ConfigError', `storage ${storage.name} is a restic repository: it holds no archive of ${snapshot} to download`);
   const record = await readRecord(storage, plan, snapshot, opts.trust ?? {});
   const encrypted = record.encryption === 'age';
-  if (encrypted && opts.decrypt !== false && !opts.identity) {
+  if (encrypted && use.decrypt && !opts.identity) {
     throw new LifeboatError('DecryptFailed', `snapshot ${snapshot} is encrypted with age and no identity is configured (archive.encryption.age.identity, or --identity FILE)`);
   }
   const key = archiveKey(plan, snapshot, record.format, encrypted);
@@ -132,7 +132,7 @@ async function storedArchive(opts: DownloadOptions & { decrypt?: boolean }): Pro
  */
 export async function downloadArchive(opts: DownloadOptions & { dir: string; decrypt?: boolean }): Promise<{ record: StoredRecord; archivePath: string; encrypted: boolean }> {
   const { storage, snapshot, signal } = opts;
-  const { record, key, encrypted } = await storedArchive({ ...opts, decrypt: opts.decrypt ?? false });
+  const { record, key, encrypted } = await storedArchive(opts, { decrypt: opts.decrypt ?? false });
   await mkdir(opts.dir, { recursive: true, mode: 0o700 });
   const stored = join(opts.dir, basename(key));
   const report = opts.onProgress;

@@ -39,12 +39,18 @@ export async function decryptArchive(input: string, output: string, identity: Id
     forceKillAfterDelay: 5000,
   });
   opts.signal?.throwIfAborted();
-  if ((res as { code?: string }).code === 'ENOENT') throw new LifeboatError('MissingTool', 'age is not installed on the backup host (Debian: apt install age)');
-  if (res.exitCode !== 0) {
+  if ((res as { code?: string }).code === 'ENOENT' || res.exitCode !== 0) {
     await rm(partial, { force: true });
-    throw new LifeboatError('DecryptFailed', `cannot decrypt ${input}: ${String(res.stderr).trim().split('\n').slice(-3).join(' ') || `age exited ${res.exitCode}`}`);
+    throw ageFailure(input, res);
   }
   await rename(partial, output);
+}
+
+/** age did not run (MissingTool) or refused (DecryptFailed: no matching identity, damaged ciphertext), from its result or error. */
+export function ageFailure(what: string, res: { code?: string; stderr?: unknown; exitCode?: number }): LifeboatError {
+  if (res.code === 'ENOENT') return new LifeboatError('MissingTool', 'age is not installed on the backup host (Debian: apt install age)');
+  const said = String(res.stderr ?? '').trim().split('\n').slice(-3).join(' ');
+  return new LifeboatError('DecryptFailed', `cannot decrypt ${what}: ${said || `age exited ${res.exitCode ?? 'on a signal'}`}`);
 }
 
 /**

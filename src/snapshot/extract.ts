@@ -17,7 +17,7 @@ import { execa, type ResultPromise } from 'execa';
 import { Parser, type ReadEntry } from 'tar';
 import { LifeboatError } from '../shared/errors';
 import { dieWithWorker } from '../shared/die-with-worker';
-import { startDecryptor, type IdentitySource } from './encryption';
+import { ageFailure, startDecryptor, type IdentitySource } from './encryption';
 import type { ArchiveFormat } from './naming';
 import { TarValidator, unsafe, type FileDigest, type Listing, type Member } from './tar-validator';
 
@@ -104,7 +104,7 @@ async function runPipeline(source: Readable, opts: ExtractOptions, p: { stop: Ab
   checkStored(fed.value, opts);
   const [gated, untarred, decompressed, decrypted] = steps as [PromiseSettledResult<void>, PromiseSettledResult<{ stderr: unknown }>, PromiseSettledResult<unknown>, PromiseSettledResult<unknown> | undefined];
   const failure = firstFailure([
-    [decrypted, (err) => decryptError(label, err)],
+    [decrypted, (err) => ageFailure(label, err as Parameters<typeof ageFailure>[1])],
     [decompressed, (err) => new LifeboatError('IntegrityCheckFailed', `cannot decompress ${label}: ${stderrOf(err)}`)],
     [validator.problem ? { status: 'rejected', reason: validator.problem } : undefined, (err) => err as Error],
     [gated, (err) => err as Error],
@@ -248,11 +248,6 @@ function tarError(label: string, err: unknown): LifeboatError {
   if (/No space left on device|Disk quota exceeded/.test(text)) return new LifeboatError('InsufficientSpace', `tar could not extract ${label}: ${text}`);
   if (/Permission denied|Read-only file system/.test(text)) return new LifeboatError('PermissionDenied', `tar could not extract ${label}: ${text}`);
   return new LifeboatError('IntegrityCheckFailed', `tar could not extract ${label}: ${text}`);
-}
-
-function decryptError(label: string, err: unknown): LifeboatError {
-  if ((err as { code?: string }).code === 'ENOENT') return new LifeboatError('MissingTool', 'age is not installed on the backup host (Debian: apt install age)');
-  return new LifeboatError('DecryptFailed', `cannot decrypt ${label}: ${stderrOf(err).split('\n').slice(-3).join(' ')}`);
 }
 
 /** `<root>/a/b` → `a/b`. */
