@@ -2,6 +2,7 @@
 // with its JSON output parsed line by line, and its failures in Lifeboat's words. Secrets reach restic through
 // the child's environment only: never argv (visible to every user in `ps`), never a message.
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { execa } from 'execa';
@@ -16,7 +17,9 @@ export const RETRY_LOCK = '5m';
 /** restic's documented exit codes. */
 const EXIT = { incomplete: 3, noRepository: 10, locked: 11, wrongPassword: 12 } as const;
 /** What ssh says when an sftp: repository's host key is not the pinned one. */
-const HOST_KEY_PATTERNS = /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known/;
+const HOST_KEY_PATTERNS = /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known|Host key for \S+ has changed/;
+/** The line that says best why ssh refused the host, most specific first. */
+const HOST_KEY_REASONS = [/No \S+ host key is known/, /Host key for \S+ has changed/, HOST_KEY_PATTERNS];
 /** What S3 and friends answer to a bad key or secret, as restic prints it. */
 const AUTH_PATTERNS = /InvalidAccessKeyId|SignatureDoesNotMatch|signature we calculated does not match|Access Key Id you provided does not exist|Access Denied|AccessDenied|\b403 Forbidden|\b401 Unauthorized|permission denied \(publickey|authentication failed/i;
 
@@ -82,6 +85,8 @@ export interface ResticCall {
   deadlineMs?: number;
   /** Every JSON line restic prints (status, summary, error messages); other lines are ignored. */
   onJson?: (message: Record<string, unknown>) => void;
+  /** Where ssh writes its own messages (sftp: repositories): read into the error when the call fails. */
+  sshLog?: string;
 }
 
 export interface ResticOutput {
@@ -136,7 +141,10 @@ export async function runRestic(call: ResticCall): Promise<ResticOutput> {
   flushErr();
   call.signal?.throwIfAborted();
   if (stopped) throw stopped;
-  if (res.exitCode !== 0) throw resticError(call.what, res.exitCode, `${stderr.join('\n')}\n${errorMessages(messages)}`.trim(), (res as { code?: string }).code);
+  if (res.exitCode !== 0) {
+    const ssh = call.sshLog ? (await readFile(call.sshLog, 'utf8').catch(() => '')).split('\n').map((l) => (l.trim() ? `ssh: ${l.trim()}` : '')) : [];
+    throw resticError(call.what, res.exitCode, [...ssh, ...stderr, errorMessages(messages)].filter(Boolean).join('\n'), (res as { code?: string }).code);
+  }
   return { stdout: lines.join('\n'), messages };
 }
 
@@ -204,7 +212,9 @@ export function resticError(what: string, exitCode: number | undefined, stderr: 
   const said = lastLines(stderr) || `exit ${exitCode}`;
   const details = { exitCode, noRepository: exitCode === EXIT.noRepository };
   // An sftp: repository's ssh refused the host (its key is not the pinned one): permanent, like a source's.
-  if (HOST_KEY_PATTERNS.test(stderr)) return new LifeboatError('HostKeyRejected', `${what}: the repository host's SSH key is not pinned in knownHosts (${said})`, details);
+  const lines = stderr.split('\n');
+  const hostKey = HOST_KEY_REASONS.map((re) => lines.find((line) => re.test(line))).find(Boolean);
+  if (hostKey) return new LifeboatError('HostKeyRejected', `${what}: the repository host's SSH key is not pinned in knownHosts (${hostKey.trim()})`, details);
   if (exitCode === EXIT.wrongPassword) return new LifeboatError('AuthFailed', `${what}: wrong restic repository password (${said})`, details);
   if (exitCode === EXIT.noRepository) return new LifeboatError('ConfigError', `${what}: there is no restic repository there (${said}); create it with \`restic init\` or set init: true on the storage`, details);
   if (AUTH_PATTERNS.test(stderr)) return new LifeboatError('AuthFailed', `${what}: the repository's backend refused the credentials (${said})`, details);

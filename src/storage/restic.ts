@@ -15,7 +15,7 @@ import { resolveSecret } from '../config/secrets';
 import { LifeboatError } from '../shared/errors';
 import { isPlanName, isSnapshotName, recordKey } from '../snapshot/naming';
 import { readCachedRecord, writeCachedRecord } from './restic-cache';
-import { sftpOptions } from './restic-sftp';
+import { sftpOptions, withSshLog, type SftpOptions } from './restic-sftp';
 import { RETRY_LOCK, runRestic, type ResticCall, type ResticOutput } from './restic-run';
 import { parseJson, type LocalArchive, type ObjectInfo, type PutResult, type StorageBackend, type Verification } from './types';
 
@@ -92,8 +92,8 @@ export class ResticBackend implements StorageBackend {
     readonly name: string,
     readonly cfg: ResticStorage,
     env: Record<string, string>,
-    /** Options before every command: an sftp: repository's pinned ssh settings (restic-sftp.ts). */
-    private readonly globalArgs: string[] = [],
+    /** An sftp: repository's pinned ssh settings, before every command (restic-sftp.ts). */
+    private readonly sftp?: SftpOptions,
   ) {
     this.#env = env;
   }
@@ -348,7 +348,10 @@ export class ResticBackend implements StorageBackend {
   }
 
   private run(args: string[], what: string, opts: Pick<ResticCall, 'input' | 'cwd' | 'signal' | 'onJson' | 'deadlineMs'> = {}): Promise<ResticOutput> {
-    return runRestic({ args: [...this.globalArgs, ...args], env: this.#env, what: `storage ${this.name} (restic ${this.cfg.repository}): ${what}`, ...opts });
+    const call = { env: this.#env, what: `storage ${this.name} (restic ${this.cfg.repository}): ${what}`, ...opts };
+    const sftp = this.sftp;
+    if (!sftp) return runRestic({ ...call, args });
+    return withSshLog((sshLog) => runRestic({ ...call, args: [...sftp(sshLog), ...args], sshLog }));
   }
 }
 
