@@ -1,6 +1,6 @@
 // Backup activities: thin adapters from Temporal to the modules under sources/, snapshot/, storage/, remote/.
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
 import pLimit from 'p-limit';
@@ -34,7 +34,9 @@ import { sourceModule } from '../sources/registry';
 import type { ArtifactResult } from '../sources/types';
 import { isRestic, openStorage } from '../storage';
 import { uploadToRestic } from '../storage/restic-upload';
+import { uploadMedia } from '../storage/media-objects';
 import { previousArtifactBytes } from '../snapshot/previous';
+import { addIndexToListing, MEDIA_INDEX, mediaDirs, mediaPaths, parseMediaIndex, tarExcludeLines, writeMediaIndex } from '../snapshot/media-index';
 import { artifactProgress, phase } from './progress-adapters';
 import { DEFAULT_STALL_MS, asLifeboatError, runActivity } from './run';
 
@@ -170,12 +172,18 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           extra: ctx.plan.metadata,
         });
         await writeMetadata(paths.workDir, meta);
-        const listed = await listFiles(paths.workDir, { skip: (rel) => rel === 'manifest.sha256', signal });
+        const listed = await listFiles(paths.workDir, { skip: (rel) => rel === 'manifest.sha256' || rel === MEDIA_INDEX, signal });
         // Checked on the listing, before any hashing: a reused hash must not let a deny-listed file through either.
         const denied = listed.files.filter((f) => isDenied(f.path, ctx.denyList)).map((f) => f.path);
         if (denied.length > 0) {
           await rm(paths.workDir, { recursive: true, force: true });
           throw new LifeboatError('DenyListViolation', `deny-listed files reached the snapshot and it was discarded: ${denied.join(', ')}`);
+        }
+        // Media files leave the archive (snapshot/media-index.ts); media.json says which, and the manifest covers it.
+        const media = mediaDirs(ctx.plan.sources);
+        if (media.length > 0) {
+          await writeMediaIndex(paths.workDir, mediaPaths(listed.files, media));
+          await addIndexToListing(paths.workDir, listed.files);
         }
         // Files unchanged since the last finalize keep their hash: an unchanged re-backup reads no file again.
         const previous = await loadHashCache(ctx.backupRoot, ctx.planName);
@@ -218,13 +226,18 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         progress(phase('archive'));
         const sizing = new AbortController(); // du is only for the estimate: it ends with the archive
         void treeBytes(dir, AbortSignal.any([signal, sizing.signal])).then((total) => total !== undefined && progress({ bytesTotal: total }));
+        const exclude = await mediaExcludeFile(dir, `${path}.media-exclude`);
         const info = await createArchive(dir, path, format, {
           level,
           recipients,
           signal,
+          ...(exclude ? { excludeFile: exclude } : {}),
           onInput: (bytes) => progress({ bytesDone: bytes }),
           onProgress: (bytes) => progress({ archive_bytes: bytes }),
-        }).finally(() => sizing.abort());
+        }).finally(() => {
+          sizing.abort();
+          if (exclude) void rm(exclude, { force: true });
+        });
         await writeFile(sidecar, `${info.sha256}\n`, { mode: 0o600 });
         return info;
       });
@@ -243,6 +256,17 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           const onProgress = (bytes: number, total?: number) => progress({ bytesDone: bytes, bytesTotal: total });
           return uploadToRestic(backend, { storage: storageName, dir, record: await sealRecord(ctx, record, archive), signal, onProgress });
         }
+        // Media objects first, the archive next, the record last: a listed snapshot has everything it references.
+        const recipients = ctx.plan.archive.encryption?.age.recipients;
+        const media = await uploadMedia(backend, {
+          plan: ctx.planName,
+          snapshot: record.snapshot,
+          dir: snapshotPaths(ctx.backupRoot, record.snapshot, archive.format).dir,
+          scratch: ctx.backupRoot,
+          signal,
+          ...(recipients?.length ? { recipients } : {}),
+          onProgress: (bytes, total) => progress({ storage: storageName, media: { bytesDone: bytes, bytesTotal: total } }),
+        });
         const key = archiveKey(ctx.planName, record.snapshot, archive.format, archive.encryption === 'age');
         progress({ storage: storageName, ...phase('upload', archive.size) });
         const put = await backend.put(key, archive.path, {
@@ -255,7 +279,8 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         });
         const rKey = recordKey(ctx.planName, record.snapshot);
         // The record keeps the storage-relative key (listing and retention derive the same); the result names the object.
-        await backend.putJson(rKey, { ...(await sealRecord(ctx, record, archive)), storage: storageName, key, location: put.location, completed_at: new Date().toISOString() });
+        const withMedia: SnapshotRecord = media ? { ...record, media: { files: media.files, bytes: media.bytes, objects: media.objects, refs_sha256: media.refs_sha256, ...(media.encrypted_to ? { encrypted_to: media.encrypted_to } : {}) } } : record;
+        await backend.putJson(rKey, { ...(await sealRecord(ctx, withMedia, archive)), storage: storageName, key, location: put.location, completed_at: new Date().toISOString() });
         return {
           storage: storageName,
           type: cfg.type,
@@ -268,6 +293,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           already_present: put.alreadyPresent,
           verified_by: put.verifiedBy,
           bytes_sent: put.bytesSent,
+          ...(media ? { media: { objects: media.objects, uploaded: media.uploaded, bytes_sent: media.bytes_sent } } : {}),
         };
       });
     },
@@ -301,6 +327,19 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
 }
 
 export type BackupActivities = ReturnType<typeof createBackupActivities>;
+
+/** GNU tar's exclude list of the snapshot's media files (they go to storage as objects), if it has any. */
+async function mediaExcludeFile(dir: string, file: string): Promise<string | undefined> {
+  const text = await readFile(join(dir, MEDIA_INDEX), 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (text === undefined) return undefined;
+  const lines = tarExcludeLines(basename(dir), parseMediaIndex(text));
+  if (!lines) return undefined;
+  await writeFile(file, lines, { mode: 0o600 });
+  return file;
+}
 
 /** The archive on the backup host: `<snapshot>.<format>`, with `.age` when it is encrypted. */
 function localArchivePath(ctx: PlanContext, snapshot: string): string {

@@ -182,6 +182,11 @@ export const FilesArtifact = z
     /** Files and trees copied when present, skipped (and recorded) when not. */
     optionalPaths: z.array(absPath).default([]),
     exclude: z.array(z.string()).default([]),
+    /**
+     * Big files that rarely change (photos, podcasts, uploads): archive storages keep each file once, under its
+     * SHA-256 in `<plan>/media/`, instead of in every archive (snapshot/media-index.ts); restic storages dedupe anyway.
+     */
+    media: z.boolean().default(false),
   })
   .strict()
   .refine((a) => a.paths.length + a.optionalPaths.length > 0, { message: 'needs at least one entry in paths or optionalPaths', path: ['paths'] });

@@ -15,6 +15,7 @@ import { decryptArchive, type IdentitySource } from '../snapshot/encryption';
 import { ARCHIVE_FORMATS, archiveKey, isPlanName, isSnapshotName, parseSnapshotName, recordKey } from '../snapshot/naming';
 import { signatureProblem, type TrustPolicy } from '../snapshot/signing';
 import { isRestic, type ResticBackend } from '../storage/restic';
+import { fetchMedia } from './media-fetch';
 import type { ResticRef } from '../storage/restic-upload';
 import type { StorageBackend } from '../storage/types';
 
@@ -82,8 +83,28 @@ export async function fetchSnapshot(opts: DownloadOptions & { workDir: string; k
   if (basename(extracted.root) !== opts.snapshot) {
     throw new LifeboatError('IntegrityCheckFailed', `archive of ${opts.snapshot} holds ${basename(extracted.root)}/, not ${opts.snapshot}/`);
   }
-  await verifyTree(extracted.root, record, { digests: extracted.digests, ...(opts.onProgress ? { report: opts.onProgress } : {}) });
+  const digests = new Map(extracted.digests);
+  const skipped = record.media ? await fetchMediaOf(opts, record, extracted.root, digests) : new Set<string>();
+  await verifyTree(extracted.root, record, { digests, ...(skipped.size ? { only: (p: string) => !skipped.has(p) } : {}), ...(opts.onProgress ? { report: opts.onProgress } : {}) });
   return { record, ...(archivePath ? { archivePath } : {}), dir: extracted.root, metadata: await readMetadata(extracted.root) };
+}
+
+/** The media files the archive left out (all, or those a selective restore names); returns the ones not fetched. */
+async function fetchMediaOf(opts: DownloadOptions, record: StoredRecord, root: string, digests: Map<string, { sha256: string }>): Promise<Set<string>> {
+  const select = opts.select?.length ? checkedSelection(opts.select) : undefined;
+  return fetchMedia({
+    storage: opts.storage,
+    plan: opts.plan,
+    snapshot: opts.snapshot,
+    media: record.media!,
+    root,
+    entries: await readManifest(root, record),
+    digests,
+    ...(select ? { select: (path: string) => select.some((p) => selects(p, path)) } : {}),
+    ...(opts.identity ? { identity: opts.identity } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onProgress ? { report: opts.onProgress } : {}),
+  });
 }
 
 /** One pass from the storage's stream: nothing is written but the extracted tree. */
@@ -189,6 +210,7 @@ function recordProblem(record: StoredRecord, id: { plan: string; snapshot: strin
   if (!ARCHIVE_FORMATS.includes(record.format)) return `has an unknown format ${JSON.stringify(record.format)}`;
   if (record.encryption !== undefined && record.encryption !== 'age') return `has an unknown encryption ${JSON.stringify(record.encryption)}`;
   if (!/^[0-9a-f]{64}$/.test(String(record.checksum_sha256)) || !Number.isSafeInteger(record.size_bytes)) return 'has no valid checksum_sha256 and size_bytes';
+  if (record.media !== undefined && (isRestic(storage) || mediaProblem(record.media))) return `has an invalid media summary`;
   if (isRestic(storage)) return resticRecordProblem(record);
   if (record.key !== undefined) {
     const derived = archiveKey(id.plan, id.snapshot, record.format, record.encryption === 'age');
@@ -298,6 +320,12 @@ async function restoreFromRestic(opts: DownloadOptions & { storage: ResticBacken
   await assertSafeTree(root, snapshot);
   await verifyTree(root, record, { ...(signal ? { signal } : {}), ...(select ? { only: (path: string) => select.some((p) => selects(p, path)) } : {}), ...(report ? { report } : {}) });
   return { record, dir: root, metadata: await readMetadata(root) };
+}
+
+function mediaProblem(m: StoredRecord['media']): boolean {
+  if (!m || typeof m !== 'object') return true;
+  if (![m.files, m.bytes, m.objects].every((n) => Number.isSafeInteger(n) && n >= 0)) return true;
+  return !/^[0-9a-f]{64}$/.test(String(m.refs_sha256)) || (m.encrypted_to !== undefined && !/^[0-9a-f]{16}$/.test(String(m.encrypted_to)));
 }
 
 function resticRecordProblem(record: StoredRecord): string | undefined {

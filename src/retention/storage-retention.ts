@@ -8,6 +8,7 @@ import { allArchiveKeys, parseSnapshotName, recordKey } from '../snapshot/naming
 import { annotationsTrusted, type TrustPolicy } from '../snapshot/signing';
 import { selectRetention, type RetentionCandidate, type RetentionDecision } from '../snapshot/retention';
 import { identify, isRestic, DATA_TAG, RECORD_TAG, type ResticBackend } from '../storage/restic';
+import { collectMedia, mediaRefsKey } from '../storage/media-objects';
 import type { StorageBackend } from '../storage/types';
 
 /**
@@ -60,8 +61,8 @@ export async function applyRetention(
   now: Date,
   trust: TrustPolicy = {},
   opts: { signal?: AbortSignal } = {},
-): Promise<{ kept: number; deleted: string[]; ignored: string[] }> {
-  const { decisions, ignored } = await planRetention(backend, plan, retention, now, trust);
+): Promise<{ kept: number; deleted: string[]; ignored: string[]; media?: { deleted: number } | { skipped: string } }> {
+  const { decisions, listing, ignored } = await planRetention(backend, plan, retention, now, trust);
   if (isRestic(backend)) {
     const deleted = decisions.filter((x) => !x.keep).map((x) => x.snapshot);
     await forgetInRestic(backend, plan, deleted, opts.signal);
@@ -73,9 +74,13 @@ export async function applyRetention(
     // Keys are derived from plan and snapshot name (both validated by listing), never read from the record: a
     // record is untrusted input and must not choose what gets deleted.
     for (const key of allArchiveKeys(plan, d.snapshot)) await backend.delete(key);
+    await backend.delete(mediaRefsKey(plan, d.snapshot));
     deleted.push(d.snapshot);
   }
-  return { kept: decisions.length - deleted.length, deleted, ignored };
+  // Media objects outlive the snapshots that made them while any kept snapshot references them.
+  const gone = new Set(deleted);
+  const media = await collectMedia(backend, plan, listing.filter((l) => !gone.has(l.record.snapshot)), ignored.length);
+  return { kept: decisions.length - deleted.length, deleted, ignored, ...('skipped' in media || media.deleted > 0 ? { media } : {}) };
 }
 
 /**

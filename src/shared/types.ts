@@ -33,6 +33,8 @@ export interface RetentionReport {
   ignored?: string[];
   /** Retention could not run; the snapshot itself is fine. */
   error?: string;
+  /** Media objects no kept snapshot references any more, deleted; or why none were (any doubt keeps them all). */
+  media?: { deleted: number } | { skipped: string };
 }
 
 /** The plan as loaded on the worker: references to secrets, never their values. */
@@ -95,6 +97,8 @@ export interface StorageResult {
   verified_by?: 'server-composite-sha256' | 'server-sha256' | 'read-back-sha256' | 'file-sha256';
   /** Bytes this attempt sent; below size_bytes when an earlier attempt's parts were reused. */
   bytes_sent?: number;
+  /** Media objects (archive storages): how many the snapshot references, how many this run sent, and their bytes. */
+  media?: { objects: number; uploaded: number; bytes_sent: number };
 }
 
 export type RunStatus = 'Completed' | 'PartiallyFailed' | 'Failed';
@@ -118,8 +122,21 @@ export interface SnapshotRecord {
   manifest: ManifestSummary;
   artifacts: Array<Pick<ArtifactResult, 'source' | 'name' | 'type' | 'status' | 'bytes'> & { error?: string }>;
   hold?: SnapshotHold;
+  /** Archive storages: the snapshot's media files, kept as shared objects beside the archive (storage/media-objects.ts). */
+  media?: MediaSummary;
   /** Ed25519 over the identifying fields (see snapshot/signing.ts); absent when signing is not configured. */
   signature?: RecordSignature;
+}
+
+export interface MediaSummary {
+  files: number;
+  bytes: number;
+  /** Distinct objects the snapshot references (files with equal content share one). */
+  objects: number;
+  /** SHA-256 of the sorted object names joined by newlines: what `<plan>/<snapshot>.media-refs.json` must hold. */
+  refs_sha256: string;
+  /** Objects are age ciphertext for these recipients, named `<sha256>.<encrypted_to>.age` (see recipientsId). */
+  encrypted_to?: string;
 }
 
 export interface BackupResult extends SnapshotRecord {

@@ -33,6 +33,8 @@ export async function createArchive(
     onProgress?: (bytes: number) => void;
     /** Bytes of tar's stream so far: about the tree's size read, for a percent and an ETA. */
     onInput?: (bytes: number) => void;
+    /** Exact member names to leave out, one per line (media files: snapshot/media-index.ts). */
+    excludeFile?: string;
   } = {},
 ): Promise<ArchiveInfo> {
   const [comp, ...compArgs] = compressorArgv(format, opts.level, format === 'tar.gz' && (await hasCommand('pigz')));
@@ -44,7 +46,7 @@ export async function createArchive(
   // Numeric owners, modes, hard links, ns mtimes and the kept xattrs (user.*, security.capability; ACLs as their
   // system.posix_acl_* xattrs, numeric, unlike tar 1.34's --acls): see KEPT_XATTRS in remote/rsync.ts. atime and
   // ctime are never restored: not stored.
-  const tar = execa(...dieWithWorker('tar', ['-C', dirname(snapshotDir), '--sort=name', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '--xattrs', ...['user.*', 'security.capability', 'system.posix_acl_access', 'system.posix_acl_default'].map((x) => `--xattrs-include=${x}`), '-cf', '-', '--', basename(snapshotDir)]), { ...common, stdin: 'ignore' });
+  const tar = execa(...dieWithWorker('tar', ['-C', dirname(snapshotDir), '--sort=name', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '--xattrs', ...['user.*', 'security.capability', 'system.posix_acl_access', 'system.posix_acl_default'].map((x) => `--xattrs-include=${x}`), ...(opts.excludeFile ? ['--anchored', '--no-wildcards', '--no-unquote', '-X', opts.excludeFile] : []), '-cf', '-', '--', basename(snapshotDir)]), { ...common, stdin: 'ignore' });
   const encrypting = Boolean(opts.recipients?.length);
   // execa hands a number to spawn as a file descriptor; its types only list 3-9.
   const toFile = { ...common, stdout: file.fd as 3 } as const;

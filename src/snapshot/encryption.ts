@@ -19,6 +19,20 @@ export function encryptArgv(recipients: string[]): [string, string[]] {
   return ['age', ['--encrypt', ...recipients.flatMap((r) => ['--recipient', r])]];
 }
 
+/** Encrypts one file to `output` (via `.partial`, removed on failure): media objects (storage/media-objects.ts). */
+export async function encryptFile(input: string, output: string, recipients: string[], opts: { signal?: AbortSignal } = {}): Promise<void> {
+  const [bin, args] = encryptArgv(recipients);
+  const partial = `${output}.partial`;
+  const res = await execa(...dieWithWorker(bin, [...args, '--output', partial, '--', input]), { reject: false, stdin: 'ignore', cancelSignal: opts.signal, forceKillAfterDelay: 5000 });
+  opts.signal?.throwIfAborted();
+  if ((res as { code?: string }).code === 'ENOENT' || res.exitCode !== 0) {
+    await rm(partial, { force: true });
+    const failure = ageFailure(input, res);
+    throw failure.code === 'MissingTool' ? failure : new LifeboatError('CommandFailed', `age could not encrypt ${input}: ${String(res.stderr ?? '').trim().slice(-500) || `exit ${res.exitCode}`}`);
+  }
+  await rename(partial, output);
+}
+
 /** Where the identity comes from: the config's secret reference, or a file named on the command line. */
 export type IdentitySource = { ref: SecretRef } | { file: string };
 

@@ -29,6 +29,7 @@ export interface SignedFields {
   checksum_sha256: string;
   manifest?: { sha256?: string; files?: number; bytes?: number };
   hold?: { until?: string; deploy_id?: string };
+  media?: { objects?: number; refs_sha256?: string; encrypted_to?: string };
 }
 
 /** Written by the worker after the backup; signed separately (`annotations_signature`). */
@@ -56,6 +57,8 @@ export function signedPayload(r: SignedFields): Buffer {
     r.manifest?.bytes ?? null,
     r.hold?.until ?? null,
     r.hold?.deploy_id ?? null,
+    // Appended only when present, so records from before media objects keep their signatures; adding or removing it changes the payload.
+    ...(r.media ? ['media', r.media.objects ?? null, r.media.refs_sha256 ?? null, r.media.encrypted_to ?? null] : []),
   ];
   return Buffer.from(JSON.stringify(fields));
 }

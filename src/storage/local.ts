@@ -155,7 +155,8 @@ export class LocalBackend implements StorageBackend {
         }
       }
     };
-    await walk(this.cfg.path);
+    // Every key under `a/b/c` lives below the directory a/b: a plan's listing never walks the media objects.
+    await walk(join(this.cfg.path, prefix.slice(0, Math.max(0, prefix.lastIndexOf('/')))));
     return out.sort((a, b) => (a.key < b.key ? -1 : 1));
   }
 
