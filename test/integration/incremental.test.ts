@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startSshHost, type SshHost } from '../../scripts/lib/services';
 import type { BackupResult } from '../../src/shared/types';
 import { mirrorDir } from '../../src/snapshot/layout';
-import { tempDir, temporalFixture, uniqueName, writeConfig, type TemporalFixture } from '../support/fixtures';
+import { spacedBackups, tempDir, temporalFixture, uniqueName, writeConfig, type TemporalFixture } from '../support/fixtures';
 
 const root = await tempDir('incremental');
 const taskQueue = uniqueName('incremental-it');
@@ -56,12 +56,7 @@ afterAll(async () => {
   await app?.stop();
 });
 
-let lastStarted = 0;
-async function backup(): Promise<BackupResult> {
-  await new Promise((r) => setTimeout(r, Math.max(0, lastStarted + 1100 - Date.now()))); // names have one-second resolution
-  lastStarted = Date.now();
-  return t.client.workflow.execute('backupPlan', { taskQueue, workflowId: uniqueName('incremental'), args: [{ plan: 'shop', tier: 'manual' }] });
-}
+const backup = spacedBackups(() => t, taskQueue, 'shop');
 
 /** The stored archive, extracted, checked line by line by GNU sha256sum; returns its manifest. */
 async function checkStored(r: BackupResult): Promise<string> {

@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startSshHost, type SshHost } from '../../scripts/lib/services';
 import type { BackupResult, RestoreInput, RestoreResult } from '../../src/shared/types';
-import { createBucket, s3Client, tempDir, temporalFixture, uniqueName, writeConfig, type TemporalFixture } from '../support/fixtures';
+import { createBucket, s3Client, spacedBackups, tempDir, temporalFixture, uniqueName, writeConfig, type TemporalFixture } from '../support/fixtures';
 import { generateSigningKey } from '../../src/snapshot/signing';
 
 const root = await tempDir('media');
@@ -86,12 +86,7 @@ afterAll(async () => {
   await app?.stop();
 });
 
-let lastStarted = 0;
-async function backup(): Promise<BackupResult> {
-  await new Promise((r) => setTimeout(r, Math.max(0, lastStarted + 1100 - Date.now()))); // names have one-second resolution
-  lastStarted = Date.now();
-  return t.client.workflow.execute('backupPlan', { taskQueue, workflowId: uniqueName('media-backup'), args: [{ plan: 'podcast', tier: 'manual' }] });
-}
+const backup = spacedBackups(() => t, taskQueue, 'podcast');
 const restore = (over: Partial<RestoreInput>): Promise<RestoreResult> =>
   t.client.workflow.execute('restoreSnapshot', { taskQueue, workflowId: uniqueName('media-restore'), args: [{ plan: 'podcast', snapshot: 'latest', force: false, dryRun: false, ...over }] });
 const mediaKeys = async () => ((await s3Client().send(new ListObjectsV2Command({ Bucket: bucket, Prefix: '.media/podcast/' }))).Contents ?? []).map((o) => o.Key!).sort();

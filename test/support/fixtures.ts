@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { expect, inject } from 'vitest';
 import { stringify } from 'yaml';
 import { LifeboatError } from '../../src/shared/errors';
+import type { BackupResult } from '../../src/shared/types';
 import { createLifeboatWorker, WORKFLOWS_PATH } from '../../src/workers/worker';
 
 let bundle: Awaited<ReturnType<typeof bundleWorkflowCode>> | undefined;
@@ -96,6 +97,16 @@ export async function historyText(handle: WorkflowHandle): Promise<string> {
 
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/** Runs `backupPlan` of one plan, each run at least a second after the last: snapshot names have one-second resolution. */
+export function spacedBackups(fixture: () => TemporalFixture, taskQueue: string, plan: string): () => Promise<BackupResult> {
+  let lastStarted = 0;
+  return async () => {
+    await new Promise((r) => setTimeout(r, Math.max(0, lastStarted + 1100 - Date.now())));
+    lastStarted = Date.now();
+    return fixture().client.workflow.execute('backupPlan', { taskQueue, workflowId: uniqueName(`${plan}-backup`), args: [{ plan, tier: 'manual' }] });
+  };
 }
 
 /** The LifeboatError a promise rejects with (the test fails if it resolves or rejects with anything else). */

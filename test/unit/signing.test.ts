@@ -45,6 +45,17 @@ describe('signatureProblem', () => {
     expect(signatureProblem({ ...signed, ...change }, policy)).toMatch(/invalid signature/);
   });
 
+  it('covers the media summary: adding, dropping or changing it breaks the signature; records without it keep theirs', () => {
+    const media = { files: 3, bytes: 10, objects: 2, refs_sha256: 'e'.repeat(64), encrypted_to: 'f'.repeat(16) };
+    const withMedia = { ...base, media };
+    const sealed = { ...withMedia, signature: signRecord(withMedia, parsePrivateKey(keys.privatePem)) };
+    expect(signatureProblem(sealed, policy)).toBeUndefined();
+    expect(signatureProblem({ ...sealed, media: undefined }, policy)).toMatch(/invalid signature/);
+    expect(signatureProblem({ ...sealed, media: { ...media, refs_sha256: '0'.repeat(64) } }, policy)).toMatch(/invalid signature/);
+    expect(signatureProblem({ ...sealed, media: { ...media, encrypted_to: undefined } }, policy)).toMatch(/invalid signature/);
+    expect(signatureProblem({ ...signed, media }, policy)).toMatch(/invalid signature/);
+  });
+
   it('names both keys when another key signed', () => {
     const byOther = { ...base, signature: signRecord(base, parsePrivateKey(other.privatePem)) };
     expect(signatureProblem(byOther, policy)).toBe(`has an invalid signature (signed by key ${keyId(other.publicKey)}, the configured key is ${keyId(keys.publicKey)})`);
