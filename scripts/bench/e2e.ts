@@ -1,4 +1,4 @@
-// The whole job, three (or four) ways, on the same generated workload, interleaved:
+// The whole job, four (or five) ways, on the same generated workload, interleaved:
 //   per round: reset every method (fresh mirror and storage, untimed), then
 //     first backup → unchanged re-backup → [1 % of files + 1000 rows changed] → backup → full restore
 //     (db + files to a new place, checked against the source afterwards, untimed) → 20 tiny hosts (fresh) backup;
@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { parseConfig } from '../../src/config/load';
-import { resticVariant, s3Variant, startLifeboat } from './lifeboat';
+import { mediaVariant, resticVariant, s3Variant, startLifeboat } from './lifeboat';
 import { allRuns, MiB, Results, summary, type Scenario } from './report';
 import { resticMethod, resticVersion } from './restic';
 import { shellMethod } from './shell';
@@ -43,6 +43,7 @@ export async function e2eBench(o: E2eOptions): Promise<{ lines: string[]; proble
 
   const variants = [s3Variant(stack, await stack.bucket('bench-lifeboat'))];
   if (resticStorageSupported(stack, log)) variants.push(resticVariant(stack, await stack.bucket('bench-lifeboat-restic')));
+  variants.push(mediaVariant(stack, await stack.bucket('bench-lifeboat-media')));
   const lifeboat = await startLifeboat(stack, variants, log);
   const methods: Method[] = [await shellMethod(stack), await resticMethod(stack), ...lifeboat.methods];
 

@@ -29,6 +29,8 @@ export interface Variant {
   label: string;
   /** The bucket its objects land in, for the uploaded-bytes count. */
   bucket: string;
+  /** The trees' `large/` directories (the big files) as a `media: true` artifact of their own (main set only). */
+  media?: boolean;
   storages: Record<Workset, { name: string; config: Record<string, unknown> }>;
   /** Untimed, after the plan's mirror and local snapshots are gone: storage forgets the set (a "first backup" again). */
   resetStorage(set: Workset, plan: string): Promise<void>;
@@ -43,7 +45,7 @@ export interface LifeboatWorker {
   close(): Promise<void>;
 }
 
-function source(stack: Stack, h: HostRef, withDb: boolean) {
+function source(stack: Stack, h: HostRef, withDb: boolean, media = false) {
   return {
     name: h.name,
     host: '127.0.0.1',
@@ -51,7 +53,8 @@ function source(stack: Stack, h: HostRef, withDb: boolean) {
     user: stack.user,
     artifacts: [
       ...(withDb ? [{ type: 'postgres', name: 'db', database: stack.main.db, host: '127.0.0.1' }] : []),
-      { type: 'files', name: `${h.name}-tree`, paths: [h.tree], exclude: ['cache/'] },
+      { type: 'files', name: `${h.name}-tree`, paths: [h.tree], exclude: ['cache/', ...(media ? ['large/'] : [])] },
+      ...(media ? [{ type: 'files', name: `${h.name}-large`, paths: [join(h.tree, 'large')], media: true }] : []),
     ],
   };
 }
@@ -65,7 +68,7 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
   await mkdir(backupRoot, { recursive: true, mode: 0o700 });
   const plans: Record<string, unknown> = {};
   for (const v of variants) {
-    plans[planName(v, 'main')] = { storages: [v.storages.main.name], sources: stack.main.hosts.map((h) => source(stack, h, h === stack.main.dbHost)) };
+    plans[planName(v, 'main')] = { storages: [v.storages.main.name], sources: stack.main.hosts.map((h) => source(stack, h, h === stack.main.dbHost, v.media)) };
     plans[planName(v, 'tiny')] = { storages: [v.storages.tiny.name], sources: stack.tiny.hosts.map((h) => source(stack, h, false)) };
   }
   const configPath = join(dir, 'lifeboat.yaml');
@@ -193,6 +196,22 @@ export function s3Variant(stack: Stack, bucket: string): Variant {
     bucket,
     storages: { main: { name: 'minio', config }, tiny: { name: 'minio', config } },
     resetStorage: (_set, plan) => emptyPrefix(stack.s3, bucket, `${plan}/`),
+  };
+}
+
+/** The S3 variant with the trees' big files as media objects (stored once per content, not in every archive). */
+export function mediaVariant(stack: Stack, bucket: string): Variant {
+  const config = { type: 's3', endpoint: stack.minio.endpoint, region: stack.minio.region, bucket, accessKeyId: { env: 'LIFEBOAT_BENCH_S3_ACCESS' }, secretAccessKey: { env: 'LIFEBOAT_BENCH_S3_SECRET' } };
+  return {
+    id: 'lifeboat-media',
+    label: 'lb-media',
+    bucket,
+    media: true,
+    storages: { main: { name: 'minio-media', config }, tiny: { name: 'minio-media', config } },
+    async resetStorage(_set, plan) {
+      await emptyPrefix(stack.s3, bucket, `${plan}/`);
+      await emptyPrefix(stack.s3, bucket, `.media/${plan}/`);
+    },
   };
 }
 

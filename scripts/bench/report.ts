@@ -85,6 +85,7 @@ export function summary(results: Results, scenarios: Scenario[], methods: Report
     restic: 'restic = rsync -aH + pg_dump into a mirror, `restic backup` of it to an S3 repository (scripts/bench/restic-*.sh)',
     lifeboat: 'lifeboat = backupPlan / restoreSnapshot on a worker process, S3 storage (tar.zst archive, no encryption)',
     'lifeboat-restic': 'lb-restic = the same plan with a `type: restic` storage on MinIO',
+    'lifeboat-media': "lb-media = the same plan and S3 storage, each tree's large/ (the big files) a `media: true` artifact: stored once per content, not in every archive",
   };
   for (const m of methods) if (legend[m.id]) out.push(legend[m.id]!);
   for (const l of lifeboats) {
