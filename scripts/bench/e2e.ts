@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { parseConfig } from '../../src/config/load';
-import { mediaVariant, resticVariant, s3Variant, startLifeboat } from './lifeboat';
+import { resticVariant, s3Variant, startLifeboat } from './lifeboat';
 import { allRuns, MiB, Results, summary, type Scenario } from './report';
 import { resticMethod, resticVersion } from './restic';
 import { shellMethod } from './shell';
@@ -43,7 +43,7 @@ export async function e2eBench(o: E2eOptions): Promise<{ lines: string[]; proble
 
   const variants = [s3Variant(stack, await stack.bucket('bench-lifeboat'))];
   if (resticStorageSupported(stack, log)) variants.push(resticVariant(stack, await stack.bucket('bench-lifeboat-restic')));
-  variants.push(mediaVariant(stack, await stack.bucket('bench-lifeboat-media')));
+  variants.push(s3Variant(stack, await stack.bucket('bench-lifeboat-media'), true));
   const lifeboat = await startLifeboat(stack, variants, log);
   const methods: Method[] = [await shellMethod(stack), await resticMethod(stack), ...lifeboat.methods];
 

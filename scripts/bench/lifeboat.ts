@@ -187,30 +187,22 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
   };
 }
 
-/** The S3 variant (the brief's "archive" storage): MinIO, Lifeboat's defaults (16 MiB parts, 4 at a time). */
-export function s3Variant(stack: Stack, bucket: string): Variant {
+/**
+ * The S3 variant (the brief's "archive" storage): MinIO, Lifeboat's defaults (16 MiB parts, 4 at a time). With
+ * `media`, the trees' big files are a media artifact (stored once per content, not in every archive).
+ */
+export function s3Variant(stack: Stack, bucket: string, media = false): Variant {
   const config = { type: 's3', endpoint: stack.minio.endpoint, region: stack.minio.region, bucket, accessKeyId: { env: 'LIFEBOAT_BENCH_S3_ACCESS' }, secretAccessKey: { env: 'LIFEBOAT_BENCH_S3_SECRET' } };
+  const name = media ? 'minio-media' : 'minio';
   return {
-    id: 'lifeboat',
-    label: 'lifeboat',
+    id: media ? 'lifeboat-media' : 'lifeboat',
+    label: media ? 'lb-media' : 'lifeboat',
     bucket,
-    storages: { main: { name: 'minio', config }, tiny: { name: 'minio', config } },
-    resetStorage: (_set, plan) => emptyPrefix(stack.s3, bucket, `${plan}/`),
-  };
-}
-
-/** The S3 variant with the trees' big files as media objects (stored once per content, not in every archive). */
-export function mediaVariant(stack: Stack, bucket: string): Variant {
-  const config = { type: 's3', endpoint: stack.minio.endpoint, region: stack.minio.region, bucket, accessKeyId: { env: 'LIFEBOAT_BENCH_S3_ACCESS' }, secretAccessKey: { env: 'LIFEBOAT_BENCH_S3_SECRET' } };
-  return {
-    id: 'lifeboat-media',
-    label: 'lb-media',
-    bucket,
-    media: true,
-    storages: { main: { name: 'minio-media', config }, tiny: { name: 'minio-media', config } },
+    media,
+    storages: { main: { name, config }, tiny: { name, config } },
     async resetStorage(_set, plan) {
       await emptyPrefix(stack.s3, bucket, `${plan}/`);
-      await emptyPrefix(stack.s3, bucket, `.media/${plan}/`);
+      if (media) await emptyPrefix(stack.s3, bucket, `.media/${plan}/`);
     },
   };
 }

@@ -234,9 +234,9 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           ...(exclude ? { excludeFile: exclude } : {}),
           onInput: (bytes) => progress({ bytesDone: bytes }),
           onProgress: (bytes) => progress({ archive_bytes: bytes }),
-        }).finally(() => {
+        }).finally(async () => {
           sizing.abort();
-          if (exclude) void rm(exclude, { force: true });
+          if (exclude) await rm(exclude, { force: true });
         });
         await writeFile(sidecar, `${info.sha256}\n`, { mode: 0o600 });
         return info;
@@ -265,7 +265,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           scratch: ctx.backupRoot,
           signal,
           ...(recipients?.length ? { recipients } : {}),
-          onProgress: (bytes, total) => progress({ storage: storageName, media: { bytesDone: bytes, bytesTotal: total } }),
+          onProgress: (media) => progress({ storage: storageName, media }),
         });
         const key = archiveKey(ctx.planName, record.snapshot, archive.format, archive.encryption === 'age');
         progress({ storage: storageName, ...phase('upload', archive.size) });
@@ -309,7 +309,8 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         for (const snapshot of old) {
           const { dir, archive } = snapshotPaths(ctx.backupRoot, snapshot, ctx.plan.archive.format);
           await rm(dir, { recursive: true, force: true });
-          for (const a of [archive, `${archive}${ENCRYPTED_SUFFIX}`]) for (const f of [a, `${a}.sha256`]) await rm(f, { force: true });
+          for (const a of [archive, `${archive}${ENCRYPTED_SUFFIX}`]) for (const f of [a, `${a}.sha256`, `${a}.media-exclude`]) await rm(f, { force: true });
+          await rm(join(ctx.backupRoot, `.media-${snapshot}`), { recursive: true, force: true });
           await rm(join(ctx.backupRoot, '.claims', snapshot), { force: true });
         }
         return old;
@@ -321,6 +322,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
       return runActivity(async () => {
         const { workDir } = snapshotPaths(ctx.backupRoot, snapshot, ctx.plan.archive.format);
         await rm(workDir, { recursive: true, force: true });
+        await rm(join(ctx.backupRoot, `.media-${snapshot}`), { recursive: true, force: true }); // media ciphertext being sent
       });
     },
   };

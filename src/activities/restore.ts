@@ -38,8 +38,9 @@ export function createRestoreActivities() {
         const workDir = join(ctx.backupRoot, '.restore', runId);
         await rm(workDir, { recursive: true, force: true }); // an earlier attempt's leftovers are not trusted
         await mkdir(workDir, { recursive: true, mode: 0o700 });
-        // A restic storage restores only what the restore needs; an archive is downloaded whole anyway.
-        const select = selectionOf(ctx, input); // restic restores only these; from an archive, only these media files are fetched
+        // A restic storage restores only what the restore needs; an archive is read whole, but only the media
+        // objects of the selected artifacts are fetched.
+        const select = selectionOf(ctx, input);
         const fetched = await fetchSnapshot({ ...trustedFetch(ctx, trust), storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: fetchProgress(progress), ...(select ? { select } : {}) }).catch(
           async (err: unknown) => {
             await rm(workDir, { recursive: true, force: true }); // the workflow only cleans up what it was told about

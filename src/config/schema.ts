@@ -184,7 +184,7 @@ export const FilesArtifact = z
     exclude: z.array(z.string()).default([]),
     /**
      * Big files that rarely change (photos, podcasts, uploads): archive storages keep each file once, under its
-     * SHA-256 in `<plan>/media/`, instead of in every archive (snapshot/media-index.ts); restic storages dedupe anyway.
+     * SHA-256 in `.media/<plan>/`, instead of in every archive (snapshot/media-index.ts); restic storages dedupe anyway.
      */
     media: z.boolean().default(false),
   })

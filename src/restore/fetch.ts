@@ -49,8 +49,9 @@ export interface DownloadOptions {
   /** Each phase (download, check, decrypt, extract, verify; restic: restore) with its bytes where they are counted. */
   onProgress?: (progress: StepProgress) => void;
   /**
-   * Restic storages: restore only these snapshot paths (`files/app/site/srv/x`, or `database/orders.*` for every
-   * name starting so), besides metadata.yml and manifest.sha256; only they are checked. Archives are whole anyway.
+   * Only these snapshot paths (`files/app/site/srv/x`, or `database/orders.*` for every name starting so), besides
+   * metadata.yml and manifest.sha256, are needed. Restic storages restore and check only them; an archive is
+   * extracted and checked whole, and only the selected media files are fetched.
    */
   select?: string[];
 }

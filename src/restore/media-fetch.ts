@@ -4,7 +4,7 @@
 // before it is moved into place; nothing is written outside the tree and nothing already there is replaced.
 import { chmod, chown, lstat, mkdtemp, readFile, rename, rm, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import pLimit from 'p-limit';
+import { allOrNothing, watchGrowth } from '../shared/bounded';
 import { LifeboatError } from '../shared/errors';
 import type { StepProgress } from '../shared/progress';
 import type { MediaSummary } from '../shared/types';
@@ -12,6 +12,7 @@ import { decryptArchive, type IdentitySource } from '../snapshot/encryption';
 import { sha256File } from '../snapshot/hash-files';
 import type { ManifestEntry } from '../snapshot/manifest';
 import { MEDIA_INDEX, mediaEntries, mediaObjectName, mediaPrefix, parseMediaIndex, type MediaFile } from '../snapshot/media-index';
+import { TransferProgress } from '../storage/media-objects';
 import type { StorageBackend } from '../storage/types';
 
 const PARALLEL_DOWNLOADS = 4;
@@ -36,33 +37,41 @@ export interface MediaFetch {
 
 /** Fetches the selected media files; returns the paths of those left out by the selection. */
 export async function fetchMedia(opts: MediaFetch): Promise<Set<string>> {
-  const { storage, media, root, signal } = opts;
+  const { media, root, signal } = opts;
   if (media.encrypted_to && !opts.identity) {
     throw new LifeboatError('DecryptFailed', `the media files of ${opts.snapshot} are encrypted with age and no identity is configured (archive.encryption.age.identity, or --identity FILE)`);
   }
   const files = await indexedFiles(opts);
   const chosen = opts.select ? files.filter((f) => opts.select!(f.path)) : files;
   const skipped = new Set(files.filter((f) => !chosen.includes(f)).map((f) => f.path));
+  // Moving files in changes their directories' mtimes, which tar had set from the archive: put them back after.
+  const dirs = await directoryTimes(root, chosen);
   const scratch = await mkdtemp(join(dirname(root), '.media-'));
-  let done = 0;
-  opts.report?.({ phase: 'media', bytesDone: 0 });
+  // bytesDone counts every byte received, decrypted and hashed: it moves while one big object is on its way.
+  const progress = new TransferProgress(-1, (p) => opts.report?.({ phase: 'media', bytesDone: p.working }));
   try {
-    const limit = pLimit(PARALLEL_DOWNLOADS);
-    await Promise.all(
-      chosen.map((f, i) =>
-        limit(async () => {
-          const key = mediaPrefix(opts.plan) + mediaObjectName(f.sha256, media.encrypted_to);
-          const size = await fetchOne(opts, f, key, join(scratch, String(i)));
-          opts.digests.set(f.path, { sha256: f.sha256 });
-          opts.report?.({ phase: 'media', bytesDone: (done += size) });
-        }),
-      ),
-    );
+    await allOrNothing([...chosen.entries()], PARALLEL_DOWNLOADS, signal, async ([i, f], each) => {
+      const key = mediaPrefix(opts.plan) + mediaObjectName(f.sha256, media.encrypted_to);
+      progress.done(await fetchOne({ ...opts, signal: each }, f, key, join(scratch, String(i)), progress));
+      opts.digests.set(f.path, { sha256: f.sha256 });
+    });
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
-  signal?.throwIfAborted();
+  for (const [dir, t] of dirs) await utimes(dir, t.atime, t.mtime);
   return skipped;
+}
+
+/** The directories the chosen files go into, with the times the archive gave them. */
+async function directoryTimes(root: string, files: readonly MediaFile[]): Promise<Map<string, { atime: Date; mtime: Date }>> {
+  const out = new Map<string, { atime: Date; mtime: Date }>();
+  for (const f of files) {
+    const dir = dirname(join(root, f.path));
+    if (out.has(dir)) continue;
+    const st = await lstat(dir).catch(() => null);
+    if (st?.isDirectory()) out.set(dir, { atime: st.atime, mtime: st.mtime });
+  }
+  return out;
 }
 
 /** media.json as extracted, once its hash equals the manifest's line for it. */
@@ -79,12 +88,12 @@ async function indexedFiles(opts: MediaFetch): Promise<Array<MediaFile & { sha25
 }
 
 /** One object → scratch → (decrypted) → hashed → its place in the tree with its mode, owner and mtime. */
-async function fetchOne(opts: MediaFetch, f: MediaFile & { sha256: string }, key: string, tmp: string): Promise<number> {
+async function fetchOne(opts: MediaFetch, f: MediaFile & { sha256: string }, key: string, tmp: string, progress: TransferProgress): Promise<number> {
   const { storage, signal } = opts;
   const dest = join(opts.root, f.path);
   await assertFreePath(opts.root, f.path, opts.snapshot);
   try {
-    await storage.get(key, tmp, signal ? { signal } : {});
+    await storage.get(key, tmp, { ...(signal ? { signal } : {}), onProgress: progress.moving() });
   } catch (err) {
     if (!signal?.aborted && !(await storage.stat(key).catch(() => undefined))) {
       throw new LifeboatError('IntegrityCheckFailed', `media object ${storage.location(key)} of ${f.path} is missing`);
@@ -94,13 +103,20 @@ async function fetchOne(opts: MediaFetch, f: MediaFile & { sha256: string }, key
   let plain = tmp;
   if (opts.media.encrypted_to) {
     plain = `${tmp}.plain`;
-    await decryptArchive(tmp, plain, opts.identity, signal ? { signal } : {});
+    const stopWatch = watchGrowth(`${plain}.partial`, progress.moving());
+    try {
+      await decryptArchive(tmp, plain, opts.identity, signal ? { signal } : {});
+    } finally {
+      stopWatch();
+      await rm(tmp, { force: true }); // ciphertext and plaintext of every object at once would need twice the space
+    }
   }
-  const got = await sha256File(plain, signal ? { signal } : {});
+  const got = await sha256File(plain, { ...(signal ? { signal } : {}), onBytes: progress.moving() });
   if (got.sha256 !== f.sha256) {
     throw new LifeboatError('ChecksumMismatch', `media object ${storage.location(key)} holds SHA-256 ${got.sha256}, not ${f.sha256} (${f.path})`, { files: [`${f.path} (checksum differs)`] });
   }
-  // Owners only as root (as tar does); the mode after chown, which clears set-id bits.
+  // Owners only as root (as tar does); the mode after chown, which clears set-id bits. utimes takes a double:
+  // the mtime comes back to the microsecond.
   if (process.getuid?.() === 0) await chown(plain, f.uid, f.gid);
   await chmod(plain, f.mode);
   await utimes(plain, Number(f.mtime), Number(f.mtime));

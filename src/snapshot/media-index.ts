@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { lstat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
+import { LifeboatError } from '../shared/errors';
 import { fileIdentity, type ListedFile, type ManifestEntry } from './manifest';
 import { ENCRYPTED_SUFFIX } from './naming';
 
@@ -36,7 +37,7 @@ export function mediaPrefix(plan: string): string {
  * of recipients makes new objects: a rotated key must not leave new snapshots readable only with the old identity.
  */
 export function mediaObjectName(sha256: string, encryptedTo?: string): string {
-  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`not a SHA-256: ${JSON.stringify(sha256)}`);
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw corrupt(`not a SHA-256: ${JSON.stringify(sha256)}`);
   return encryptedTo ? `${sha256}.${encryptedTo}${ENCRYPTED_SUFFIX}` : sha256;
 }
 
@@ -81,9 +82,11 @@ export async function writeMediaIndex(root: string, paths: readonly string[]): P
   return index;
 }
 
-function nsToSeconds(ns: bigint): string {
-  const frac = (ns % 1_000_000_000n).toString().padStart(9, '0').replace(/0+$/, '');
-  return `${ns / 1_000_000_000n}${frac ? `.${frac}` : ''}`;
+/** `-1.5` for -1.5 s: before 1970 too (a camera with a dead clock). */
+export function nsToSeconds(ns: bigint): string {
+  const abs = ns < 0n ? -ns : ns;
+  const frac = (abs % 1_000_000_000n).toString().padStart(9, '0').replace(/0+$/, '');
+  return `${ns < 0n ? '-' : ''}${abs / 1_000_000_000n}${frac ? `.${frac}` : ''}`;
 }
 
 /**
@@ -95,18 +98,23 @@ export function parseMediaIndex(text: string): MediaIndex {
   try {
     value = JSON.parse(text);
   } catch {
-    throw new Error(`${MEDIA_INDEX} is not JSON`);
+    throw corrupt(`${MEDIA_INDEX} is not JSON`);
   }
   const v = value as Partial<MediaIndex> | null;
-  if (!v || typeof v !== 'object' || v.version !== 1 || !Array.isArray(v.files)) throw new Error(`${MEDIA_INDEX} is not a version 1 media index`);
+  if (!v || typeof v !== 'object' || v.version !== 1 || !Array.isArray(v.files)) throw corrupt(`${MEDIA_INDEX} is not a version 1 media index`);
   const seen = new Set<string>();
   for (const f of v.files) {
     const problem = mediaFileProblem(f);
-    if (problem) throw new Error(`${MEDIA_INDEX}: ${problem}`);
-    if (seen.has(f.path)) throw new Error(`${MEDIA_INDEX}: ${JSON.stringify(f.path)} is listed twice`);
+    if (problem) throw corrupt(`${MEDIA_INDEX}: ${problem}`);
+    if (seen.has(f.path)) throw corrupt(`${MEDIA_INDEX}: ${JSON.stringify(f.path)} is listed twice`);
     seen.add(f.path);
   }
   return v as MediaIndex;
+}
+
+/** A media index or hash that cannot be right: no retry makes it so. */
+function corrupt(message: string): LifeboatError {
+  return new LifeboatError('IntegrityCheckFailed', message);
 }
 
 function mediaFileProblem(f: MediaFile): string | undefined {
@@ -115,7 +123,7 @@ function mediaFileProblem(f: MediaFile): string | undefined {
   if (parts[0] !== 'files' || parts.length < 4 || parts.some((p) => p === '' || p === '.' || p === '..') || !isMediaEligible(f.path)) return `${JSON.stringify(f.path)} is not a media file's path`;
   if (!Number.isInteger(f.mode) || f.mode < 0 || f.mode > 0o7777) return `${f.path}: bad mode`;
   if (![f.uid, f.gid].every((n) => Number.isSafeInteger(n) && n >= 0)) return `${f.path}: bad owner`;
-  if (typeof f.mtime !== 'string' || !/^\d{1,12}(\.\d{1,9})?$/.test(f.mtime)) return `${f.path}: bad mtime`;
+  if (typeof f.mtime !== 'string' || !/^-?\d{1,12}(\.\d{1,9})?$/.test(f.mtime)) return `${f.path}: bad mtime`;
   return undefined;
 }
 
@@ -124,7 +132,7 @@ export function mediaEntries(index: MediaIndex, manifest: readonly ManifestEntry
   const byPath = new Map(manifest.map((e) => [e.path, e.sha256]));
   return index.files.map((f) => {
     const sha256 = byPath.get(f.path);
-    if (!sha256) throw new Error(`${MEDIA_INDEX} lists ${f.path}, which the manifest does not`);
+    if (!sha256) throw corrupt(`${MEDIA_INDEX} lists ${f.path}, which the manifest does not`);
     return { ...f, sha256 };
   });
 }

@@ -3,9 +3,10 @@
 // (the names it references, whose digest the signed record holds); retention deletes only objects no kept snapshot
 // references. Object names are derived from manifest hashes and checked against one pattern, never taken as paths.
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
+import { allOrNothing, watchGrowth } from '../shared/bounded';
 import { LifeboatError } from '../shared/errors';
 import type { MediaSummary } from '../shared/types';
 import { encryptFile } from '../snapshot/encryption';
@@ -34,54 +35,109 @@ export interface MediaUploadResult extends MediaSummary {
 
 /**
  * Sends the snapshot directory's media files the storage does not hold yet, then the snapshot's reference list.
- * Undefined when the snapshot has no media.json (no media artifact). `scratch` holds ciphertext while it is sent.
+ * Undefined when the snapshot has no media.json (no media artifact). Ciphertext waits in `<scratch>/.media-<snapshot>`
+ * while it is sent (emptied at the start, so an interrupted attempt leaves nothing for long).
  */
 export async function uploadMedia(
   backend: StorageBackend,
-  opts: { plan: string; snapshot: string; dir: string; scratch: string; recipients?: string[]; signal?: AbortSignal; onProgress?: (bytesDone: number, bytesTotal: number) => void },
+  opts: { plan: string; snapshot: string; dir: string; scratch: string; recipients?: string[]; signal?: AbortSignal; onProgress?: (p: MediaProgress) => void },
 ): Promise<MediaUploadResult | undefined> {
-  const indexText = await readFile(join(opts.dir, MEDIA_INDEX), 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
-  if (indexText === undefined) return undefined;
-  const entries = mediaEntries(parseMediaIndex(indexText), parseManifest(await readFile(join(opts.dir, 'manifest.sha256'), 'utf8')));
+  const entries = await localMediaEntries(opts.dir);
+  if (!entries) return undefined;
   const encryptedTo = opts.recipients?.length ? recipientsId(opts.recipients) : undefined;
   const wanted = new Map<string, { path: string; sha256: string }>();
   for (const e of entries) if (!wanted.has(mediaObjectName(e.sha256, encryptedTo))) wanted.set(mediaObjectName(e.sha256, encryptedTo), e);
   const prefix = mediaPrefix(opts.plan);
   const present = new Set((await backend.list(prefix)).map((o) => o.key.slice(prefix.length)));
   const missing = await Promise.all([...wanted].filter(([name]) => !present.has(name)).map(async ([name, e]) => ({ name, ...e, size: (await stat(join(opts.dir, e.path))).size })));
-  const total = missing.reduce((n, m) => n + m.size, 0);
-  let done = 0;
+  const progress = new TransferProgress(missing.reduce((n, m) => n + m.size, 0), opts.onProgress);
+  const scratch = join(opts.scratch, `.media-${opts.snapshot}`);
+  await rm(scratch, { recursive: true, force: true });
+  if (encryptedTo) await mkdir(scratch, { recursive: true, mode: 0o700 });
   let sent = 0;
-  const limit = pLimit(PARALLEL_UPLOADS);
-  const scratch = encryptedTo ? await mkdtemp(join(opts.scratch, '.media-')) : undefined;
   try {
-    await Promise.all(
-      missing.map((m) =>
-        limit(async () => {
-          const file = join(opts.dir, m.path);
-          const put = scratch ? await putEncrypted(backend, prefix + m.name, file, join(scratch, m.name), opts.recipients!, opts.signal) : await backend.put(prefix + m.name, file, { sha256: m.sha256, size: m.size, ...(opts.signal ? { signal: opts.signal } : {}) });
-          sent += put.bytesSent;
-          opts.onProgress?.((done += m.size), total);
-        }),
-      ),
-    );
+    await allOrNothing(missing, PARALLEL_UPLOADS, opts.signal, async (m, signal) => {
+      const file = join(opts.dir, m.path);
+      const put = encryptedTo ? await putEncrypted(backend, prefix + m.name, { file, sha256: m.sha256 }, join(scratch, m.name), opts.recipients!, signal, progress) : await backend.put(prefix + m.name, file, { sha256: m.sha256, size: m.size, signal, onProgress: progress.moving() });
+      sent += put.bytesSent;
+      progress.done(m.size);
+    });
   } finally {
-    if (scratch) await rm(scratch, { recursive: true, force: true });
+    await rm(scratch, { recursive: true, force: true });
   }
   const names = [...wanted.keys()].sort();
   await backend.putJson(mediaRefsKey(opts.plan, opts.snapshot), { objects: names });
-  const bytes = await entries.reduce(async (n, e) => (await n) + (await stat(join(opts.dir, e.path))).size, Promise.resolve(0));
+  const bytes = (await Promise.all(entries.map(async (e) => (await stat(join(opts.dir, e.path))).size))).reduce((a, b) => a + b, 0);
   return { files: entries.length, bytes, objects: names.length, refs_sha256: refsDigest(names), ...(encryptedTo ? { encrypted_to: encryptedTo } : {}), uploaded: missing.length, bytes_sent: sent };
 }
 
-/** age ciphertext is different on every run: the stored object is checked against the ciphertext sent. */
-async function putEncrypted(backend: StorageBackend, key: string, file: string, tmp: string, recipients: string[], signal?: AbortSignal) {
-  await encryptFile(file, tmp, recipients, signal ? { signal } : {});
+/** The local snapshot's media files with their manifest hashes; undefined without media.json. */
+async function localMediaEntries(dir: string) {
+  const text = await readFile(join(dir, MEDIA_INDEX), 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+  if (text === undefined) return undefined;
+  return mediaEntries(parseMediaIndex(text), parseManifest(await readFile(join(dir, 'manifest.sha256'), 'utf8')));
+}
+
+/**
+ * age ciphertext is different on every run, so the stored object can only be checked against the ciphertext sent:
+ * the plaintext is checked against the manifest first, or a file changed since finalize would be stored for good
+ * under a hash it does not have.
+ */
+async function putEncrypted(backend: StorageBackend, key: string, plain: { file: string; sha256: string }, tmp: string, recipients: string[], signal: AbortSignal, progress: TransferProgress) {
+  const actual = await sha256File(plain.file, { signal, onBytes: progress.moving() });
+  if (actual.sha256 !== plain.sha256) {
+    throw new LifeboatError('IntegrityCheckFailed', `${plain.file} changed after the snapshot was finalized (SHA-256 ${actual.sha256}, manifest ${plain.sha256})`);
+  }
+  const stopWatch = watchGrowth(`${tmp}.partial`, progress.moving());
   try {
-    const { sha256, size } = await sha256File(tmp, signal ? { signal } : {});
-    return await backend.put(key, tmp, { sha256, size, ...(signal ? { signal } : {}) });
+    await encryptFile(plain.file, tmp, recipients, { signal });
+  } finally {
+    stopWatch();
+  }
+  try {
+    const { sha256, size } = await sha256File(tmp, { signal, onBytes: progress.moving() });
+    return await backend.put(key, tmp, { sha256, size, signal, onProgress: progress.moving() });
   } finally {
     await rm(tmp, { force: true });
+  }
+}
+
+export interface MediaProgress {
+  /** Bytes of media files done (sent, or fetched and checked), of the total to do. */
+  bytesDone: number;
+  bytesTotal: number;
+  /** Grows with every byte hashed, encrypted, sent or received: what tells a slow transfer from a stalled one. */
+  working: number;
+}
+
+/** Progress over many transfers, each with several passes (hash, age, send) that all count as work. */
+export class TransferProgress {
+  private doneBytes = 0;
+  private workingBytes = 0;
+  constructor(
+    private readonly total: number,
+    private readonly report?: (p: MediaProgress) => void,
+  ) {
+    this.emit();
+  }
+
+  /** A callback for one pass over one object: it reports growing byte counts, each counting once. */
+  moving(): (bytes: number) => void {
+    let last = 0;
+    return (bytes) => {
+      this.workingBytes += Math.max(0, bytes - last);
+      last = Math.max(last, bytes);
+      this.emit();
+    };
+  }
+
+  done(bytes: number): void {
+    this.doneBytes += bytes;
+    this.emit();
+  }
+
+  private emit(): void {
+    this.report?.({ bytesDone: this.doneBytes, bytesTotal: this.total, working: this.workingBytes });
   }
 }
 

@@ -17,7 +17,8 @@ export function sftpOptions(repository: string, ssh: ResticStorage['ssh']): Sftp
   if (!isSftp(repository)) return undefined;
   if (!ssh?.knownHosts) throw new LifeboatError('ConfigError', `restic repository ${repository}: an sftp: repository needs a pinned knownHosts file`);
   const pinned = pinnedSshOptions({ identityFile: ssh.identityFile, knownHosts: ssh.knownHosts });
-  return (sshLog) => ['-o', csvField(`sftp.args=${[...pinned, '-E', sshLog].map(resticArgQuote).join(' ')}`)];
+  // LogLevel=ERROR: the log holds the refusals (errors and fatals), not whatever a user's ssh_config turns on.
+  return (sshLog) => ['-o', csvField(`sftp.args=${[...pinned, '-o', 'LogLevel=ERROR', '-E', sshLog].map(resticArgQuote).join(' ')}`)];
 }
 
 /**

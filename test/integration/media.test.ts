@@ -43,6 +43,7 @@ beforeAll(async () => {
   await writeFile(join(photos(), 'episode.mp3'), EPISODE_1);
   await chmod(join(photos(), 'episode.mp3'), 0o640);
   await utimes(join(photos(), 'episode.mp3'), OLD, OLD);
+  await utimes(join(photos(), '2026/summer'), OLD, OLD);
   await mkdir(site(), { recursive: true });
   await writeFile(join(site(), 'index.html'), '<h1>shop</h1>\n');
   await mkdir(join(root, 'keys'), { recursive: true, mode: 0o700 });
@@ -139,6 +140,8 @@ describe('media files (archive storage)', () => {
     const st = await stat(join(base, 'episode.mp3'));
     expect(st.mode & 0o777).toBe(0o640);
     expect(st.mtime.toISOString()).toBe(OLD.toISOString());
+    // The directory the media files were moved into keeps the archive's mtime.
+    expect((await stat(join(base, '2026/summer'))).mtime.toISOString()).toBe(OLD.toISOString());
     const newer = join(app.dataDir, 'restored-new');
     await restore({ snapshot: changed.snapshot, source: 'app', artifact: 'photos', dir: newer });
     expect(await shaOf(join(newer, photos(), 'episode.mp3'))).toBe(sha(EPISODE_2));

@@ -133,7 +133,7 @@ describe('parseConfig: valid config', () => {
     expect(pg.password).toEqual({ env: 'PGPASSWORD_APP' });
 
     const files = app!.artifacts[1]!;
-    expect(files).toEqual({ name: 'uploads', type: 'files', paths: ['/var/lib/app/uploads'], optionalPaths: [], exclude: [], required: true, stallTimeout: '10m' });
+    expect(files).toEqual({ name: 'uploads', type: 'files', paths: ['/var/lib/app/uploads'], optionalPaths: [], exclude: [], required: true, stallTimeout: '10m', media: false });
     expect(local!.artifacts[0]!.required).toBe(false);
   });
 

@@ -2,14 +2,16 @@
 // like any untrusted input, object names follow one pattern, and the collection after retention deletes only what no
 // kept snapshot references, or nothing when in doubt. Real files and a local storage in a temp dir; no services.
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { LocalStorage } from '../../src/config/schema';
 import type { MediaSummary } from '../../src/shared/types';
-import { addIndexToListing, MEDIA_INDEX, mediaDirs, mediaEntries, mediaObjectName, mediaPaths, parseMediaIndex, parseMediaObjectName, recipientsId, tarExcludeLines, writeMediaIndex } from '../../src/snapshot/media-index';
-import { collectMedia, mediaRefsKey, refsDigest } from '../../src/storage/media-objects';
+import { addIndexToListing, MEDIA_INDEX, mediaDirs, mediaEntries, mediaObjectName, mediaPaths, nsToSeconds, parseMediaIndex, parseMediaObjectName, recipientsId, tarExcludeLines, writeMediaIndex } from '../../src/snapshot/media-index';
+import { collectMedia, mediaRefsKey, refsDigest, uploadMedia } from '../../src/storage/media-objects';
 import { LocalBackend } from '../../src/storage/local';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -35,6 +37,13 @@ describe('media index', () => {
     await addIndexToListing(root, files);
     expect(files.map((f) => f.path)).toEqual(['files/x', MEDIA_INDEX, 'metadata.yml']);
     expect(tarExcludeLines('snap-20260101T000000', index)).toBe('snap-20260101T000000/files/app/photos/a.jpg\n');
+  });
+
+  it('writes mtimes before 1970 so that they read back', () => {
+    expect(nsToSeconds(-1_500_000_000n)).toBe('-1.5');
+    expect(nsToSeconds(1_700_000_000_000_000_001n)).toBe('1700000000.000000001');
+    expect(nsToSeconds(0n)).toBe('0');
+    expect(parseMediaIndex(JSON.stringify({ version: 1, files: [{ ...file('files/app/p/a'), mtime: '-1.5' }] })).files[0]!.mtime).toBe('-1.5');
   });
 
   it.each([
@@ -67,6 +76,23 @@ describe('media index', () => {
     expect(parseMediaObjectName(`${sha('a')}.${id}.age`)).toEqual({ sha256: sha('a'), encryptedTo: id });
     for (const bad of ['../x', `${sha('a')}.age`, `${sha('a')}/x`, sha('a').toUpperCase(), `${sha('a')}.partial`]) expect(parseMediaObjectName(bad), bad).toBeUndefined();
     expect(() => mediaObjectName('../../x')).toThrow();
+  });
+});
+
+describe('uploadMedia', () => {
+  it('refuses to encrypt a file that no longer matches its manifest hash, and stores nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-media-up-'));
+    const snap = join(dir, 'snap');
+    await mkdir(join(snap, 'files/app/p'), { recursive: true });
+    await writeFile(join(snap, 'files/app/p/a.jpg'), 'changed after finalize');
+    await writeFile(join(snap, MEDIA_INDEX), JSON.stringify({ version: 1, files: [file('files/app/p/a.jpg')] }));
+    await writeFile(join(snap, 'manifest.sha256'), `${sha('as finalized')}  files/app/p/a.jpg\n`);
+    const backend = new LocalBackend('disk', LocalStorage.parse({ type: 'local', path: join(dir, 'store') }));
+    const recipient = /age1[0-9a-z]+/.exec((await execa('age-keygen', ['-o', join(dir, 'key')])).stderr)![0];
+    const err = await uploadMedia(backend, { plan: 'shop', snapshot: 'shop-20260101T000000', dir: snap, scratch: dir, recipients: [recipient] }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'IntegrityCheckFailed', message: expect.stringContaining('changed after the snapshot was finalized') });
+    expect(await backend.list('')).toEqual([]);
+    expect(existsSync(join(dir, '.media-shop-20260101T000000'))).toBe(false); // no ciphertext left behind
   });
 });
 

@@ -1,0 +1,35 @@
+// Many transfers at once (media objects), none left running behind a failure.
+import { stat } from 'node:fs/promises';
+import pLimit from 'p-limit';
+
+/**
+ * Runs `work` for each item, at most `limit` at once. The first failure aborts the others (through their signal)
+ * and is thrown once every one has settled, so a caller's cleanup never races a transfer still writing.
+ */
+export async function allOrNothing<T>(items: readonly T[], limit: number, signal: AbortSignal | undefined, work: (item: T, signal: AbortSignal) => Promise<void>): Promise<void> {
+  const stop = new AbortController();
+  const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  const run = pLimit(limit);
+  let failure: { err: unknown } | undefined;
+  await Promise.allSettled(
+    items.map((item) =>
+      run(async () => {
+        if (both.aborted) return;
+        try {
+          await work(item, both);
+        } catch (err) {
+          failure ??= { err };
+          stop.abort();
+        }
+      }),
+    ),
+  );
+  signal?.throwIfAborted();
+  if (failure) throw failure.err;
+}
+
+/** Reports the size of a file another process writes, every second, until the returned stop is called. */
+export function watchGrowth(path: string, onBytes: (bytes: number) => void): () => void {
+  const timer = setInterval(() => void stat(path).then((st) => onBytes(st.size), () => undefined), 1000);
+  return () => clearInterval(timer);
+}
