@@ -1,4 +1,4 @@
-// Many transfers at once (media objects), none left running behind a failure.
+// Many transfers at once (multipart parts, media objects), none left running behind a failure.
 import { stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
 
@@ -19,13 +19,13 @@ export async function allOrNothing<T>(items: readonly T[], limit: number, signal
           await work(item, both);
         } catch (err) {
           failure ??= { err };
-          stop.abort();
+          stop.abort(err);
         }
       }),
     ),
   );
-  signal?.throwIfAborted();
   if (failure) throw failure.err;
+  signal?.throwIfAborted();
 }
 
 /** Reports the size of a file another process writes, every second, until the returned stop is called. */

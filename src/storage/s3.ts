@@ -23,7 +23,7 @@ import {
   UploadPartCommand,
   type ListPartsCommandOutput,
 } from '@aws-sdk/client-s3';
-import pLimit from 'p-limit';
+import { allOrNothing } from '../shared/bounded';
 import type { S3Storage } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import { LifeboatError } from '../shared/errors';
@@ -244,7 +244,7 @@ export class S3Backend implements StorageBackend {
       opts.onState?.({ uploadId, partsDone: parts.length, partSize: digests.partSize });
     };
     report();
-    await inParallel(plan.filter((r) => !done.has(r.partNumber)), this.cfg.queueSize, opts.signal, async (range, signal) => {
+    await allOrNothing(plan.filter((r) => !done.has(r.partNumber)), this.cfg.queueSize, opts.signal, async (range, signal) => {
       parts.push(await this.uploadPart(key, uploadId, file, range, digests.parts[range.partNumber - 1]!, signal, (n) => (sent += n)));
       stored += range.end - range.start;
       report();
@@ -502,26 +502,4 @@ async function sendRange<T>(what: string, file: string, range: PartRange, signal
   }
 }
 
-/** Runs `fn` over `items`, at most `limit` at a time; the first failure stops the rest and is the one thrown. */
-async function inParallel<T>(items: T[], limit: number, signal: AbortSignal | undefined, fn: (item: T, signal: AbortSignal) => Promise<void>): Promise<void> {
-  const stop = new AbortController();
-  const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
-  const queue = pLimit(limit);
-  let failure: { err: unknown } | undefined;
-  await Promise.all(
-    items.map((item) =>
-      queue(async () => {
-        if (both.aborted) return;
-        try {
-          await fn(item, both);
-        } catch (err) {
-          failure ??= { err };
-          stop.abort(err);
-        }
-      }),
-    ),
-  );
-  if (failure) throw failure.err;
-  signal?.throwIfAborted();
-}
 
