@@ -16,8 +16,6 @@ import { ARCHIVE_FORMATS, archiveKey, isPlanName, isSnapshotName, parseSnapshotN
 import { signatureProblem, type TrustPolicy } from '../snapshot/signing';
 import { isRestic, type ResticBackend } from '../storage/restic';
 import { fetchMedia } from './media-fetch';
-import { MEDIA_INDEX } from '../snapshot/media-index';
-import { selects } from '../snapshot/selection';
 import type { ResticRef } from '../storage/restic-upload';
 import type { StorageBackend } from '../storage/types';
 
@@ -88,10 +86,7 @@ export async function fetchSnapshot(opts: DownloadOptions & { workDir: string; k
   }
   const digests = new Map(extracted.digests);
   const skipped = record.media ? await fetchMediaOf(opts, record, extracted.root, digests) : new Set<string>();
-  // A partial extraction checks what it needs against the signed manifest; anything else left out is not there.
-  const needed = extracted.complete ? () => true : (p: string) => ALWAYS_RESTORED.includes(p) || p === MEDIA_INDEX || (opts.select ?? []).some((s) => selects(s, p));
-  const only = skipped.size || !extracted.complete ? (p: string) => !skipped.has(p) && needed(p) : undefined;
-  await verifyTree(extracted.root, record, { digests, ...(only ? { only } : {}), ...(opts.onProgress ? { report: opts.onProgress } : {}) });
+  await verifyTree(extracted.root, record, { digests, ...(skipped.size ? { only: (p: string) => !skipped.has(p) } : {}), ...(opts.onProgress ? { report: opts.onProgress } : {}) });
   return { record, ...(archivePath ? { archivePath } : {}), dir: extracted.root, metadata: await readMetadata(extracted.root) };
 }
 
@@ -116,7 +111,6 @@ async function fetchMediaOf(opts: DownloadOptions, record: StoredRecord, root: s
 /** One pass from the storage's stream: nothing is written but the extracted tree. */
 async function extractStored(opts: DownloadOptions, target: string): Promise<{ record: StoredRecord; archivePath?: string; extracted: ExtractResult }> {
   const { record, key, encrypted } = await storedArchive(opts, { decrypt: true });
-  const select = partialSelection(opts, record);
   const report = opts.onProgress;
   report?.({ phase: 'restore', bytesDone: 0, bytesTotal: record.size_bytes });
   const source = await opts.storage.read(key, opts.signal ? { signal: opts.signal } : {});
@@ -128,19 +122,8 @@ async function extractStored(opts: DownloadOptions, target: string): Promise<{ r
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(encrypted && opts.identity ? { identity: opts.identity } : {}),
     ...(report ? { onBytes: (bytes: number) => report({ phase: 'restore', bytesDone: bytes, bytesTotal: record.size_bytes }) } : {}),
-    ...(select ? { select } : {}),
   });
   return { record, extracted };
-}
-
-/**
- * A selective restore reads the archive only as far as it needs (snapshot/selection.ts), when the files it needs
- * can be checked without the whole archive's hash: against a manifest whose SHA-256 the record holds.
- */
-function partialSelection(opts: DownloadOptions, record: StoredRecord): { patterns: string[]; always: string[] } | undefined {
-  if (!opts.select?.length || !/^[0-9a-f]{64}$/.test(String(record.manifest?.sha256))) return undefined;
-  checkedSelection(opts.select);
-  return { patterns: opts.select, always: [...ALWAYS_RESTORED, ...(record.media ? [MEDIA_INDEX] : [])] };
 }
 
 async function extractDownloaded(opts: DownloadOptions & { workDir: string }, target: string): Promise<{ record: StoredRecord; archivePath: string; extracted: ExtractResult }> {
@@ -373,6 +356,11 @@ function resticPattern(p: string): string {
   return `/${(glob ? p.slice(0, -1) : p).replace(/[\\*?[]/g, '\\$&')}${glob ? '*' : ''}`;
 }
 
+/** The same selection as restic's include: a path and everything below it; `x.*`: every name starting `x.`, and below. */
+function selects(pattern: string, path: string): boolean {
+  if (pattern.endsWith('.*')) return path.startsWith(pattern.slice(0, -1));
+  return path === pattern || path.startsWith(`${pattern}/`);
+}
 
 /** What extracting an archive refuses, refused in a restored tree too: special files, links that leave the root. */
 async function assertSafeTree(root: string, snapshot: string, rel: string[] = []): Promise<void> {

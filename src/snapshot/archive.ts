@@ -1,14 +1,11 @@
 // tar.zst (zstd -T0, all cores) or tar.gz (pigz when present), streamed: tar → compressor (→ age) → file, then hashed.
-import { lstat, open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { open, rename, rm } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { execa } from 'execa';
 import type { ArchiveFormat } from './naming';
 import { dieWithWorker } from '../shared/die-with-worker';
 import { encryptArgv } from './encryption';
 import { sha256File } from './hash-files';
-
-/** Written first, in this order, when present. */
-const LEADING_FILES = ['manifest.sha256', 'metadata.yml', 'media.json'];
 
 export interface ArchiveInfo {
   path: string;
@@ -49,21 +46,7 @@ export async function createArchive(
   // Numeric owners, modes, hard links, ns mtimes and the kept xattrs (user.*, security.capability; ACLs as their
   // system.posix_acl_* xattrs, numeric, unlike tar 1.34's --acls): see KEPT_XATTRS in remote/rsync.ts. atime and
   // ctime are never restored: not stored.
-  const base = basename(snapshotDir);
-  // The files that describe the rest come first (a partial restore may stop once it has what it needs: see
-  // selection.ts), then the tree in name order without them.
-  const first = (await Promise.all(LEADING_FILES.map(async (f) => ((await lstat(join(snapshotDir, f)).catch(() => null))?.isFile() ? `${base}/${f}` : undefined)))).filter((f): f is string => f !== undefined);
-  const tar = execa(
-    ...dieWithWorker('tar', [
-      '-C', dirname(snapshotDir), '--sort=name', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '--xattrs',
-      ...['user.*', 'security.capability', 'system.posix_acl_access', 'system.posix_acl_default'].map((x) => `--xattrs-include=${x}`),
-      '-cf', '-',
-      '--no-recursion', ...first, '--recursion',
-      '--anchored', '--no-wildcards', ...first.map((f) => `--exclude=${f}`), ...(opts.excludeFile ? ['--no-unquote', '-X', opts.excludeFile] : []),
-      '--', base,
-    ]),
-    { ...common, stdin: 'ignore' },
-  );
+  const tar = execa(...dieWithWorker('tar', ['-C', dirname(snapshotDir), '--sort=name', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '--xattrs', ...['user.*', 'security.capability', 'system.posix_acl_access', 'system.posix_acl_default'].map((x) => `--xattrs-include=${x}`), ...(opts.excludeFile ? ['--anchored', '--no-wildcards', '--no-unquote', '-X', opts.excludeFile] : []), '-cf', '-', '--', basename(snapshotDir)]), { ...common, stdin: 'ignore' });
   const encrypting = Boolean(opts.recipients?.length);
   // execa hands a number to spawn as a file descriptor; its types only list 3-9.
   const toFile = { ...common, stdout: file.fd as 3 } as const;
