@@ -42,8 +42,12 @@ export async function fetchMedia(opts: MediaFetch): Promise<Set<string>> {
     throw new LifeboatError('DecryptFailed', `the media files of ${opts.snapshot} are encrypted with age and no identity is configured (archive.encryption.age.identity, or --identity FILE)`);
   }
   const files = await indexedFiles(opts);
-  const chosen = opts.select ? files.filter((f) => opts.select!(f.path)) : files;
-  const skipped = new Set(files.filter((f) => !chosen.includes(f)).map((f) => f.path));
+  const chosen: typeof files = [];
+  const skipped = new Set<string>();
+  for (const f of files) {
+    if (!opts.select || opts.select(f.path)) chosen.push(f);
+    else skipped.add(f.path);
+  }
   // Moving files in changes their directories' mtimes, which tar had set from the archive: put them back after.
   const dirs = await directoryTimes(root, chosen);
   const scratch = await mkdtemp(join(dirname(root), '.media-'));
