@@ -36,7 +36,7 @@ import { isRestic, openStorage } from '../storage';
 import { uploadToRestic } from '../storage/restic-upload';
 import { uploadMedia } from '../storage/media-objects';
 import { previousArtifactBytes } from '../snapshot/previous';
-import { addIndexToListing, MEDIA_INDEX, mediaDirs, mediaPaths, parseMediaIndex, tarExcludeLines, writeMediaIndex } from '../snapshot/media-index';
+import { addIndexToListing, MEDIA_INDEX, mediaDirs, mediaPaths, readMediaIndex, tarExcludeLines, writeMediaIndex } from '../snapshot/media-index';
 import { artifactProgress, phase } from './progress-adapters';
 import { DEFAULT_STALL_MS, asLifeboatError, runActivity } from './run';
 
@@ -279,7 +279,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         });
         const rKey = recordKey(ctx.planName, record.snapshot);
         // The record keeps the storage-relative key (listing and retention derive the same); the result names the object.
-        const withMedia: SnapshotRecord = media ? { ...record, media: { files: media.files, bytes: media.bytes, objects: media.objects, refs_sha256: media.refs_sha256, ...(media.encrypted_to ? { encrypted_to: media.encrypted_to } : {}) } } : record;
+        const withMedia: SnapshotRecord = media ? { ...record, media: media.summary } : record;
         await backend.putJson(rKey, { ...(await sealRecord(ctx, withMedia, archive)), storage: storageName, key, location: put.location, completed_at: new Date().toISOString() });
         return {
           storage: storageName,
@@ -293,7 +293,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           already_present: put.alreadyPresent,
           verified_by: put.verifiedBy,
           bytes_sent: put.bytesSent,
-          ...(media ? { media: { objects: media.objects, uploaded: media.uploaded, bytes_sent: media.bytes_sent } } : {}),
+          ...(media ? { media: { objects: media.summary.objects, uploaded: media.uploaded, bytes_sent: media.bytes_sent } } : {}),
         };
       });
     },
@@ -332,12 +332,8 @@ export type BackupActivities = ReturnType<typeof createBackupActivities>;
 
 /** GNU tar's exclude list of the snapshot's media files (they go to storage as objects), if it has any. */
 async function mediaExcludeFile(dir: string, file: string): Promise<string | undefined> {
-  const text = await readFile(join(dir, MEDIA_INDEX), 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined;
-    throw err;
-  });
-  if (text === undefined) return undefined;
-  const lines = tarExcludeLines(basename(dir), parseMediaIndex(text));
+  const index = await readMediaIndex(dir);
+  const lines = index ? tarExcludeLines(basename(dir), index) : '';
   if (!lines) return undefined;
   await writeFile(file, lines, { mode: 0o600 });
   return file;

@@ -3,7 +3,7 @@
 // such objects, with what an object does not carry (mode, owners, mtime). The file's hash comes from the manifest,
 // which the signed record covers; media.json never names an object, so nothing read from storage chooses a key.
 import { createHash } from 'node:crypto';
-import { lstat, writeFile } from 'node:fs/promises';
+import { lstat, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { LifeboatError } from '../shared/errors';
@@ -110,6 +110,12 @@ export function parseMediaIndex(text: string): MediaIndex {
     seen.add(f.path);
   }
   return v as MediaIndex;
+}
+
+/** `<dir>/media.json` of a local snapshot, parsed; undefined when the snapshot has none (no media artifact). */
+export async function readMediaIndex(dir: string): Promise<MediaIndex | undefined> {
+  const text = await readFile(join(dir, MEDIA_INDEX), 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+  return text === undefined ? undefined : parseMediaIndex(text);
 }
 
 /** A media index or hash that cannot be right: no retry makes it so. */

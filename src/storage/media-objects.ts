@@ -12,7 +12,7 @@ import type { MediaSummary } from '../shared/types';
 import { encryptFile } from '../snapshot/encryption';
 import { sha256File } from '../snapshot/hash-files';
 import { parseManifest } from '../snapshot/manifest';
-import { MEDIA_INDEX, mediaEntries, mediaObjectName, mediaPrefix, parseMediaIndex, parseMediaObjectName, recipientsId } from '../snapshot/media-index';
+import { mediaEntries, mediaObjectName, mediaPrefix, parseMediaObjectName, readMediaIndex, recipientsId } from '../snapshot/media-index';
 import type { StorageBackend } from './types';
 
 /** Objects sent at once: S3 round trips overlap; each is already streamed (and multipart when big). */
@@ -27,7 +27,9 @@ export function refsDigest(names: readonly string[]): string {
   return createHash('sha256').update([...names].sort().join('\n')).digest('hex');
 }
 
-export interface MediaUploadResult extends MediaSummary {
+export interface MediaUploadResult {
+  /** What the record holds. */
+  summary: MediaSummary;
   /** Objects this run sent (the rest were in storage already). */
   uploaded: number;
   bytes_sent: number;
@@ -42,14 +44,19 @@ export async function uploadMedia(
   backend: StorageBackend,
   opts: { plan: string; snapshot: string; dir: string; scratch: string; recipients?: string[]; signal?: AbortSignal; onProgress?: (p: MediaProgress) => void },
 ): Promise<MediaUploadResult | undefined> {
-  const entries = await localMediaEntries(opts.dir);
-  if (!entries) return undefined;
+  const index = await readMediaIndex(opts.dir);
+  if (!index) return undefined;
+  const manifest = parseManifest(await readFile(join(opts.dir, 'manifest.sha256'), 'utf8'));
+  const entries = await Promise.all(mediaEntries(index, manifest).map(async (e) => ({ ...e, size: (await stat(join(opts.dir, e.path))).size })));
   const encryptedTo = opts.recipients?.length ? recipientsId(opts.recipients) : undefined;
-  const wanted = new Map<string, { path: string; sha256: string }>();
-  for (const e of entries) if (!wanted.has(mediaObjectName(e.sha256, encryptedTo))) wanted.set(mediaObjectName(e.sha256, encryptedTo), e);
+  const wanted = new Map<string, (typeof entries)[number]>();
+  for (const e of entries) {
+    const name = mediaObjectName(e.sha256, encryptedTo);
+    if (!wanted.has(name)) wanted.set(name, e);
+  }
   const prefix = mediaPrefix(opts.plan);
   const present = new Set((await backend.list(prefix)).map((o) => o.key.slice(prefix.length)));
-  const missing = await Promise.all([...wanted].filter(([name]) => !present.has(name)).map(async ([name, e]) => ({ name, ...e, size: (await stat(join(opts.dir, e.path))).size })));
+  const missing = [...wanted].filter(([name]) => !present.has(name)).map(([name, e]) => ({ name, ...e }));
   const progress = new TransferProgress(missing.reduce((n, m) => n + m.size, 0), opts.onProgress);
   const scratch = join(opts.scratch, `.media-${opts.snapshot}`);
   await rm(scratch, { recursive: true, force: true });
@@ -67,15 +74,14 @@ export async function uploadMedia(
   }
   const names = [...wanted.keys()].sort();
   await backend.putJson(mediaRefsKey(opts.plan, opts.snapshot), { objects: names });
-  const bytes = (await Promise.all(entries.map(async (e) => (await stat(join(opts.dir, e.path))).size))).reduce((a, b) => a + b, 0);
-  return { files: entries.length, bytes, objects: names.length, refs_sha256: refsDigest(names), ...(encryptedTo ? { encrypted_to: encryptedTo } : {}), uploaded: missing.length, bytes_sent: sent };
-}
-
-/** The local snapshot's media files with their manifest hashes; undefined without media.json. */
-async function localMediaEntries(dir: string) {
-  const text = await readFile(join(dir, MEDIA_INDEX), 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
-  if (text === undefined) return undefined;
-  return mediaEntries(parseMediaIndex(text), parseManifest(await readFile(join(dir, 'manifest.sha256'), 'utf8')));
+  const summary: MediaSummary = {
+    files: entries.length,
+    bytes: entries.reduce((n, e) => n + e.size, 0),
+    objects: names.length,
+    refs_sha256: refsDigest(names),
+    ...(encryptedTo ? { encrypted_to: encryptedTo } : {}),
+  };
+  return { summary, uploaded: missing.length, bytes_sent: sent };
 }
 
 /**
