@@ -1,4 +1,5 @@
-// Many transfers at once (multipart parts, media objects), none left running behind a failure.
+// Many transfers at once (multipart parts, media objects), none left running behind a failure; and the progress
+// of a file another process writes (archives, age's output).
 import { stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
 
@@ -28,8 +29,8 @@ export async function allOrNothing<T>(items: readonly T[], limit: number, signal
   signal?.throwIfAborted();
 }
 
-/** Reports the size of a file another process writes, every second, until the returned stop is called. */
-export function watchGrowth(path: string, onBytes: (bytes: number) => void): () => void {
-  const timer = setInterval(() => void stat(path).then((st) => onBytes(st.size), () => undefined), 1000);
+/** Reports the size of a file another process writes, every `everyMs`, until the returned stop is called. */
+export function watchGrowth(path: string, onBytes: (bytes: number) => void, everyMs = 1000): () => void {
+  const timer = setInterval(() => void stat(path).then((st) => onBytes(st.size), () => undefined), everyMs);
   return () => clearInterval(timer);
 }

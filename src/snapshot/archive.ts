@@ -6,6 +6,7 @@ import type { ArchiveFormat } from './naming';
 import { dieWithWorker } from '../shared/die-with-worker';
 import { encryptArgv } from './encryption';
 import { sha256File } from './hash-files';
+import { watchGrowth } from '../shared/bounded';
 
 export interface ArchiveInfo {
   path: string;
@@ -57,7 +58,7 @@ export async function createArchive(
     written = size;
     opts.onProgress?.(size);
   };
-  const watch = setInterval(() => void file.stat().then((st) => reportSize(st.size), () => undefined), 500);
+  const stopWatch = watchGrowth(partial, reportSize, 500);
   try {
     const compressor = execa(...dieWithWorker(comp!, compArgs), encrypting ? common : toFile);
     tar.stdout.pipe(compressor.stdin);
@@ -67,14 +68,14 @@ export async function createArchive(
     const encryptor = encrypting ? execa(...dieWithWorker(...encryptArgv(opts.recipients!)), toFile) : undefined;
     if (encryptor) compressor.stdout!.pipe(encryptor.stdin);
     await Promise.all([tar, compressor, ...(encryptor ? [encryptor] : [])]);
-    clearInterval(watch);
+    stopWatch();
     await file.close();
     const { sha256, size } = await sha256File(partial, opts.signal ? { signal: opts.signal } : {});
     reportSize(size);
     await rename(partial, out);
     return { path: out, format, sha256, size, ...(encrypting ? { encryption: 'age' as const } : {}) };
   } catch (err) {
-    clearInterval(watch);
+    stopWatch();
     await file.close().catch(() => undefined);
     await rm(partial, { force: true });
     throw err;
