@@ -21,6 +21,7 @@ import type {
   Tier,
 } from '../shared/types';
 import { createArchive } from '../snapshot/archive';
+import { checkpointsProblem, type TarCheckpoints } from '../snapshot/tar-checkpoints';
 import { encryptArgv } from '../snapshot/encryption';
 import { BUILTIN_DENY, isDenied } from '../snapshot/deny-list';
 import { localSnapshotsToPrune, mirrorDir, snapshotPaths } from '../snapshot/layout';
@@ -238,8 +239,11 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           sizing.abort();
           if (exclude) await rm(exclude, { force: true });
         });
+        // The checkpoints go to the record through a file: in workflow history they would only be weight.
+        const { tar, ...result } = info;
+        await writeFile(`${path}${CHECKPOINTS_SUFFIX}`, JSON.stringify(tar), { mode: 0o600 });
         await writeFile(sidecar, `${info.sha256}\n`, { mode: 0o600 });
-        return info;
+        return result;
       });
     },
 
@@ -279,7 +283,8 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         });
         const rKey = recordKey(ctx.planName, record.snapshot);
         // The record keeps the storage-relative key (listing and retention derive the same); the result names the object.
-        const withMedia: SnapshotRecord = media ? { ...record, media: media.summary } : record;
+        const tar = await readCheckpoints(archive.path);
+        const withMedia: SnapshotRecord = { ...record, ...(media ? { media: media.summary } : {}), ...(tar ? { tar } : {}) };
         await backend.putJson(rKey, { ...(await sealRecord(ctx, withMedia, archive)), storage: storageName, key, location: put.location, completed_at: new Date().toISOString() });
         return {
           storage: storageName,
@@ -309,7 +314,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         for (const snapshot of old) {
           const { dir, archive } = snapshotPaths(ctx.backupRoot, snapshot, ctx.plan.archive.format);
           await rm(dir, { recursive: true, force: true });
-          for (const a of [archive, `${archive}${ENCRYPTED_SUFFIX}`]) for (const f of [a, `${a}.sha256`, `${a}.media-exclude`]) await rm(f, { force: true });
+          for (const a of [archive, `${archive}${ENCRYPTED_SUFFIX}`]) for (const f of [a, `${a}.sha256`, `${a}.media-exclude`, `${a}${CHECKPOINTS_SUFFIX}`]) await rm(f, { force: true });
           await rm(join(ctx.backupRoot, `.media-${snapshot}`), { recursive: true, force: true });
           await rm(join(ctx.backupRoot, '.claims', snapshot), { force: true });
         }
@@ -343,6 +348,23 @@ async function mediaExcludeFile(dir: string, file: string): Promise<string | und
 function localArchivePath(ctx: PlanContext, snapshot: string): string {
   const { archive } = snapshotPaths(ctx.backupRoot, snapshot, ctx.plan.archive.format);
   return ctx.plan.archive.encryption ? `${archive}${ENCRYPTED_SUFFIX}` : archive;
+}
+
+/** Beside the local archive: its plaintext checkpoints (archiveSnapshot writes them, the record carries them). */
+const CHECKPOINTS_SUFFIX = '.tar-checkpoints.json';
+
+/** An archive made before checkpoints, or a file that does not parse, gives none: selective restores then read it whole. */
+async function readCheckpoints(archive: string): Promise<TarCheckpoints | undefined> {
+  const text = await readFile(`${archive}${CHECKPOINTS_SUFFIX}`, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  const parsed = (() => {
+    try {
+      return JSON.parse(text) as TarCheckpoints;
+    } catch {
+      return undefined;
+    }
+  })();
+  return parsed && !checkpointsProblem(parsed) ? parsed : undefined;
 }
 
 /** The record as stored: what the archive step knows (encryption) and, when signing is configured, a signature. */

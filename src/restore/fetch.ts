@@ -16,6 +16,9 @@ import { ARCHIVE_FORMATS, archiveKey, isPlanName, isSnapshotName, parseSnapshotN
 import { signatureProblem, type TrustPolicy } from '../snapshot/signing';
 import { isRestic, type ResticBackend } from '../storage/restic';
 import { fetchMedia } from './media-fetch';
+import { MEDIA_INDEX } from '../snapshot/media-index';
+import { selects } from '../snapshot/selection';
+import { checkpointsProblem, type TarCheckpoints } from '../snapshot/tar-checkpoints';
 import type { ResticRef } from '../storage/restic-upload';
 import type { StorageBackend } from '../storage/types';
 
@@ -86,7 +89,10 @@ export async function fetchSnapshot(opts: DownloadOptions & { workDir: string; k
   }
   const digests = new Map(extracted.digests);
   const skipped = record.media ? await fetchMediaOf(opts, record, extracted.root, digests) : new Set<string>();
-  await verifyTree(extracted.root, record, { digests, ...(skipped.size ? { only: (p: string) => !skipped.has(p) } : {}), ...(opts.onProgress ? { report: opts.onProgress } : {}) });
+  // A partial extraction checks what it needs against the signed manifest; anything else left out is not there.
+  const needed = extracted.complete ? () => true : (p: string) => ALWAYS_RESTORED.includes(p) || p === MEDIA_INDEX || (opts.select ?? []).some((s) => selects(s, p));
+  const only = skipped.size || !extracted.complete ? (p: string) => !skipped.has(p) && needed(p) : undefined;
+  await verifyTree(extracted.root, record, { digests, ...(only ? { only } : {}), ...(opts.onProgress ? { report: opts.onProgress } : {}) });
   return { record, ...(archivePath ? { archivePath } : {}), dir: extracted.root, metadata: await readMetadata(extracted.root) };
 }
 
@@ -111,6 +117,7 @@ async function fetchMediaOf(opts: DownloadOptions, record: StoredRecord, root: s
 /** One pass from the storage's stream: nothing is written but the extracted tree. */
 async function extractStored(opts: DownloadOptions, target: string): Promise<{ record: StoredRecord; archivePath?: string; extracted: ExtractResult }> {
   const { record, key, encrypted } = await storedArchive(opts, { decrypt: true });
+  const select = partialSelection(opts, record);
   const report = opts.onProgress;
   report?.({ phase: 'restore', bytesDone: 0, bytesTotal: record.size_bytes });
   const source = await opts.storage.read(key, opts.signal ? { signal: opts.signal } : {});
@@ -122,8 +129,20 @@ async function extractStored(opts: DownloadOptions, target: string): Promise<{ r
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(encrypted && opts.identity ? { identity: opts.identity } : {}),
     ...(report ? { onBytes: (bytes: number) => report({ phase: 'restore', bytesDone: bytes, bytesTotal: record.size_bytes }) } : {}),
+    ...(select ? { select } : {}),
   });
   return { record, extracted };
+}
+
+/**
+ * A selective restore reads the archive only as far as it needs (snapshot/selection.ts) when the record carries
+ * checkpoints of the plaintext tar stream (snapshot/tar-checkpoints.ts): they prove the bytes read without the
+ * whole object's hash. An older record has none, and its archive is read whole.
+ */
+function partialSelection(opts: DownloadOptions, record: StoredRecord): { patterns: string[]; always: string[]; checkpoints: TarCheckpoints } | undefined {
+  if (!opts.select?.length || !record.tar) return undefined;
+  checkedSelection(opts.select);
+  return { patterns: opts.select, always: [...ALWAYS_RESTORED, ...(record.media ? [MEDIA_INDEX] : [])], checkpoints: record.tar };
 }
 
 async function extractDownloaded(opts: DownloadOptions & { workDir: string }, target: string): Promise<{ record: StoredRecord; archivePath: string; extracted: ExtractResult }> {
@@ -212,6 +231,7 @@ function recordProblem(record: StoredRecord, id: { plan: string; snapshot: strin
   if (record.encryption !== undefined && record.encryption !== 'age') return `has an unknown encryption ${JSON.stringify(record.encryption)}`;
   if (!/^[0-9a-f]{64}$/.test(String(record.checksum_sha256)) || !Number.isSafeInteger(record.size_bytes)) return 'has no valid checksum_sha256 and size_bytes';
   if (record.media !== undefined && (isRestic(storage) || mediaProblem(record.media))) return `has an invalid media summary`;
+  if (record.tar !== undefined && (isRestic(storage) || checkpointsProblem(record.tar))) return `has invalid tar checkpoints (${isRestic(storage) ? 'in a restic storage' : checkpointsProblem(record.tar)})`;
   if (isRestic(storage)) return resticRecordProblem(record);
   if (record.key !== undefined) {
     const derived = archiveKey(id.plan, id.snapshot, record.format, record.encryption === 'age');
@@ -356,11 +376,6 @@ function resticPattern(p: string): string {
   return `/${(glob ? p.slice(0, -1) : p).replace(/[\\*?[]/g, '\\$&')}${glob ? '*' : ''}`;
 }
 
-/** The same selection as restic's include: a path and everything below it; `x.*`: every name starting `x.`, and below. */
-function selects(pattern: string, path: string): boolean {
-  if (pattern.endsWith('.*')) return path.startsWith(pattern.slice(0, -1));
-  return path === pattern || path.startsWith(`${pattern}/`);
-}
 
 /** What extracting an archive refuses, refused in a restored tree too: special files, links that leave the root. */
 async function assertSafeTree(root: string, snapshot: string, rel: string[] = []): Promise<void> {

@@ -1,12 +1,16 @@
 // tar.zst (zstd -T0, all cores) or tar.gz (pigz when present), streamed: tar → compressor (→ age) → file, then hashed.
-import { open, rename, rm } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { lstat, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { ArchiveFormat } from './naming';
 import { dieWithWorker } from '../shared/die-with-worker';
 import { encryptArgv } from './encryption';
 import { sha256File } from './hash-files';
 import { watchGrowth } from '../shared/bounded';
+import { CheckpointWriter, type TarCheckpoints } from './tar-checkpoints';
+
+/** Written first, in this order, when present. */
+const LEADING_FILES = ['manifest.sha256', 'metadata.yml', 'media.json'];
 
 export interface ArchiveInfo {
   path: string;
@@ -15,6 +19,8 @@ export interface ArchiveInfo {
   size: number;
   /** Set when the stored bytes are age ciphertext. */
   encryption?: 'age';
+  /** Checkpoints of the plaintext tar stream, for the record (see tar-checkpoints.ts); not in workflow history. */
+  tar: TarCheckpoints;
 }
 
 export function compressorArgv(format: ArchiveFormat, level?: number, hasPigz = false): string[] {
@@ -47,7 +53,21 @@ export async function createArchive(
   // Numeric owners, modes, hard links, ns mtimes and the kept xattrs (user.*, security.capability; ACLs as their
   // system.posix_acl_* xattrs, numeric, unlike tar 1.34's --acls): see KEPT_XATTRS in remote/rsync.ts. atime and
   // ctime are never restored: not stored.
-  const tar = execa(...dieWithWorker('tar', ['-C', dirname(snapshotDir), '--sort=name', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '--xattrs', ...['user.*', 'security.capability', 'system.posix_acl_access', 'system.posix_acl_default'].map((x) => `--xattrs-include=${x}`), ...(opts.excludeFile ? ['--anchored', '--no-wildcards', '--no-unquote', '-X', opts.excludeFile] : []), '-cf', '-', '--', basename(snapshotDir)]), { ...common, stdin: 'ignore' });
+  const base = basename(snapshotDir);
+  // The files that describe the rest come first (a partial restore may stop once it has what it needs: see
+  // selection.ts), then the tree in name order without them.
+  const first = (await Promise.all(LEADING_FILES.map(async (f) => ((await lstat(join(snapshotDir, f)).catch(() => null))?.isFile() ? `${base}/${f}` : undefined)))).filter((f): f is string => f !== undefined);
+  const tar = execa(
+    ...dieWithWorker('tar', [
+      '-C', dirname(snapshotDir), '--sort=name', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '--xattrs',
+      ...['user.*', 'security.capability', 'system.posix_acl_access', 'system.posix_acl_default'].map((x) => `--xattrs-include=${x}`),
+      '-cf', '-',
+      '--no-recursion', ...first, '--recursion',
+      '--anchored', '--no-wildcards', ...first.map((f) => `--exclude=${f}`), ...(opts.excludeFile ? ['--no-unquote', '-X', opts.excludeFile] : []),
+      '--', base,
+    ]),
+    { ...common, stdin: 'ignore' },
+  );
   const encrypting = Boolean(opts.recipients?.length);
   // execa hands a number to spawn as a file descriptor; its types only list 3-9.
   const toFile = { ...common, stdout: file.fd as 3 } as const;
@@ -62,8 +82,13 @@ export async function createArchive(
   try {
     const compressor = execa(...dieWithWorker(comp!, compArgs), encrypting ? common : toFile);
     tar.stdout.pipe(compressor.stdin);
+    // The plaintext passes here anyway (the pipe): its checkpoints are taken on the way, on the main thread.
+    const checkpoints = new CheckpointWriter();
     let read = 0;
-    if (opts.onInput) tar.stdout.on('data', (chunk: Buffer) => opts.onInput!((read += chunk.length)));
+    tar.stdout.on('data', (chunk: Buffer) => {
+      checkpoints.update(chunk);
+      opts.onInput?.((read += chunk.length));
+    });
     // age after compression (ciphertext does not compress); the hash and size are those of the stored bytes.
     const encryptor = encrypting ? execa(...dieWithWorker(...encryptArgv(opts.recipients!)), toFile) : undefined;
     if (encryptor) compressor.stdout!.pipe(encryptor.stdin);
@@ -73,7 +98,7 @@ export async function createArchive(
     const { sha256, size } = await sha256File(partial, opts.signal ? { signal: opts.signal } : {});
     reportSize(size);
     await rename(partial, out);
-    return { path: out, format, sha256, size, ...(encrypting ? { encryption: 'age' as const } : {}) };
+    return { path: out, format, sha256, size, ...(encrypting ? { encryption: 'age' as const } : {}), tar: checkpoints.finish() };
   } catch (err) {
     stopWatch();
     await file.close().catch(() => undefined);

@@ -19,6 +19,8 @@ import { LifeboatError } from '../shared/errors';
 import { dieWithWorker } from '../shared/die-with-worker';
 import { ageFailure, startDecryptor, type IdentitySource } from './encryption';
 import type { ArchiveFormat } from './naming';
+import { SelectionCut } from './selection';
+import { CheckpointVerifier, type TarCheckpoints } from './tar-checkpoints';
 import { TarValidator, unsafe, type FileDigest, type Listing, type Member } from './tar-validator';
 
 export interface ExtractResult {
@@ -30,6 +32,8 @@ export interface ExtractResult {
   warnings: string[];
   /** SHA-256 and size of every regular file as it went by, by path below the root; a hard link has its target's. */
   digests: Map<string, FileDigest>;
+  /** False when a partial extraction stopped before the end: the stored hash was not checked. */
+  complete: boolean;
 }
 
 export interface ExtractOptions {
@@ -44,6 +48,12 @@ export interface ExtractOptions {
   identity?: IdentitySource;
   /** Stored bytes read so far. */
   onBytes?: (bytes: number) => void;
+  /**
+   * A partial extraction: reading stops once every pattern's entries (paths below the root, see selection.ts) and
+   * the `always` files have gone by, and the next of the signed plaintext checkpoints has proven all GNU tar got.
+   * The stored hash is then not checked (not all was read).
+   */
+  select?: { patterns: string[]; always: string[]; checkpoints: TarCheckpoints };
 }
 
 /** An archive file on disk (already checked, and plaintext), extracted the same way as a stream. */
@@ -83,8 +93,11 @@ async function runPipeline(source: Readable, opts: ExtractOptions, p: { stop: Ab
   const { stop, decryptor } = p;
   // Any process that ends in failure ends the others: nothing downstream can finish, and one upstream could wait
   // forever on a pipe nobody reads (age, once the decompressor is gone). Its own exit is the error named.
+  // Once a partial extraction has sent GNU tar its end, upstream processes that die of the closed pipe must not
+  // stop it, and nothing more is read from storage.
+  const cutting = new AbortController();
   const stopOnFailure = <T>(proc: Promise<T>): Promise<T> => proc.catch((err: unknown) => {
-    stop.abort();
+    if (!cutting.signal.aborted) stop.abort();
     throw err;
   });
   const common = { cancelSignal: p.cancelSignal, forceKillAfterDelay: 5000 } as const;
@@ -93,27 +106,51 @@ async function runPipeline(source: Readable, opts: ExtractOptions, p: { stop: Ab
   const tar = execa(...dieWithWorker('tar', extractTarArgs(targetDir, process.getuid?.() === 0)), common);
   const validator = new TarValidator(label);
   if (decryptor) decryptor.proc.stdout.pipe(decompressor.stdin).on('error', () => undefined);
+  // Set once a partial extraction has all it needs and GNU tar has finished with it: the rest is not read.
+  const cut = new AbortController();
   // The source is read to its end even when a process dies early: only the whole stored hash tells a corrupted
   // download from a bad archive.
-  const feeding = stopOnFailure(feed(source, decryptor ? decryptor.proc.stdin : decompressor.stdin, opts));
+  const feeding = stopOnFailure(feed(source, decryptor ? decryptor.proc.stdin : decompressor.stdin, opts, cutting.signal));
   // A refused header stops the processes; a stream that merely ended short is left to the upstream exit codes.
-  const gating = stopOnFailure(gate(decompressor.stdout, tar.stdin, validator, tar)).then((stopped) => void (stopped && stop.abort()));
+  const gated = opts.select ? gateUntil(decompressor.stdout, tar.stdin, validator, tar, { cut: new SelectionCut(opts.select.patterns, opts.select.always), proof: new CheckpointVerifier(opts.select.checkpoints, label) }, () => cutting.abort()) : gate(decompressor.stdout, tar.stdin, validator, tar).then((refused) => (refused ? 'refused' : 'end'));
+  const gating = stopOnFailure(gated).then(async (how) => {
+    if (how === 'refused') stop.abort();
+    if (how !== 'cut') return;
+    await tar.catch(() => undefined); // GNU tar ends on the end-of-archive it was given; only then is the rest stopped
+    cut.abort();
+    // Nobody reads these any more: a stream left paused would keep its process from ever being reported ended.
+    decompressor.stdout.destroy();
+    decryptor?.proc.stdout.destroy();
+    stop.abort();
+  });
   const [fed, ...steps] = await Promise.allSettled([feeding, gating, stopOnFailure(tar), stopOnFailure(decompressor), ...(decryptor ? [stopOnFailure(decryptor.proc)] : [])]);
   signal?.throwIfAborted(); // a cancelled run is not a bad archive
-  if (fed.status === 'rejected') throw fed.reason; // the source broke (network): worth a retry
-  checkStored(fed.value, opts);
-  const [gated, untarred, decompressed, decrypted] = steps as [PromiseSettledResult<void>, PromiseSettledResult<{ stderr: unknown }>, PromiseSettledResult<unknown>, PromiseSettledResult<unknown> | undefined];
+  const partial = cut.signal.aborted;
+  const proof = steps[0]!;
+  // Plaintext that differs from the signed checkpoints: reading stopped there, so the stored hash says nothing more.
+  if (proof.status === 'rejected' && (proof.reason as LifeboatError).code === 'ChecksumMismatch') throw proof.reason;
+  if (fed.status === 'rejected' && !partial) throw fed.reason; // the source broke (network): worth a retry
+  if (!partial && fed.status === 'fulfilled') checkStored(fed.value, opts);
+  // After a cut, what upstream does no longer matters: everything GNU tar got was checked, and it ended cleanly.
+  const upstream = (r: PromiseSettledResult<unknown> | undefined) => (partial ? undefined : r);
+  const [gatedResult, untarred, decompressed, decrypted] = steps as [PromiseSettledResult<void>, PromiseSettledResult<{ stderr: unknown }>, PromiseSettledResult<unknown>, PromiseSettledResult<unknown> | undefined];
   const failure = firstFailure([
-    [decrypted, (err) => ageFailure(label, err as Parameters<typeof ageFailure>[1])],
-    [decompressed, (err) => new LifeboatError('IntegrityCheckFailed', `cannot decompress ${label}: ${stderrOf(err)}`)],
+    [upstream(decrypted), (err) => ageFailure(label, err as Parameters<typeof ageFailure>[1])],
+    [upstream(decompressed), (err) => new LifeboatError('IntegrityCheckFailed', `cannot decompress ${label}: ${stderrOf(err)}`)],
     [validator.problem ? { status: 'rejected', reason: validator.problem } : undefined, (err) => err as Error],
-    [gated, (err) => err as Error],
+    [gatedResult, (err) => err as Error],
     [untarred, (err) => tarError(label, err)],
   ]);
   if (failure) throw failure;
   const listing = validator.finish();
   await compareTree(label, targetDir, listing);
-  return { root: join(targetDir, listing.root), entries: listing.members.size, warnings: tarWarnings((untarred as PromiseFulfilledResult<{ stderr: unknown }>).value.stderr), digests: belowRoot(validator.digests, listing.root) };
+  return {
+    root: join(targetDir, listing.root),
+    entries: listing.members.size,
+    warnings: tarWarnings((untarred as PromiseFulfilledResult<{ stderr: unknown }>).value.stderr),
+    digests: belowRoot(validator.digests, listing.root),
+    complete: !partial,
+  };
 }
 
 function decompressArgv(format: ArchiveFormat): [string, string[]] {
@@ -121,7 +158,7 @@ function decompressArgv(format: ArchiveFormat): [string, string[]] {
 }
 
 /** Hashes every stored byte and passes it on while the next process still reads; returns the whole hash. */
-async function feed(source: Readable, sink: Writable, opts: ExtractOptions): Promise<{ sha256: string; size: number }> {
+async function feed(source: Readable, sink: Writable, opts: ExtractOptions, cut: AbortSignal): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
   let open = true;
@@ -131,6 +168,7 @@ async function feed(source: Readable, sink: Writable, opts: ExtractOptions): Pro
   }).then(() => (open = false));
   for await (const chunk of source as AsyncIterable<Buffer>) {
     opts.signal?.throwIfAborted();
+    if (cut.aborted) break; // a partial extraction has what it needs
     hash.update(chunk);
     size += chunk.length;
     opts.onBytes?.(size);
@@ -202,6 +240,150 @@ async function gate(plain: Readable, tarIn: Writable, v: TarValidator, tar: Resu
   }
   tarIn.end();
   return false;
+}
+
+/**
+ * The gate of a partial extraction. node-tar gets one header block at a time and each body as it streams, so the
+ * offset where every entry begins (its pax or long-name blocks included) is known. Pieces reach GNU tar as in
+ * gate(), except that an entry's leading blocks wait until its header is known: when `cut` says that entry and all
+ * after it are not needed, GNU tar gets an end-of-archive (two zero blocks) in its place and ends cleanly (directory
+ * times set). Every byte read is fed to the signed checkpoints (tar-checkpoints.ts); after a cut, reading goes on to
+ * the next checkpoint past it, so all GNU tar was given is proven the backup's own before anything counts, then
+ * stops. Returns 'refused', 'cut', or 'end' (the whole archive was needed after all).
+ */
+async function gateUntil(plain: Readable, tarIn: Writable, v: TarValidator, tar: ResultPromise, sel: { cut: SelectionCut; proof: CheckpointVerifier }, onCut: () => void): Promise<'refused' | 'cut' | 'end'> {
+  let entry: ReadEntry | undefined;
+  const parser = new Parser({ strict: true, brotli: false, zstd: false, onReadEntry: (e: ReadEntry) => ((entry = e), v.add(e)) });
+  parser.on('ignoredEntry', (e: ReadEntry) => v.fail(e.path, `has an entry type this check does not know (${String(e.header.type)}), which GNU tar would extract as a file`));
+  parser.on('error', (err: Error) => v.fail('', `is not a readable tar stream: ${err.message}`));
+  let ends = 0;
+  let eof = false;
+  parser.on('nullBlock', () => ends++);
+  parser.on('eof', () => ((eof = true), ends++));
+  const ended = new Promise<void>((resolve) => parser.on('end', resolve));
+  const tarGone = tar.then(() => undefined, () => undefined);
+  tarIn.on('error', () => undefined);
+  const parse = async (piece: Buffer) => {
+    if (!parser.write(piece)) await Promise.race([once(parser, 'drain').catch(() => undefined), v.failed]);
+  };
+  const forward = async (piece: Buffer) => {
+    if (!tarIn.write(piece)) await Promise.race([once(tarIn, 'drain').catch(() => undefined), tarGone]);
+  };
+  const blocks = new BlockReader(plain, (piece) => sel.proof.update(piece));
+  let held: Buffer[] = []; // the current entry's blocks before its header (pax, long names)
+  let heldBytes = 0;
+  const hold = (piece: Buffer) => {
+    held.push(piece);
+    heldBytes += piece.length;
+    if (heldBytes > MAX_HELD_BYTES) v.fail('', `has more than ${MAX_HELD_BYTES} bytes of extended headers before one entry`);
+  };
+  const release = async () => {
+    for (const p of held.splice(0)) await forward(p);
+    heldBytes = 0;
+  };
+  let offset = 0;
+  for (let first = true; !eof; first = false) {
+    const header = await blocks.next(512);
+    if (!header) break;
+    if (first && (header.length < 512 || header.subarray(257, 262).toString('latin1') !== 'ustar')) v.fail('', 'is not a GNU/POSIX tar stream');
+    if (v.problem) return 'refused';
+    const [before, seen] = [ends, entry];
+    await parse(header);
+    if (!v.problem && nullLookalike(header, 0) && ends !== before) v.fail('', `has a block at byte ${offset} that node-tar reads as an end of archive and GNU tar does not`);
+    offset += header.length;
+    if (v.problem) return 'refused';
+    // A header of its own (not pax or long-name data) that needs nothing after it: stop before it.
+    const path = entry !== seen && entry ? belowRootPath(entry.path.replace(/\/$/, ''), v.root) : undefined;
+    if (entry !== seen && entry && path !== undefined && sel.cut.passes(path)) {
+      v.forget(entry.path);
+      await forward(Buffer.alloc(1024));
+      tarIn.end();
+      // Everything before this entry went to GNU tar: read on until a checkpoint past it proves those bytes.
+      const until = sel.proof.until(offset - header.length - heldBytes);
+      while (sel.proof.size < until && (await blocks.next(until - sel.proof.size)));
+      if (sel.proof.size < until) v.fail('', `ends at plaintext byte ${sel.proof.size}, before its checkpoint at ${until}`);
+      if (v.problem) return 'refused';
+      onCut();
+      blocks.close(); // the rest is not read: the decompressor must not wait for a reader
+      return 'cut';
+    }
+    hold(header);
+    // The data after this header: the entry's body (node-tar's own count), or the pax / long-name record.
+    let body = entry !== seen && entry ? entry.startBlockSize : ends !== before ? 0 : 512 * Math.ceil(headerSize(header) / 512);
+    while (body > 0) {
+      const piece = await blocks.next(body);
+      if (!piece) break;
+      await parse(piece);
+      offset += piece.length;
+      body -= piece.length;
+      if (v.problem) return 'refused';
+      if (entry === seen) hold(piece);
+      else await release().then(() => forward(piece)); // an entry's body streams on, after its header
+      if (v.problem) return 'refused';
+    }
+    if (entry !== seen || ends !== before) await release();
+  }
+  await release();
+  // Past the end of the archive (GNU tar reads no further): the padding goes through unparsed, still checked.
+  for (let rest = await blocks.next(RECORD_BYTES); rest; rest = await blocks.next(RECORD_BYTES)) await forward(rest);
+  if (!v.problem) {
+    parser.end();
+    await Promise.race([ended, v.failed]);
+  }
+  tarIn.end();
+  return v.problem ? 'refused' : 'end';
+}
+
+/** A pax header bigger than this before one entry is not one Lifeboat wrote (it would be held in memory). */
+const MAX_HELD_BYTES = 1024 * 1024;
+const RECORD_BYTES = 64 * 1024;
+
+/** `<root>/a/b` → `a/b`; the root itself → undefined (it is always needed). */
+function belowRootPath(path: string, root: string | undefined): string | undefined {
+  return root && path.startsWith(`${root}/`) ? path.slice(root.length + 1) : undefined;
+}
+
+/** The size field of a tar header (octal, or base-256 when its first byte has the high bit set). */
+function headerSize(block: Buffer): number {
+  if (block.length < 512) return 0;
+  const field = block.subarray(124, 136);
+  if (field[0]! & 0x80) {
+    let n = 0;
+    for (let i = 1; i < field.length; i++) n = n * 256 + field[i]!;
+    return n;
+  }
+  return parseInt(field.toString('latin1').replace(/\0.*$/s, '').trim() || '0', 8) || 0;
+}
+
+/** Whole 512-byte blocks out of a byte stream, up to a given size at a time (a short tail as it is). */
+class BlockReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private done = false;
+  private readonly it: AsyncIterator<Buffer>;
+
+  /** `onRead` sees every chunk as it comes (the checkpoints); it may throw to end the reading. */
+  constructor(source: Readable, private readonly onRead: (chunk: Buffer) => void) {
+    this.it = (source as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+
+  close(): void {
+    void this.it.return?.();
+  }
+
+  async next(max: number): Promise<Buffer | null> {
+    while (this.buf.length < 512 && !this.done) {
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+      else this.onRead(r.value);
+      if (!r.done) this.buf = this.buf.length ? Buffer.concat([this.buf, r.value]) : r.value;
+    }
+    if (this.buf.length === 0) return null;
+    const whole = this.buf.length - (this.buf.length % 512);
+    const n = whole === 0 ? this.buf.length : Math.min(max, whole);
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(n);
+    return out;
+  }
 }
 
 /** Whole blocks split around null-block lookalikes (see gate), each of those as a piece of its own. */

@@ -44,6 +44,12 @@ export class TarValidator {
     this.onFail();
   }
 
+  /** An entry a partial extraction stopped at (never forwarded to GNU tar): not part of the listing. */
+  forget(path: string): void {
+    this.members.delete(path.replace(/\/$/, ''));
+    this.digests.delete(path);
+  }
+
   add(e: ReadEntry): void {
     if (this.problem) return void e.resume();
     const reason = this.check(e);

@@ -20,14 +20,22 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const fileSha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+const fileSha = (path: string) => sha(readFileSync(path));
 
 describe('createArchive hashing', () => {
   it('reports the SHA-256 and size of the file it wrote, and progress up to that size', async () => {
     const out = join(root, 'a.tar.zst');
     const seen: number[] = [];
     const info = await createArchive(snap, out, 'tar.zst', { onProgress: (b) => seen.push(b) });
-    expect(info).toEqual({ path: out, format: 'tar.zst', sha256: fileSha(out), size: statSync(out).size });
+    const { tar, ...stored } = info;
+    expect(stored).toEqual({ path: out, format: 'tar.zst', sha256: fileSha(out), size: statSync(out).size });
+    // The checkpoints are those of the plaintext tar stream, which the stored file decompresses to.
+    const plain = execFileSync('zstd', ['-dc', out], { maxBuffer: 64 * 2 ** 20 });
+    expect(tar.size).toBe(plain.length);
+    expect(tar.sha256).toBe(sha(plain));
+    expect(tar.at).toHaveLength(Math.floor(plain.length / tar.every));
+    expect(tar.at[3]).toBe(sha(plain.subarray(0, 4 * tar.every)));
     expect(statSync(out).mode & 0o777).toBe(0o600);
     expect(seen.at(-1)).toBe(info.size);
     expect([...seen].sort((a, b) => a - b)).toEqual(seen);
@@ -39,8 +47,10 @@ describe('createArchive hashing', () => {
     const recipient = /age1[0-9a-z]+/.exec(execFileSync('age-keygen', ['-o', key], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) + readFileSync(key, 'utf8'))![0];
     const out = join(root, 'b.tar.zst.age');
     const info = await createArchive(snap, out, 'tar.zst', { recipients: [recipient] });
-    expect(info).toEqual({ path: out, format: 'tar.zst', sha256: fileSha(out), size: statSync(out).size, encryption: 'age' });
+    const { tar, ...stored } = info;
+    expect(stored).toEqual({ path: out, format: 'tar.zst', sha256: fileSha(out), size: statSync(out).size, encryption: 'age' });
     execFileSync('age', ['-d', '-i', key, '-o', join(root, 'b.tar.zst'), out]);
+    expect(tar.sha256).toBe(sha(execFileSync('zstd', ['-dc', join(root, 'b.tar.zst')], { maxBuffer: 64 * 2 ** 20 })));
     expect(execFileSync('tar', ['--zstd', '-tf', join(root, 'b.tar.zst')], { encoding: 'utf8' })).toContain('random.bin');
   });
 

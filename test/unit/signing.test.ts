@@ -56,6 +56,18 @@ describe('signatureProblem', () => {
     expect(signatureProblem({ ...signed, media }, policy)).toMatch(/invalid signature/);
   });
 
+  it('covers the tar checkpoints: adding, dropping or changing any of them breaks the signature', () => {
+    const tar = { size: 3 * 1048576 + 7, sha256: 'a'.repeat(64), every: 1048576, at: ['b'.repeat(64), 'c'.repeat(64), 'd'.repeat(64)] };
+    const both = { ...base, media: { files: 1, bytes: 1, objects: 1, refs_sha256: 'e'.repeat(64) }, tar };
+    const sealed = { ...both, signature: signRecord(both, parsePrivateKey(keys.privatePem)) };
+    expect(signatureProblem(sealed, policy)).toBeUndefined();
+    expect(signatureProblem({ ...sealed, tar: undefined }, policy)).toMatch(/invalid signature/);
+    expect(signatureProblem({ ...sealed, tar: { ...tar, at: [...tar.at.slice(0, 2), 'f'.repeat(64)] } }, policy)).toMatch(/invalid signature/);
+    expect(signatureProblem({ ...sealed, tar: { ...tar, every: 2097152 } }, policy)).toMatch(/invalid signature/);
+    expect(signatureProblem({ ...sealed, tar: { ...tar, sha256: '0'.repeat(64) } }, policy)).toMatch(/invalid signature/);
+    expect(signatureProblem({ ...signed, tar }, policy)).toMatch(/invalid signature/);
+  });
+
   it('names both keys when another key signed', () => {
     const byOther = { ...base, signature: signRecord(base, parsePrivateKey(other.privatePem)) };
     expect(signatureProblem(byOther, policy)).toBe(`has an invalid signature (signed by key ${keyId(other.publicKey)}, the configured key is ${keyId(keys.publicKey)})`);
