@@ -1,6 +1,6 @@
 // The whole job, four (or five) ways, on the same generated workload, interleaved:
 //   per round: reset every method (fresh mirror and storage, untimed), then
-//     first backup → unchanged re-backup → [1 % of files + 1000 rows changed] → backup → full restore
+//     first backup → unchanged re-backup → [1 % of files + 1000 rows changed] → backup → full restore → one small artifact
 //     (db + files to a new place, checked against the source afterwards, untimed) → 20 tiny hosts (fresh) backup;
 //   each step runs every method back to back, in an order rotated per round (A B C, B C A, C A B …).
 import { existsSync } from 'node:fs';
@@ -52,6 +52,7 @@ export async function e2eBench(o: E2eOptions): Promise<{ lines: string[]; proble
     { id: 'unchanged', label: 'unchanged re-backup', uploads: true },
     { id: 'changed', label: '1 % files + 1000 rows changed', uploads: true },
     { id: 'restore', label: 'full restore (db + files, new place)', uploads: false },
+    { id: 'small', label: 'restore one small artifact (6 files)', uploads: false },
     { id: 'tiny', label: `${o.tinyHosts} tiny hosts, first backup`, uploads: true },
   ];
   const results = new Results();
@@ -95,6 +96,20 @@ export async function e2eBench(o: E2eOptions): Promise<{ lines: string[]; proble
     }
   };
 
+  // The first host's etc/ alone, from the same latest backup; checked byte for byte (it is tiny).
+  const restoreSmall = async (m: Method, round: number, expected: string) => {
+    const toDir = join(restoreRoot, `${m.id}-small-${round}`);
+    try {
+      const r = await m.restoreSmall(round, toDir);
+      results.add('small', m.id, { seconds: r.seconds });
+      log(`  small     ${m.label.padEnd(9)} ${r.seconds.toFixed(2).padStart(7)} s`);
+      const got = await treeFingerprint(join(toDir, stack.main.hosts[0]!.tree, 'etc'), true);
+      if (got !== expected) problems.push(`${m.label} round ${round}: etc/ restored as ${got}, source is ${expected}`);
+    } finally {
+      await rm(toDir, { recursive: true, force: true });
+    }
+  };
+
   for (let round = 0; round < o.runs; round++) {
     const order = methods.map((_, i) => methods[(i + round) % methods.length]!);
     log(`round ${round + 1}/${o.runs} (order: ${order.map((m) => m.label).join(', ')})`);
@@ -110,6 +125,8 @@ export async function e2eBench(o: E2eOptions): Promise<{ lines: string[]; proble
     const content = round === 0;
     const expected = { trees: await Promise.all(stack.main.hosts.map((h) => treeFingerprint(h.tree, content))), db: await databaseFingerprint(stack.main.db) };
     for (const m of order) await restore(m, round, expected, content);
+    const etc = await treeFingerprint(join(stack.main.hosts[0]!.tree, 'etc'), true);
+    for (const m of order) await restoreSmall(m, round, etc);
     for (const m of methods) await m.reset('tiny', round);
     for (const m of order) await backup('tiny', m, 'tiny', round);
   }

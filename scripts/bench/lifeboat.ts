@@ -45,7 +45,8 @@ export interface LifeboatWorker {
   close(): Promise<void>;
 }
 
-function source(stack: Stack, h: HostRef, withDb: boolean, media = false) {
+/** A main host's `etc/` is its own small artifact (the small-restore scenario); tiny hosts are one tree each. */
+function source(stack: Stack, h: HostRef, withDb: boolean, media = false, main = true) {
   return {
     name: h.name,
     host: '127.0.0.1',
@@ -53,7 +54,8 @@ function source(stack: Stack, h: HostRef, withDb: boolean, media = false) {
     user: stack.user,
     artifacts: [
       ...(withDb ? [{ type: 'postgres', name: 'db', database: stack.main.db, host: '127.0.0.1' }] : []),
-      { type: 'files', name: `${h.name}-tree`, paths: [h.tree], exclude: ['cache/', ...(media ? ['large/'] : [])] },
+      ...(main ? [{ type: 'files', name: `${h.name}-etc`, paths: [join(h.tree, 'etc')] }] : []),
+      { type: 'files', name: `${h.name}-tree`, paths: [h.tree], exclude: ['cache/', ...(main ? ['etc/'] : []), ...(media ? ['large/'] : [])] },
       ...(media ? [{ type: 'files', name: `${h.name}-large`, paths: [join(h.tree, 'large')], media: true }] : []),
     ],
   };
@@ -69,7 +71,7 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
   const plans: Record<string, unknown> = {};
   for (const v of variants) {
     plans[planName(v, 'main')] = { storages: [v.storages.main.name], sources: stack.main.hosts.map((h) => source(stack, h, h === stack.main.dbHost, v.media)) };
-    plans[planName(v, 'tiny')] = { storages: [v.storages.tiny.name], sources: stack.tiny.hosts.map((h) => source(stack, h, false)) };
+    plans[planName(v, 'tiny')] = { storages: [v.storages.tiny.name], sources: stack.tiny.hosts.map((h) => source(stack, h, false, false, false)) };
   }
   const configPath = join(dir, 'lifeboat.yaml');
   const text = stringify({
@@ -168,7 +170,22 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
         });
         return (await handle.result()) as RestoreResult;
       });
-      if (value.restored.length < stack.main.hosts.length + 1) throw new Error(`lifeboat restore: only ${value.restored.map((r) => r.artifact).join(', ')} restored`);
+      if (value.restored.length < 2 * stack.main.hosts.length + 1) throw new Error(`lifeboat restore: only ${value.restored.map((r) => r.artifact).join(', ')} restored`);
+      return { seconds };
+    },
+    async restoreSmall(round, toDir) {
+      const h = stack.main.hosts[0]!;
+      const input: RestoreInput = { plan: planName(v, 'main'), snapshot: 'latest', source: h.name, artifact: `${h.name}-etc`, dir: toDir, force: false, dryRun: false };
+      const { seconds, value } = await timed(async () => {
+        const handle = await client.workflow.start('restoreSnapshot', {
+          taskQueue: TASK_QUEUE,
+          workflowId: `bench-restore-small-${v.id}-${round}-${Date.now()}`,
+          args: [input],
+          typedSearchAttributes: new TypedSearchAttributes([{ key: PLAN, value: input.plan }]),
+        });
+        return (await handle.result()) as RestoreResult;
+      });
+      if (value.restored.map((r) => r.artifact).join() !== input.artifact) throw new Error(`lifeboat small restore: restored ${value.restored.map((r) => r.artifact).join(', ')}`);
       return { seconds };
     },
     async close() {},

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Plain restic's restore: `restic restore` of the mirror (restic checks every blob's hash), rsync each tree back
-# (to a new place), psql. Environment: as restic-backup.sh, plus TO_DIR and TO_DB (see shell-restore.sh).
+# (to a new place), psql. Environment: as restic-backup.sh, plus TO_DIR, TO_DB and ONLY (see shell-restore.sh;
+# with ONLY, `restic restore --include` reads only that subtree's blobs).
 set -euo pipefail
 SSH="ssh -F /dev/null -i $SSH_KEY -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$KNOWN_HOSTS -o GlobalKnownHostsFile=/dev/null -o IdentitiesOnly=yes"
 dl="$WORK/restore"
 rm -rf "$dl"
 mkdir -p "$dl"
 
+if [[ -n ${ONLY:-} ]]; then
+  read -r name port path sub <<<"$ONLY"
+  "$RESTIC" restore --quiet "latest:$WORK/mirror" --target "$dl" --include "/files/$name/$sub"
+  rsync -aH --mkpath -e "$SSH -p $port" "$dl/files/$name/$sub/" "$SSH_USER@127.0.0.1:$TO_DIR$path/$sub/"
+  rm -rf "$dl"
+  exit 0
+fi
 "$RESTIC" restore --quiet "latest:$WORK/mirror" --target "$dl"
 
 while read -r name port path; do

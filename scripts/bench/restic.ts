@@ -48,6 +48,10 @@ export async function resticMethod(stack: Stack): Promise<Method> {
     async restore(_round, toDir, toDb) {
       return timed(() => runScript(join(here, 'restic-restore.sh'), { ...env('main'), TO_DIR: toDir, TO_DB: toDb }));
     },
+    async restoreSmall(_round, toDir) {
+      const h = stack.main.hosts[0]!;
+      return timed(() => runScript(join(here, 'restic-restore.sh'), { ...env('main'), TO_DIR: toDir, ONLY: `${h.name} ${h.port} ${h.tree} etc` }));
+    },
     async close() {},
   };
 }

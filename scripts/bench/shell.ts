@@ -32,6 +32,11 @@ export async function shellMethod(stack: Stack): Promise<Method> {
       const env = { ...scriptEnv(stack, 'main'), WORK: work('main'), BUCKET: bucket, OBJECT_KEY: latest, TO_DIR: toDir, TO_DB: toDb };
       return timed(() => runScript(join(here, 'shell-restore.sh'), env));
     },
+    async restoreSmall(_round, toDir) {
+      const h = stack.main.hosts[0]!;
+      const env = { ...scriptEnv(stack, 'main'), WORK: work('main'), BUCKET: bucket, OBJECT_KEY: latest, TO_DIR: toDir, ONLY: `${h.name} ${h.port} ${h.tree} etc` };
+      return timed(() => runScript(join(here, 'shell-restore.sh'), env));
+    },
     async close() {},
   };
 }

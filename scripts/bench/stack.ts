@@ -344,6 +344,8 @@ export interface Method {
   backup(set: Workset, round: number, sampler?: TreeSampler): Promise<Timed>;
   /** Restores the main set's latest backup: trees to `<toDir>/<original path>` on their hosts, the database as `toDb`. */
   restore(round: number, toDir: string, toDb: string): Promise<Timed>;
+  /** Restores only the first main host's `etc/` (six small files) from the latest backup, to `<toDir>/<tree>/etc`. */
+  restoreSmall(round: number, toDir: string): Promise<Timed>;
   close(): Promise<void>;
 }
 

@@ -121,8 +121,15 @@ async function writeFiles(root: string, seed: string, files: GenFile[]): Promise
   for (const f of files) await writeFile(join(root, f.rel), contentFor(`${seed}:${f.rel}`, f));
 }
 
+/** Six config-ish files, a few KB in all: a tiny host's whole tree, and a main tree's `etc/` (the small artifact). */
+function configFiles(seed: string): GenFile[] {
+  const r = rng(`tiny:${seed}`);
+  return ['etc/app.env', 'etc/nginx.conf', 'etc/crontab', 'srv/VERSION', 'srv/compose.yml', 'srv/notes.txt'].map((rel) => ({ rel, size: 200 + Math.floor(r() * 1300), kind: 'text' as const }));
+}
+
 export async function writeTree(root: string, seed: string, mib: number): Promise<Tree> {
-  const { files, cache } = planTree(seed, mib);
+  const { files: bulk, cache } = planTree(seed, mib);
+  const files = [...configFiles(seed).map((f) => ({ ...f, rel: `etc/${f.rel.replace('/', '-')}` })), ...bulk];
   await writeFiles(root, seed, files);
   await writeFiles(root, seed, cache);
   return { root, files, bytes: files.reduce((s, f) => s + f.size, 0), cacheBytes: cache.reduce((s, f) => s + f.size, 0) };
@@ -130,8 +137,7 @@ export async function writeTree(root: string, seed: string, mib: number): Promis
 
 /** A tiny host: six config-ish files, a few KB in all. */
 export async function writeTinyTree(root: string, seed: string): Promise<Tree> {
-  const r = rng(`tiny:${seed}`);
-  const files: GenFile[] = ['etc/app.env', 'etc/nginx.conf', 'etc/crontab', 'srv/VERSION', 'srv/compose.yml', 'srv/notes.txt'].map((rel) => ({ rel, size: 200 + Math.floor(r() * 1300), kind: 'text' as const }));
+  const files = configFiles(seed);
   await writeFiles(root, seed, files);
   const cache = [{ rel: 'cache/tmp.bin', size: 2048, kind: 'random' as const }];
   await writeFiles(root, seed, cache);
