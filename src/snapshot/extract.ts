@@ -252,6 +252,16 @@ async function gate(plain: Readable, tarIn: Writable, v: TarValidator, tar: Resu
  * stops. Returns 'refused', 'cut', or 'end' (the whole archive was needed after all).
  */
 async function gateUntil(plain: Readable, tarIn: Writable, v: TarValidator, tar: ResultPromise, sel: { cut: SelectionCut; proof: CheckpointVerifier }, onCut: () => void): Promise<'refused' | 'cut' | 'end'> {
+  const blocks = new BlockReader(plain, (piece) => sel.proof.update(piece));
+  try {
+    return await gateBlocks(blocks, tarIn, v, tar, sel, onCut);
+  } finally {
+    // Read to its end, cut, refused or failed: a decompressor output left paused would never be reported ended.
+    blocks.close();
+  }
+}
+
+async function gateBlocks(blocks: BlockReader, tarIn: Writable, v: TarValidator, tar: ResultPromise, sel: { cut: SelectionCut; proof: CheckpointVerifier }, onCut: () => void): Promise<'refused' | 'cut' | 'end'> {
   let entry: ReadEntry | undefined;
   const parser = new Parser({ strict: true, brotli: false, zstd: false, onReadEntry: (e: ReadEntry) => ((entry = e), v.add(e)) });
   parser.on('ignoredEntry', (e: ReadEntry) => v.fail(e.path, `has an entry type this check does not know (${String(e.header.type)}), which GNU tar would extract as a file`));
@@ -269,7 +279,6 @@ async function gateUntil(plain: Readable, tarIn: Writable, v: TarValidator, tar:
   const forward = async (piece: Buffer) => {
     if (!tarIn.write(piece)) await Promise.race([once(tarIn, 'drain').catch(() => undefined), tarGone]);
   };
-  const blocks = new BlockReader(plain, (piece) => sel.proof.update(piece));
   let held: Buffer[] = []; // the current entry's blocks before its header (pax, long names)
   let heldBytes = 0;
   const hold = (piece: Buffer) => {
@@ -298,14 +307,14 @@ async function gateUntil(plain: Readable, tarIn: Writable, v: TarValidator, tar:
       v.forget(entry.path);
       await forward(Buffer.alloc(1024));
       tarIn.end();
-      // Everything before this entry went to GNU tar: read on until a checkpoint past it proves those bytes.
-      const until = sel.proof.until(offset - header.length - heldBytes);
+      // Read on until a checkpoint proves all read so far: what went to GNU tar, and the header that decided the cut
+      // (storage could otherwise end a selection early by naming a later path there).
+      const until = sel.proof.until(offset);
       while (sel.proof.size < until && (await blocks.next(until - sel.proof.size)));
       if (sel.proof.size < until) v.fail('', `ends at plaintext byte ${sel.proof.size}, before its checkpoint at ${until}`);
       if (v.problem) return 'refused';
       onCut();
-      blocks.close(); // the rest is not read: the decompressor must not wait for a reader
-      return 'cut';
+      return 'cut'; // the rest is not read: gateUntil closes the reader, so the decompressor is not left waiting
     }
     hold(header);
     // The data after this header: the entry's body (node-tar's own count), or the pax / long-name record.
@@ -326,6 +335,8 @@ async function gateUntil(plain: Readable, tarIn: Writable, v: TarValidator, tar:
   await release();
   // Past the end of the archive (GNU tar reads no further): the padding goes through unparsed, still checked.
   for (let rest = await blocks.next(RECORD_BYTES); rest; rest = await blocks.next(RECORD_BYTES)) await forward(rest);
+  // Read to its end: the whole plaintext must be what was signed (not only what the stored hash says).
+  if (sel.proof.size !== sel.proof.expectedSize) v.fail('', `ends at plaintext byte ${sel.proof.size}, not at the recorded ${sel.proof.expectedSize}`);
   if (!v.problem) {
     parser.end();
     await Promise.race([ended, v.failed]);

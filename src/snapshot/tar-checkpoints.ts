@@ -69,8 +69,8 @@ export function checkpointsProblem(cp: unknown): string | undefined {
   if (!c || typeof c !== 'object') return 'is not an object';
   if (!Number.isSafeInteger(c.size) || c.size! < 0 || !HEX64.test(String(c.sha256))) return 'has no valid size and sha256';
   const every = c.every!;
-  if (!Number.isSafeInteger(every) || every < MIN_EVERY || (every & (every - 1)) !== 0) return 'has no valid distance';
-  if (!Array.isArray(c.at) || c.at.length !== Math.floor(c.size! / every) || c.at.length > MAX_CHECKPOINTS || !c.at.every((h) => HEX64.test(String(h)))) return 'has no valid checkpoint list';
+  if (!Number.isSafeInteger(every) || every < MIN_EVERY || !Number.isInteger(Math.log2(every))) return 'has no valid distance';
+  if (!Array.isArray(c.at) || c.at.length !== Math.floor(c.size! / every) || c.at.length > MAX_CHECKPOINTS || !c.at.every((h) => typeof h === 'string' && HEX64.test(h))) return 'has no valid checkpoint list';
   return undefined;
 }
 
@@ -95,6 +95,11 @@ export class CheckpointVerifier {
   /** Bytes checked so far. */
   get size(): number {
     return this.prefix.size;
+  }
+
+  /** The whole stream's recorded size. */
+  get expectedSize(): number {
+    return this.cp.size;
   }
 
   update(chunk: Buffer): void {

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LifeboatError } from '../../src/shared/errors';
 import { createArchive, type ArchiveInfo } from '../../src/snapshot/archive';
 import { extractArchive, extractStream } from '../../src/snapshot/extract';
+import { CheckpointWriter } from '../../src/snapshot/tar-checkpoints';
 
 interface RawEntry {
   name: string;
@@ -485,6 +486,23 @@ describe('extractStream: a partial restore stops reading once it has what it nee
     expect(own.complete).toBe(false);
     expect((await lstat(join(own.root, 'database/orders.sql'))).mode & 0o7777).toBe(0o4755);
   });
+
+  it('refuses a hostile header followed by much more data without hanging, and leaves nothing', async () => {
+    // Checkpoints of the hostile stream itself (a signer's bug, say): the header checks must still hold, and the
+    // refusal must end the decompressor though its output is not read to the end.
+    const raw = rawTar([dir('root/'), file('root/a'), file(`root/b/../../${evil}`), file('root/c', 'z'.repeat(16 * 2 ** 20))]);
+    const writer = new CheckpointWriter();
+    writer.update(raw);
+    const archive = join(base, 'part-hostile.tar.zst');
+    await execa('zstd', ['-q', '-f', '-o', archive], { input: raw });
+    const target = join(base, 'part-hostile-out');
+    const err = await extractStream(createReadStream(archive), {
+      format: 'tar.zst', targetDir: target, label: 'test', select: { patterns: ['zz'], always: [], checkpoints: writer.finish() },
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'IntegrityCheckFailed', message: expect.stringContaining('".." component') });
+    expect(existsSync(target)).toBe(false);
+    expect(existsSync(join(base, evil))).toBe(false);
+  }, 20_000);
 
   it('stops an encrypted stream the same way, without hanging on age', async () => {
     const { res, read, files: got } = await partial(['database/orders.*'], 'part-age', encrypted, { identity: { file: identity } });
