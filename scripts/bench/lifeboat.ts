@@ -54,9 +54,9 @@ function source(stack: Stack, h: HostRef, withDb: boolean, media = false, main =
     user: stack.user,
     artifacts: [
       ...(withDb ? [{ type: 'postgres', name: 'db', database: stack.main.db, host: '127.0.0.1' }] : []),
-      // The tree before its etc/: a whole-plan restore writes artifacts in this order, and a tree's target must be empty.
-      { type: 'files', name: `${h.name}-tree`, paths: [h.tree], exclude: ['cache/', ...(main ? ['etc/'] : []), ...(media ? ['large/'] : [])] },
+      // etc/ lies inside the tree (which excludes it): a whole-plan restore writes the tree first (restore/order.ts).
       ...(main ? [{ type: 'files', name: `${h.name}-etc`, paths: [join(h.tree, 'etc')] }] : []),
+      { type: 'files', name: `${h.name}-tree`, paths: [h.tree], exclude: ['cache/', ...(main ? ['etc/'] : []), ...(media ? ['large/'] : [])] },
       ...(media ? [{ type: 'files', name: `${h.name}-large`, paths: [join(h.tree, 'large')], media: true }] : []),
     ],
   };

@@ -7,6 +7,7 @@ import type { Artifact, Source } from '../config/schema';
 import { findArtifact } from '../config/lookup';
 import { connectHost, HostPool } from '../remote/host';
 import { fetchSnapshot, findSnapshots, resolveSnapshotId } from '../restore/fetch';
+import { outerTreesFirst } from '../restore/order';
 import { LifeboatError } from '../shared/errors';
 import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, SnapshotRecord, SnapshotVerification } from '../shared/types';
 import type { IdentitySource } from '../snapshot/encryption';
@@ -264,11 +265,11 @@ function selectArtifacts(ctx: PlanContext, fetched: FetchedSnapshot, input: Pick
     const what = [input.source && `source ${input.source}`, input.artifact && `artifact ${input.artifact}`].filter(Boolean).join(', ') || 'anything';
     throw new LifeboatError('ConfigError', `snapshot ${fetched.snapshot} holds no captured ${what} (it has: ${fetched.artifacts.map((a) => `${a.source}/${a.name} (${a.status})`).join(', ')})`);
   }
-  return chosen.map((a) => {
+  return outerTreesFirst(chosen.map((a) => {
     const found = findArtifact(ctx.plan, a.source, a.name);
     if (!found) throw new LifeboatError('ConfigError', `plan ${ctx.planName} no longer defines ${a.source}/${a.name}; restore it by hand from the fetched snapshot`);
     return found;
-  });
+  }));
 }
 
 function targetSource(ctx: PlanContext, own: Source, input: Pick<RestoreInput, 'toHost'>): Source {

@@ -42,6 +42,8 @@ beforeAll(async () => {
   await writeFile(join(site(), 'uploads/readme.txt'), 'hello\n');
   await mkdir(join(spare.dataDir, 'www'), { recursive: true });
   await writeFile(join(spare.dataDir, 'www/index.html'), '<h1>spare</h1>\n');
+  await mkdir(join(spare.dataDir, 'www/media'), { recursive: true });
+  await writeFile(join(spare.dataDir, 'www/media/cat.jpg'), 'not really a cat\n');
   await psql(`CREATE DATABASE ${db}`);
   await psql(`CREATE TABLE orders (id int PRIMARY KEY, total numeric); INSERT INTO orders SELECT g, g * 1.5 FROM generate_series(1, 300) g;`, db);
   await createBucket(bucket);
@@ -69,7 +71,11 @@ beforeAll(async () => {
               { type: 'command', name: 'versions', command: ['uname', '-s'] },
             ],
           },
-          { name: 'spare', host: '127.0.0.1', port: spare.port, artifacts: [{ type: 'files', name: 'www', paths: [join(spare.dataDir, 'www')] }] },
+          { name: 'spare', host: '127.0.0.1', port: spare.port, artifacts: [
+            // Listed before the tree that holds it (and excludes it): a whole restore must still write the tree first.
+            { type: 'files', name: 'media', paths: [join(spare.dataDir, 'www/media')] },
+            { type: 'files', name: 'www', paths: [join(spare.dataDir, 'www')], exclude: ['media/'] },
+          ] },
         ],
       },
     },
@@ -124,6 +130,15 @@ describe('restoreSnapshot', () => {
     expect(await psql('SELECT count(*) || \':\' || sum(total) FROM orders', db)).toBe('300:67725.0');
     expect(await readFile(join(site(), 'uploads/readme.txt'), 'utf8')).toBe('hello\n');
     expect(await leftovers('.restore')).toEqual([]); // work files removed
+  });
+
+  it('restores a tree and the artifact inside it to an empty directory: the outer tree goes first', async () => {
+    const dir = join(spare.dataDir, 'nested');
+    const result = await restore({ source: 'spare', dir });
+    expect(result.restored.map((r) => r.artifact)).toEqual(['www', 'media']);
+    const www = join(dir, spare.dataDir, 'www');
+    expect(await readFile(join(www, 'index.html'), 'utf8')).toBe('<h1>spare</h1>\n');
+    expect(await readFile(join(www, 'media/cat.jpg'), 'utf8')).toBe('not really a cat\n');
   });
 
   it('restores one artifact to another host and directory, byte for byte', async () => {
