@@ -147,9 +147,17 @@ export class TransferProgress {
   }
 }
 
+/** `"<64 hex>.<16 hex>.age",` with room to spare: a refs list's size per object, at most. */
+const MAX_NAME_BYTES = 96;
+
 /** The names a kept snapshot references, checked against its record's digest. */
 async function referencedBy(backend: StorageBackend, plan: string, snapshot: string, media: MediaSummary): Promise<string[]> {
   const key = mediaRefsKey(plan, snapshot);
+  // Read into memory, so bounded first: the signed object count allows so many names of at most MAX_NAME_BYTES.
+  const size = (await backend.stat(key))?.size;
+  if (size === undefined) throw new LifeboatError('IntegrityCheckFailed', `${backend.location(key)} is missing`);
+  const limit = 1024 + media.objects * MAX_NAME_BYTES;
+  if (size > limit) throw new LifeboatError('IntegrityCheckFailed', `${backend.location(key)} is ${size} bytes, more than ${media.objects} object names can take (${limit})`);
   const refs = await backend.getJson<{ objects?: unknown }>(key);
   if (!refs) throw new LifeboatError('IntegrityCheckFailed', `${backend.location(key)} is missing`);
   const names = refs.objects;

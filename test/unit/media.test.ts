@@ -132,6 +132,10 @@ describe('collectMedia after retention', () => {
     await backend.putJson(mediaRefsKey('shop', 'shop-20260105T000000'), { objects: ['../../etc/passwd'] });
     const planted = { record: { snapshot: 'shop-20260105T000000', media: { ...altered.record.media, refs_sha256: refsDigest(['../../etc/passwd']) } } };
     expect(await collectMedia(backend, 'shop', [planted], 0)).toMatchObject({ skipped: expect.stringContaining('not a list of media object names') });
+    // A refs list far bigger than its signed object count allows is not even read.
+    await backend.putJson(mediaRefsKey('shop', 'shop-20260106T000000'), { objects: [names[0]!], padding: 'x'.repeat(4096) });
+    const bloated = { record: { snapshot: 'shop-20260106T000000', media: { ...altered.record.media, objects: 1 } } };
+    expect(await collectMedia(backend, 'shop', [bloated], 0)).toMatchObject({ skipped: expect.stringContaining('more than 1 object names can take') });
     expect(await stored()).toEqual(before);
   });
 });
