@@ -21,7 +21,7 @@ import type {
   Tier,
 } from '../shared/types';
 import { createArchive } from '../snapshot/archive';
-import { checkpointsProblem, type TarCheckpoints } from '../snapshot/tar-checkpoints';
+import { checkpointsProblem, type StoredCheckpoints } from '../snapshot/stored-checkpoints';
 import { encryptArgv } from '../snapshot/encryption';
 import { BUILTIN_DENY, isDenied } from '../snapshot/deny-list';
 import { localSnapshotsToPrune, mirrorDir, snapshotPaths } from '../snapshot/layout';
@@ -240,8 +240,8 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           if (exclude) await rm(exclude, { force: true });
         });
         // The checkpoints go to the record through a file: in workflow history they would only be weight.
-        const { tar, ...result } = info;
-        await writeFile(`${path}${CHECKPOINTS_SUFFIX}`, JSON.stringify(tar), { mode: 0o600 });
+        const { checkpoints, ...result } = info;
+        await writeFile(`${path}${CHECKPOINTS_SUFFIX}`, JSON.stringify(checkpoints), { mode: 0o600 });
         await writeFile(sidecar, `${info.sha256}\n`, { mode: 0o600 });
         return result;
       });
@@ -283,8 +283,8 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         });
         const rKey = recordKey(ctx.planName, record.snapshot);
         // The record keeps the storage-relative key (listing and retention derive the same); the result names the object.
-        const tar = await readCheckpoints(archive.path);
-        const withMedia: SnapshotRecord = { ...record, ...(media ? { media: media.summary } : {}), ...(tar ? { tar } : {}) };
+        const checkpoints = await readCheckpoints(archive.path, archive.size);
+        const withMedia: SnapshotRecord = { ...record, ...(media ? { media: media.summary } : {}), ...(checkpoints ? { checkpoints } : {}) };
         await backend.putJson(rKey, { ...(await sealRecord(ctx, withMedia, archive)), storage: storageName, key, location: put.location, completed_at: new Date().toISOString() });
         return {
           storage: storageName,
@@ -350,21 +350,21 @@ function localArchivePath(ctx: PlanContext, snapshot: string): string {
   return ctx.plan.archive.encryption ? `${archive}${ENCRYPTED_SUFFIX}` : archive;
 }
 
-/** Beside the local archive: its plaintext checkpoints (archiveSnapshot writes them, the record carries them). */
-const CHECKPOINTS_SUFFIX = '.tar-checkpoints.json';
+/** Beside the local archive: its checkpoints (archiveSnapshot writes them, the record carries them). */
+const CHECKPOINTS_SUFFIX = '.checkpoints.json';
 
 /** An archive made before checkpoints, or a file that does not parse, gives none: selective restores then read it whole. */
-async function readCheckpoints(archive: string): Promise<TarCheckpoints | undefined> {
+async function readCheckpoints(archive: string, size: number): Promise<StoredCheckpoints | undefined> {
   const text = await readFile(`${archive}${CHECKPOINTS_SUFFIX}`, 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
   const parsed = (() => {
     try {
-      return JSON.parse(text) as TarCheckpoints;
+      return JSON.parse(text) as StoredCheckpoints;
     } catch {
       return undefined;
     }
   })();
-  return parsed && !checkpointsProblem(parsed) ? parsed : undefined;
+  return parsed && !checkpointsProblem(parsed, size) ? parsed : undefined;
 }
 
 /** The record as stored: what the archive step knows (encryption) and, when signing is configured, a signature. */

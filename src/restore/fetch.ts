@@ -18,7 +18,7 @@ import { isRestic, type ResticBackend } from '../storage/restic';
 import { fetchMedia } from './media-fetch';
 import { MEDIA_INDEX } from '../snapshot/media-index';
 import { selects } from '../snapshot/selection';
-import { checkpointsProblem, type TarCheckpoints } from '../snapshot/tar-checkpoints';
+import { checkpointsProblem, type StoredCheckpoints } from '../snapshot/stored-checkpoints';
 import type { ResticRef } from '../storage/restic-upload';
 import type { StorageBackend } from '../storage/types';
 
@@ -136,13 +136,13 @@ async function extractStored(opts: DownloadOptions, target: string): Promise<{ r
 
 /**
  * A selective restore reads the archive only as far as it needs (snapshot/selection.ts) when the record carries
- * checkpoints of the plaintext tar stream (snapshot/tar-checkpoints.ts): they prove the bytes read without the
- * whole object's hash. An older record has none, and its archive is read whole.
+ * checkpoints of the stored object (snapshot/stored-checkpoints.ts): they prove the bytes read without the whole
+ * object's hash. An older record has none, and its archive is read whole.
  */
-function partialSelection(opts: DownloadOptions, record: StoredRecord): { patterns: string[]; always: string[]; checkpoints: TarCheckpoints } | undefined {
-  if (!opts.select?.length || !record.tar) return undefined;
+function partialSelection(opts: DownloadOptions, record: StoredRecord): { patterns: string[]; always: string[]; checkpoints: StoredCheckpoints } | undefined {
+  if (!opts.select?.length || !record.checkpoints) return undefined;
   checkedSelection(opts.select);
-  return { patterns: opts.select, always: [...ALWAYS_RESTORED, ...(record.media ? [MEDIA_INDEX] : [])], checkpoints: record.tar };
+  return { patterns: opts.select, always: [...ALWAYS_RESTORED, ...(record.media ? [MEDIA_INDEX] : [])], checkpoints: record.checkpoints };
 }
 
 async function extractDownloaded(opts: DownloadOptions & { workDir: string }, target: string): Promise<{ record: StoredRecord; archivePath: string; extracted: ExtractResult }> {
@@ -231,7 +231,7 @@ function recordProblem(record: StoredRecord, id: { plan: string; snapshot: strin
   if (record.encryption !== undefined && record.encryption !== 'age') return `has an unknown encryption ${JSON.stringify(record.encryption)}`;
   if (!/^[0-9a-f]{64}$/.test(String(record.checksum_sha256)) || !Number.isSafeInteger(record.size_bytes)) return 'has no valid checksum_sha256 and size_bytes';
   if (record.media !== undefined && (isRestic(storage) || mediaProblem(record.media))) return `has an invalid media summary`;
-  if (record.tar !== undefined && (isRestic(storage) || checkpointsProblem(record.tar))) return `has invalid tar checkpoints (${isRestic(storage) ? 'in a restic storage' : checkpointsProblem(record.tar)})`;
+  if (record.checkpoints !== undefined && (isRestic(storage) || checkpointsProblem(record.checkpoints, record.size_bytes))) return `has invalid checkpoints (${isRestic(storage) ? 'in a restic storage' : checkpointsProblem(record.checkpoints, record.size_bytes)})`;
   if (isRestic(storage)) return resticRecordProblem(record);
   if (record.key !== undefined) {
     const derived = archiveKey(id.plan, id.snapshot, record.format, record.encryption === 'age');

@@ -3,7 +3,7 @@ import type { Config, Plan, Storage } from '../config/schema';
 import type { ArtifactResult } from '../sources/types';
 import type { ArchiveFormat } from '../snapshot/naming';
 import type { RecordSignature } from '../snapshot/signing';
-import type { TarCheckpoints } from '../snapshot/tar-checkpoints';
+import type { StoredCheckpoints } from '../snapshot/stored-checkpoints';
 
 export type Tier = 'daily' | 'weekly' | 'monthly' | 'pre-deploy' | 'manual';
 export const TIERS: readonly Tier[] = ['daily', 'weekly', 'monthly', 'pre-deploy', 'manual'];
@@ -125,8 +125,8 @@ export interface SnapshotRecord {
   hold?: SnapshotHold;
   /** Archive storages: the snapshot's media files, kept as shared objects beside the archive (storage/media-objects.ts). */
   media?: MediaSummary;
-  /** Archive storages: checkpoints of the plaintext tar stream (snapshot/tar-checkpoints.ts), for selective restores. */
-  tar?: TarCheckpoints;
+  /** Archive storages: prefix hashes of the stored object (snapshot/stored-checkpoints.ts), for selective restores. */
+  checkpoints?: StoredCheckpoints;
   /** Ed25519 over the identifying fields (see snapshot/signing.ts); absent when signing is not configured. */
   signature?: RecordSignature;
 }

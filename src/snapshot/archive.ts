@@ -1,5 +1,6 @@
-// tar.zst (zstd -T0, all cores) or tar.gz (pigz when present), streamed: tar → compressor (→ age) → file, then hashed.
-import { lstat, open, rename, rm } from 'node:fs/promises';
+// tar.zst (zstd -T0, all cores) or tar.gz (pigz when present), streamed: tar → compressor (→ age) → file, then hashed
+// (with the prefix hashes a selective restore checks: stored-checkpoints.ts).
+import { lstat, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { ArchiveFormat } from './naming';
@@ -7,7 +8,7 @@ import { dieWithWorker } from '../shared/die-with-worker';
 import { encryptArgv } from './encryption';
 import { sha256File } from './hash-files';
 import { watchGrowth } from '../shared/bounded';
-import { CheckpointWriter, type TarCheckpoints } from './tar-checkpoints';
+import { checkpointDistance, type StoredCheckpoints } from './stored-checkpoints';
 
 /** Written first, in this order, when present. */
 const LEADING_FILES = ['manifest.sha256', 'metadata.yml', 'media.json'];
@@ -19,8 +20,8 @@ export interface ArchiveInfo {
   size: number;
   /** Set when the stored bytes are age ciphertext. */
   encryption?: 'age';
-  /** Checkpoints of the plaintext tar stream, for the record (see tar-checkpoints.ts); not in workflow history. */
-  tar: TarCheckpoints;
+  /** Prefix hashes of the stored bytes, for the record (see stored-checkpoints.ts); not in workflow history. */
+  checkpoints: StoredCheckpoints;
 }
 
 export function compressorArgv(format: ArchiveFormat, level?: number, hasPigz = false): string[] {
@@ -82,23 +83,20 @@ export async function createArchive(
   try {
     const compressor = execa(...dieWithWorker(comp!, compArgs), encrypting ? common : toFile);
     tar.stdout.pipe(compressor.stdin);
-    // The plaintext passes here anyway (the pipe): its checkpoints are taken on the way, on the main thread.
-    const checkpoints = new CheckpointWriter();
     let read = 0;
-    tar.stdout.on('data', (chunk: Buffer) => {
-      checkpoints.update(chunk);
-      opts.onInput?.((read += chunk.length));
-    });
+    if (opts.onInput) tar.stdout.on('data', (chunk: Buffer) => opts.onInput!((read += chunk.length)));
     // age after compression (ciphertext does not compress); the hash and size are those of the stored bytes.
     const encryptor = encrypting ? execa(...dieWithWorker(...encryptArgv(opts.recipients!)), toFile) : undefined;
     if (encryptor) compressor.stdout!.pipe(encryptor.stdin);
     await Promise.all([tar, compressor, ...(encryptor ? [encryptor] : [])]);
     stopWatch();
     await file.close();
-    const { sha256, size } = await sha256File(partial, opts.signal ? { signal: opts.signal } : {});
+    // The checkpoints come from the same pass as the hash (a worker thread): no byte is read twice.
+    const every = checkpointDistance((await stat(partial)).size);
+    const { sha256, size, prefixes } = await sha256File(partial, { every, ...(opts.signal ? { signal: opts.signal } : {}) });
     reportSize(size);
     await rename(partial, out);
-    return { path: out, format, sha256, size, ...(encrypting ? { encryption: 'age' as const } : {}), tar: checkpoints.finish() };
+    return { path: out, format, sha256, size, ...(encrypting ? { encryption: 'age' as const } : {}), checkpoints: { every, at: prefixes ?? [] } };
   } catch (err) {
     stopWatch();
     await file.close().catch(() => undefined);

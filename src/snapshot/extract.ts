@@ -20,7 +20,7 @@ import { dieWithWorker } from '../shared/die-with-worker';
 import { ageFailure, startDecryptor, type IdentitySource } from './encryption';
 import type { ArchiveFormat } from './naming';
 import { SelectionCut } from './selection';
-import { CheckpointVerifier, type TarCheckpoints } from './tar-checkpoints';
+import { CheckpointVerifier, type StoredCheckpoints } from './stored-checkpoints';
 import { TarValidator, unsafe, type FileDigest, type Listing, type Member } from './tar-validator';
 
 export interface ExtractResult {
@@ -49,11 +49,11 @@ export interface ExtractOptions {
   /** Stored bytes read so far. */
   onBytes?: (bytes: number) => void;
   /**
-   * A partial extraction: reading stops once every pattern's entries (paths below the root, see selection.ts) and
-   * the `always` files have gone by, and the next of the signed plaintext checkpoints has proven all GNU tar got.
-   * The stored hash is then not checked (not all was read).
+   * A partial extraction (needs `stored`): GNU tar gets an end once every pattern's entries (paths below the root,
+   * see selection.ts) and the `always` files have gone by, and reading stops at the next of the signed checkpoints
+   * past the stored bytes read by then, which proves everything GNU tar got. The whole hash is then not checked.
    */
-  select?: { patterns: string[]; always: string[]; checkpoints: TarCheckpoints };
+  select?: { patterns: string[]; always: string[]; checkpoints: StoredCheckpoints };
 }
 
 /** An archive file on disk (already checked, and plaintext), extracted the same way as a stream. */
@@ -109,10 +109,11 @@ async function runPipeline(source: Readable, opts: ExtractOptions, p: { stop: Ab
   // Set once a partial extraction has all it needs and GNU tar has finished with it: the rest is not read.
   const cut = new AbortController();
   // The source is read to its end even when a process dies early: only the whole stored hash tells a corrupted
-  // download from a bad archive.
-  const feeding = stopOnFailure(feed(source, decryptor ? decryptor.proc.stdin : decompressor.stdin, opts, cutting.signal));
+  // download from a bad archive. After a cut, only as far as the checkpoint that proves what was used.
+  const proof = opts.select && opts.stored ? new CheckpointVerifier(opts.select.checkpoints, opts.stored, label) : undefined;
+  const feeding = stopOnFailure(feed(source, decryptor ? decryptor.proc.stdin : decompressor.stdin, opts, proof && { proof, cut: cutting.signal }));
   // A refused header stops the processes; a stream that merely ended short is left to the upstream exit codes.
-  const gated = opts.select ? gateUntil(decompressor.stdout, tar.stdin, validator, tar, { cut: new SelectionCut(opts.select.patterns, opts.select.always), proof: new CheckpointVerifier(opts.select.checkpoints, label) }, () => cutting.abort()) : gate(decompressor.stdout, tar.stdin, validator, tar).then((refused) => (refused ? 'refused' : 'end'));
+  const gated = proof ? gateUntil(decompressor.stdout, tar.stdin, validator, tar, new SelectionCut(opts.select!.patterns, opts.select!.always), () => cutting.abort()) : gate(decompressor.stdout, tar.stdin, validator, tar).then((refused) => (refused ? 'refused' : 'end'));
   const gating = stopOnFailure(gated).then(async (how) => {
     if (how === 'refused') stop.abort();
     if (how !== 'cut') return;
@@ -125,12 +126,10 @@ async function runPipeline(source: Readable, opts: ExtractOptions, p: { stop: Ab
   });
   const [fed, ...steps] = await Promise.allSettled([feeding, gating, stopOnFailure(tar), stopOnFailure(decompressor), ...(decryptor ? [stopOnFailure(decryptor.proc)] : [])]);
   signal?.throwIfAborted(); // a cancelled run is not a bad archive
-  const partial = cut.signal.aborted;
-  const proof = steps[0]!;
-  // Plaintext that differs from the signed checkpoints: reading stopped there, so the stored hash says nothing more.
-  if (proof.status === 'rejected' && (proof.reason as LifeboatError).code === 'ChecksumMismatch') throw proof.reason;
-  if (fed.status === 'rejected' && !partial) throw fed.reason; // the source broke (network): worth a retry
-  if (!partial && fed.status === 'fulfilled') checkStored(fed.value, opts);
+  const partial = cut.signal.aborted; // GNU tar got an end before the archive's own
+  // The source broke (network: worth a retry), or stored bytes differ from a signed checkpoint: nothing is proven.
+  if (fed.status === 'rejected') throw fed.reason;
+  if (!fed.value.proven) checkStored(fed.value, opts);
   // After a cut, what upstream does no longer matters: everything GNU tar got was checked, and it ended cleanly.
   const upstream = (r: PromiseSettledResult<unknown> | undefined) => (partial ? undefined : r);
   const [gatedResult, untarred, decompressed, decrypted] = steps as [PromiseSettledResult<void>, PromiseSettledResult<{ stderr: unknown }>, PromiseSettledResult<unknown>, PromiseSettledResult<unknown> | undefined];
@@ -157,26 +156,37 @@ function decompressArgv(format: ArchiveFormat): [string, string[]] {
   return format === 'tar.zst' ? ['zstd', ['-d', '-c', '-q']] : ['gzip', ['-d', '-c']];
 }
 
-/** Hashes every stored byte and passes it on while the next process still reads; returns the whole hash. */
-async function feed(source: Readable, sink: Writable, opts: ExtractOptions, cut: AbortSignal): Promise<{ sha256: string; size: number }> {
+/**
+ * Hashes every stored byte and passes it on while the next process still reads; returns the whole hash. In a
+ * partial extraction each byte also goes through the checkpoints (a difference throws), and once GNU tar has what it
+ * needs (`cut`), everything it got came from the bytes read so far: reading goes on, unforwarded, to the checkpoint
+ * past them, and stops there (`proven`).
+ */
+async function feed(source: Readable, sink: Writable, opts: ExtractOptions, partial?: { proof: CheckpointVerifier; cut: AbortSignal }): Promise<{ sha256: string; size: number; proven: boolean }> {
   const hash = createHash('sha256');
   let size = 0;
   let open = true;
+  let until: number | undefined;
   const closed = new Promise<void>((resolve) => {
     sink.on('error', () => resolve()); // EPIPE: the process died; its own exit says why
     sink.on('close', () => resolve());
   }).then(() => (open = false));
   for await (const chunk of source as AsyncIterable<Buffer>) {
     opts.signal?.throwIfAborted();
-    if (cut.aborted) break; // a partial extraction has what it needs
+    if (partial?.cut.aborted && until === undefined) {
+      until = partial.proof.until(size);
+      if (open) sink.end();
+    }
+    if (until !== undefined && size >= until) return { sha256: '', size, proven: true };
+    partial?.proof.update(chunk);
     hash.update(chunk);
     size += chunk.length;
     opts.onBytes?.(size);
     if (opts.stored && size > opts.stored.size) break; // already wrong: reading on proves nothing more
-    if (open && !sink.write(chunk)) await Promise.race([once(sink, 'drain').catch(() => undefined), closed]);
+    if (until === undefined && open && !sink.write(chunk)) await Promise.race([once(sink, 'drain').catch(() => undefined), closed]);
   }
-  if (open) sink.end();
-  return { sha256: hash.digest('hex'), size };
+  if (open && until === undefined) sink.end();
+  return { sha256: hash.digest('hex'), size, proven: until !== undefined && size >= until };
 }
 
 function checkStored(actual: { sha256: string; size: number }, opts: ExtractOptions): void {
@@ -247,21 +257,21 @@ async function gate(plain: Readable, tarIn: Writable, v: TarValidator, tar: Resu
  * offset where every entry begins (its pax or long-name blocks included) is known. Pieces reach GNU tar as in
  * gate(), except that an entry's leading blocks wait until its header is known: when `cut` says that entry and all
  * after it are not needed, GNU tar gets an end-of-archive (two zero blocks) in its place and ends cleanly (directory
- * times set). Every byte read is fed to the signed checkpoints (tar-checkpoints.ts); after a cut, reading goes on to
- * the next checkpoint past it, so all GNU tar was given is proven the backup's own before anything counts, then
- * stops. Returns 'refused', 'cut', or 'end' (the whole archive was needed after all).
+ * times set), and `onCut` lets feed() prove the stored bytes read so far (what GNU tar got, and the header that
+ * decided the cut, came from them) before anything counts. Returns 'refused', 'cut', or 'end' (the whole archive
+ * was needed after all).
  */
-async function gateUntil(plain: Readable, tarIn: Writable, v: TarValidator, tar: ResultPromise, sel: { cut: SelectionCut; proof: CheckpointVerifier }, onCut: () => void): Promise<'refused' | 'cut' | 'end'> {
-  const blocks = new BlockReader(plain, (piece) => sel.proof.update(piece));
+async function gateUntil(plain: Readable, tarIn: Writable, v: TarValidator, tar: ResultPromise, cut: SelectionCut, onCut: () => void): Promise<'refused' | 'cut' | 'end'> {
+  const blocks = new BlockReader(plain);
   try {
-    return await gateBlocks(blocks, tarIn, v, tar, sel, onCut);
+    return await gateBlocks(blocks, tarIn, v, tar, cut, onCut);
   } finally {
     // Read to its end, cut, refused or failed: a decompressor output left paused would never be reported ended.
     blocks.close();
   }
 }
 
-async function gateBlocks(blocks: BlockReader, tarIn: Writable, v: TarValidator, tar: ResultPromise, sel: { cut: SelectionCut; proof: CheckpointVerifier }, onCut: () => void): Promise<'refused' | 'cut' | 'end'> {
+async function gateBlocks(blocks: BlockReader, tarIn: Writable, v: TarValidator, tar: ResultPromise, cut: SelectionCut, onCut: () => void): Promise<'refused' | 'cut' | 'end'> {
   let entry: ReadEntry | undefined;
   const parser = new Parser({ strict: true, brotli: false, zstd: false, onReadEntry: (e: ReadEntry) => ((entry = e), v.add(e)) });
   parser.on('ignoredEntry', (e: ReadEntry) => v.fail(e.path, `has an entry type this check does not know (${String(e.header.type)}), which GNU tar would extract as a file`));
@@ -303,17 +313,11 @@ async function gateBlocks(blocks: BlockReader, tarIn: Writable, v: TarValidator,
     if (v.problem) return 'refused';
     // A header of its own (not pax or long-name data) that needs nothing after it: stop before it.
     const path = entry !== seen && entry ? belowRootPath(entry.path.replace(/\/$/, ''), v.root) : undefined;
-    if (entry !== seen && entry && path !== undefined && sel.cut.passes(path)) {
+    if (entry !== seen && entry && path !== undefined && cut.passes(path)) {
       v.forget(entry.path);
+      onCut();
       await forward(Buffer.alloc(1024));
       tarIn.end();
-      // Read on until a checkpoint proves all read so far: what went to GNU tar, and the header that decided the cut
-      // (storage could otherwise end a selection early by naming a later path there).
-      const until = sel.proof.until(offset);
-      while (sel.proof.size < until && (await blocks.next(until - sel.proof.size)));
-      if (sel.proof.size < until) v.fail('', `ends at plaintext byte ${sel.proof.size}, before its checkpoint at ${until}`);
-      if (v.problem) return 'refused';
-      onCut();
       return 'cut'; // the rest is not read: gateUntil closes the reader, so the decompressor is not left waiting
     }
     hold(header);
@@ -333,10 +337,8 @@ async function gateBlocks(blocks: BlockReader, tarIn: Writable, v: TarValidator,
     if (entry !== seen || ends !== before) await release();
   }
   await release();
-  // Past the end of the archive (GNU tar reads no further): the padding goes through unparsed, still checked.
+  // Past the end of the archive (GNU tar reads no further): the padding goes through unparsed.
   for (let rest = await blocks.next(RECORD_BYTES); rest; rest = await blocks.next(RECORD_BYTES)) await forward(rest);
-  // Read to its end: the whole plaintext must be what was signed (not only what the stored hash says).
-  if (sel.proof.size !== sel.proof.expectedSize) v.fail('', `ends at plaintext byte ${sel.proof.size}, not at the recorded ${sel.proof.expectedSize}`);
   if (!v.problem) {
     parser.end();
     await Promise.race([ended, v.failed]);
@@ -372,8 +374,7 @@ class BlockReader {
   private done = false;
   private readonly it: AsyncIterator<Buffer>;
 
-  /** `onRead` sees every chunk as it comes (the checkpoints); it may throw to end the reading. */
-  constructor(source: Readable, private readonly onRead: (chunk: Buffer) => void) {
+  constructor(source: Readable) {
     this.it = (source as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   }
 
@@ -385,8 +386,7 @@ class BlockReader {
     while (this.buf.length < 512 && !this.done) {
       const r = await this.it.next();
       if (r.done) this.done = true;
-      else this.onRead(r.value);
-      if (!r.done) this.buf = this.buf.length ? Buffer.concat([this.buf, r.value]) : r.value;
+      else this.buf = this.buf.length ? Buffer.concat([this.buf, r.value]) : r.value;
     }
     if (this.buf.length === 0) return null;
     const whole = this.buf.length - (this.buf.length % 512);

@@ -6,7 +6,8 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
-export type FileDigest = { sha256: string; size: number } | { error: { code?: string; message: string } };
+/** `prefixes`: with `every`, the SHA-256 of the file's first k·every bytes for k = 1, 2, … (see stored-checkpoints.ts). */
+export type FileDigest = { sha256: string; size: number; prefixes?: string[] } | { error: { code?: string; message: string } };
 
 export interface HashFilesOptions {
   signal?: AbortSignal;
@@ -14,6 +15,8 @@ export interface HashFilesOptions {
   onProgress?: (files: number, bytes: number) => void;
   /** Worker threads (default: the cores Node may use). */
   threads?: number;
+  /** Also note each file's prefix hashes every this many bytes (a multiple of 1 MiB). */
+  every?: number;
 }
 
 /** A batch is a run of consecutive files: few messages for many small files, one big file on its own. */
@@ -31,7 +34,7 @@ const CHUNK = 1 << 20;
 const REPORT_EVERY = 32 * 2 ** 20;
 const FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 const buf = Buffer.allocUnsafe(CHUNK);
-parentPort.on('message', (paths) => {
+parentPort.on('message', ({ paths, every }) => {
   const results = [];
   let unreported = 0;
   for (const path of paths) {
@@ -40,17 +43,20 @@ parentPort.on('message', (paths) => {
       fd = fs.openSync(path, FLAGS);
       if (!fs.fstatSync(fd).isFile()) throw Object.assign(new Error('not a regular file: ' + path), { code: 'ENOTREG' });
       const hash = createHash('sha256');
+      const prefixes = every ? [] : undefined;
       let size = 0;
-      for (let n; (n = fs.readSync(fd, buf, 0, CHUNK, null)) > 0; ) {
+      // With \`every\` (a multiple of CHUNK), a read never crosses a checkpoint: it ends where the next one starts.
+      for (let n; (n = fs.readSync(fd, buf, 0, every ? Math.min(CHUNK, every - (size % every)) : CHUNK, null)) > 0; ) {
         hash.update(n === CHUNK ? buf : buf.subarray(0, n));
         size += n;
+        if (prefixes && size % every === 0) prefixes.push(hash.copy().digest('hex'));
         unreported += n;
         if (unreported >= REPORT_EVERY) {
           parentPort.postMessage({ progress: unreported });
           unreported = 0;
         }
       }
-      results.push({ sha256: hash.digest('hex'), size });
+      results.push(prefixes ? { sha256: hash.digest('hex'), size, prefixes } : { sha256: hash.digest('hex'), size });
     } catch (err) {
       results.push({ error: { code: err.code, message: err.message } });
     } finally {
@@ -78,7 +84,7 @@ export async function hashFiles(files: ReadonlyArray<{ path: string; size: numbe
   const queue = batches(files).sort((a, b) => b.bytes - a.bytes);
   if (queue.length === 0) return results;
   const progress = progressCounter(opts.onProgress);
-  const hashers = Array.from({ length: Math.min(opts.threads ?? availableParallelism(), queue.length) }, () => startHasher(opts.signal));
+  const hashers = Array.from({ length: Math.min(opts.threads ?? availableParallelism(), queue.length) }, () => startHasher(opts.signal, opts.every));
   let next = 0;
   try {
     await Promise.all(
@@ -99,14 +105,14 @@ export async function hashFiles(files: ReadonlyArray<{ path: string; size: numbe
   return results;
 }
 
-/** One file's SHA-256 and size; throws when it cannot be read. */
-export async function sha256File(path: string, opts: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {}): Promise<{ sha256: string; size: number }> {
-  const [digest] = await hashFiles([{ path, size: 0 }], { ...(opts.signal ? { signal: opts.signal } : {}), threads: 1, onProgress: (_f, bytes) => opts.onBytes?.(bytes) });
+/** One file's SHA-256 and size (and prefix hashes with `every`); throws when it cannot be read. */
+export async function sha256File(path: string, opts: { signal?: AbortSignal; onBytes?: (bytes: number) => void; every?: number } = {}): Promise<{ sha256: string; size: number; prefixes?: string[] }> {
+  const [digest] = await hashFiles([{ path, size: 0 }], { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.every ? { every: opts.every } : {}), threads: 1, onProgress: (_f, bytes) => opts.onBytes?.(bytes) });
   return digestOrThrow(digest!, path);
 }
 
 /** The digest, or the read error as an Error carrying its errno code (so EACCES is PermissionDenied, as before). */
-export function digestOrThrow(digest: FileDigest, path: string): { sha256: string; size: number } {
+export function digestOrThrow(digest: FileDigest, path: string): { sha256: string; size: number; prefixes?: string[] } {
   if ('sha256' in digest) return digest;
   const { code, message } = digest.error;
   throw Object.assign(new Error(`cannot hash ${path}: ${message}`), { code, path });
@@ -162,7 +168,7 @@ interface Hasher {
 }
 
 /** One worker thread; one batch at a time. An abort terminates the thread and fails the batch in flight. */
-function startHasher(signal: AbortSignal | undefined): Hasher {
+function startHasher(signal: AbortSignal | undefined, every: number | undefined): Hasher {
   const worker = new Worker(WORKER_SOURCE, { eval: true });
   let pending: { resolve(d: FileDigest[]): void; reject(e: unknown): void; onBytes(b: number): void } | undefined;
   let failure: unknown;
@@ -190,7 +196,7 @@ function startHasher(signal: AbortSignal | undefined): Hasher {
       if (failure) return Promise.reject(failure);
       return new Promise((resolve, reject) => {
         pending = { resolve, reject, onBytes };
-        worker.postMessage(paths);
+        worker.postMessage({ paths, every });
       });
     },
     async close() {

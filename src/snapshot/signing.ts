@@ -7,7 +7,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import { PUBLIC_KEY_PATTERN, type Signing } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import { LifeboatError } from '../shared/errors';
-import { checkpointsDigest, type TarCheckpoints } from './tar-checkpoints';
+import { checkpointsDigest, type StoredCheckpoints } from './stored-checkpoints';
 
 export interface RecordSignature {
   alg: 'ed25519';
@@ -31,7 +31,7 @@ export interface SignedFields {
   manifest?: { sha256?: string; files?: number; bytes?: number };
   hold?: { until?: string; deploy_id?: string };
   media?: { objects?: number; refs_sha256?: string; encrypted_to?: string };
-  tar?: TarCheckpoints;
+  checkpoints?: StoredCheckpoints;
 }
 
 /** Written by the worker after the backup; signed separately (`annotations_signature`). */
@@ -61,8 +61,8 @@ export function signedPayload(r: SignedFields): Buffer {
     r.hold?.deploy_id ?? null,
     // Appended only when present, so records from before media objects keep their signatures; adding or removing it changes the payload.
     ...(r.media ? ['media', r.media.objects ?? null, r.media.refs_sha256 ?? null, r.media.encrypted_to ?? null] : []),
-    // Likewise for the plaintext tar checkpoints a selective restore relies on (the list by its hash).
-    ...(r.tar ? ['tar', r.tar.size ?? null, r.tar.sha256 ?? null, r.tar.every ?? null, Array.isArray(r.tar.at) ? checkpointsDigest(r.tar) : null] : []),
+    // Likewise for the stored object's checkpoints a selective restore relies on (the list by its hash).
+    ...(r.checkpoints ? ['checkpoints', r.checkpoints.every ?? null, Array.isArray(r.checkpoints.at) ? checkpointsDigest(r.checkpoints) : null] : []),
   ];
   return Buffer.from(JSON.stringify(fields));
 }

@@ -182,7 +182,7 @@ describe('verifyRestore (the restore drill)', () => {
     await storage.put(`shop/${second.snapshot}.tar.zst`, forged, { sha256: archive.sha256, size: archive.size });
     const record = await storage.getJson<Record<string, unknown>>(`shop/${second.snapshot}.json`);
     const manifestSha = createHash('sha256').update(manifest.text).digest('hex');
-    await storage.putJson(`shop/${second.snapshot}.json`, { ...record, checksum_sha256: archive.sha256, size_bytes: archive.size, tar: archive.tar, manifest: { ...(record!.manifest as object), sha256: manifestSha } });
+    await storage.putJson(`shop/${second.snapshot}.json`, { ...record, checksum_sha256: archive.sha256, size_bytes: archive.size, checkpoints: archive.checkpoints, manifest: { ...(record!.manifest as object), sha256: manifestSha } });
 
     const cause = await failureOf(verify([second.snapshot]));
     expect(cause.type).toBe('VerificationFailed');

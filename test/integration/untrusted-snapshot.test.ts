@@ -131,7 +131,7 @@ async function forge(edit: (dir: string, meta: { components: Record<string, Reco
     key,
     checksum_sha256: archive.sha256,
     size_bytes: archive.size,
-    tar: archive.tar,
+    checkpoints: archive.checkpoints,
     manifest: { ...(record.manifest as object), sha256: manifestSha },
     verification: undefined,
   });

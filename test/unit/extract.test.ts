@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LifeboatError } from '../../src/shared/errors';
 import { createArchive, type ArchiveInfo } from '../../src/snapshot/archive';
 import { extractArchive, extractStream } from '../../src/snapshot/extract';
-import { CheckpointWriter } from '../../src/snapshot/tar-checkpoints';
+import { MIN_EVERY } from '../../src/snapshot/stored-checkpoints';
 
 interface RawEntry {
   name: string;
@@ -426,7 +426,7 @@ describe('extractStream: a partial restore stops reading once it has what it nee
   const partial = async (patterns: string[], name: string, source = plain, extra: { identity?: { file: string } } = {}) => {
     let read = 0;
     const res = await extractStream(createReadStream(source.path, { highWaterMark: 64 * 1024 }), {
-      format: 'tar.zst', targetDir: join(base, name), label: 'test', stored: source, select: { patterns, always, checkpoints: source.tar }, onBytes: (n) => (read = n), ...extra,
+      format: 'tar.zst', targetDir: join(base, name), label: 'test', stored: source, select: { patterns, always, checkpoints: source.checkpoints }, onBytes: (n) => (read = n), ...extra,
     });
     return { res, read, files: await files(res.root) };
   };
@@ -461,7 +461,7 @@ describe('extractStream: a partial restore stops reading once it has what it nee
     expect(absent.res.complete).toBe(true);
     const bytes = await readFile(plain.path);
     bytes[bytes.length - 100]! ^= 0x01; // in the part a complete read checks
-    const err = await extractStream(Readable.from([bytes]), { format: 'tar.zst', targetDir: join(base, 'part-flipped'), label: 'test', stored: plain, select: { patterns: ['files/zz'], always, checkpoints: plain.tar } }).catch((e: unknown) => e);
+    const err = await extractStream(Readable.from([bytes]), { format: 'tar.zst', targetDir: join(base, 'part-flipped'), label: 'test', stored: plain, select: { patterns: ['files/zz'], always, checkpoints: plain.checkpoints } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LifeboatError);
   });
 
@@ -472,32 +472,33 @@ describe('extractStream: a partial restore stops reading once it has what it nee
     await execa('cp', ['-a', snap, join(base, 'part-forged')]);
     await chmod(join(forgedSnap, 'database/orders.sql'), 0o4755);
     const forged = await createArchive(forgedSnap, join(base, 'part-forged.tar.zst'), 'tar.zst');
-    expect(forged.tar.at[0]).not.toBe(plain.tar.at[0]);
+    expect(forged.checkpoints.at[0]).not.toBe(plain.checkpoints.at[0]);
     const target = join(base, 'part-forged-out');
     const err = await extractStream(createReadStream(forged.path), {
-      format: 'tar.zst', targetDir: target, label: 'test', stored: plain, select: { patterns: ['database/orders.*'], always, checkpoints: plain.tar },
+      format: 'tar.zst', targetDir: target, label: 'test', stored: plain, select: { patterns: ['database/orders.*'], always, checkpoints: plain.checkpoints },
     }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ChecksumMismatch', message: expect.stringContaining('signed record') });
     expect(existsSync(target)).toBe(false);
     // The forged archive's own checkpoints pass it: the refusal above came from the checkpoints, not from tar.
     const own = await extractStream(createReadStream(forged.path), {
-      format: 'tar.zst', targetDir: target, label: 'test', select: { patterns: ['database/orders.*'], always, checkpoints: forged.tar },
+      format: 'tar.zst', targetDir: target, label: 'test', stored: forged, select: { patterns: ['database/orders.*'], always, checkpoints: forged.checkpoints },
     });
     expect(own.complete).toBe(false);
     expect((await lstat(join(own.root, 'database/orders.sql'))).mode & 0o7777).toBe(0o4755);
   });
 
   it('refuses a hostile header followed by much more data without hanging, and leaves nothing', async () => {
-    // Checkpoints of the hostile stream itself (a signer's bug, say): the header checks must still hold, and the
+    // Checkpoints of the hostile archive itself (a signer's bug, say): the header checks must still hold, and the
     // refusal must end the decompressor though its output is not read to the end.
     const raw = rawTar([dir('root/'), file('root/a'), file(`root/b/../../${evil}`), file('root/c', 'z'.repeat(16 * 2 ** 20))]);
-    const writer = new CheckpointWriter();
-    writer.update(raw);
     const archive = join(base, 'part-hostile.tar.zst');
     await execa('zstd', ['-q', '-f', '-o', archive], { input: raw });
+    const bytes = await readFile(archive);
+    const stored = { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+    const at = Array.from({ length: Math.floor(bytes.length / MIN_EVERY) }, (_, i) => createHash('sha256').update(bytes.subarray(0, (i + 1) * MIN_EVERY)).digest('hex'));
     const target = join(base, 'part-hostile-out');
     const err = await extractStream(createReadStream(archive), {
-      format: 'tar.zst', targetDir: target, label: 'test', select: { patterns: ['zz'], always: [], checkpoints: writer.finish() },
+      format: 'tar.zst', targetDir: target, label: 'test', stored, select: { patterns: ['zz'], always: [], checkpoints: { every: MIN_EVERY, at } },
     }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'IntegrityCheckFailed', message: expect.stringContaining('".." component') });
     expect(existsSync(target)).toBe(false);

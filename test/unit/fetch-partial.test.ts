@@ -1,6 +1,5 @@
 // A selective restore from an archive storage reads the archive only as far as it needs (the files that describe
-// the snapshot come first, then the tree in name order), proves what it read with the record's plaintext
-// checkpoints, and still checks what it restores against the manifest whose SHA-256 the record holds. Real
+// the snapshot come first, then the tree in name order), proves what it read with the record's checkpoints, and still checks what it restores against the manifest whose SHA-256 the record holds. Real
 // archives in a local storage; no services.
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -37,7 +36,7 @@ async function stored(tamper?: (snap: string) => Promise<void>) {
   const record = {
     success: true, status: 'Completed', snapshot, plan, tier: 'daily', created_at: '2026-01-01T02:00:00Z', format: 'tar.zst',
     size_bytes: archive.size, checksum_sha256: archive.sha256,
-    manifest: { sha256: createHash('sha256').update(manifest).digest('hex'), files: 3, bytes: 0 }, artifacts: [], tar: archive.tar,
+    manifest: { sha256: createHash('sha256').update(manifest).digest('hex'), files: 3, bytes: 0 }, artifacts: [], checkpoints: archive.checkpoints,
   };
   await backend.putJson(recordKey(plan, snapshot), record);
   // Counts the bytes the restore reads from storage.
@@ -71,7 +70,7 @@ describe('fetchSnapshot with a selection, from an archive', () => {
 
   it('reads a record without checkpoints (made before them) whole, and restores the same', async () => {
     const s = await stored();
-    const { tar: _dropped, ...old } = (await s.backend.getJson<Record<string, unknown>>(recordKey(plan, snapshot)))!;
+    const { checkpoints: _dropped, ...old } = (await s.backend.getJson<Record<string, unknown>>(recordKey(plan, snapshot)))!;
     await s.backend.putJson(recordKey(plan, snapshot), old);
     const got = await fetchSnapshot({ storage: s.backend, plan, snapshot, workDir: join(s.dir, 'work'), select: ['database/orders.*'] });
     expect(await readFile(join(got.dir, 'database/orders.sql'), 'utf8')).toContain('INSERT INTO orders');
@@ -81,9 +80,9 @@ describe('fetchSnapshot with a selection, from an archive', () => {
   it('refuses a record whose checkpoints are malformed', async () => {
     const s = await stored();
     const record = (await s.backend.getJson<Record<string, unknown>>(recordKey(plan, snapshot)))!;
-    await s.backend.putJson(recordKey(plan, snapshot), { ...record, tar: { ...(record.tar as object), at: ['x'] } });
+    await s.backend.putJson(recordKey(plan, snapshot), { ...record, checkpoints: { ...(record.checkpoints as object), at: ['x'] } });
     const err = await fetchSnapshot({ storage: s.backend, plan, snapshot, workDir: join(s.dir, 'work'), select: ['database/orders.*'] }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'IntegrityCheckFailed', message: expect.stringContaining('invalid tar checkpoints') });
+    expect(err).toMatchObject({ code: 'IntegrityCheckFailed', message: expect.stringContaining('invalid checkpoints') });
   });
 
   it('refuses a selected file that differs from the signed manifest, though the archive matches its record', async () => {

@@ -56,16 +56,15 @@ describe('signatureProblem', () => {
     expect(signatureProblem({ ...signed, media }, policy)).toMatch(/invalid signature/);
   });
 
-  it('covers the tar checkpoints: adding, dropping or changing any of them breaks the signature', () => {
-    const tar = { size: 3 * 1048576 + 7, sha256: 'a'.repeat(64), every: 1048576, at: ['b'.repeat(64), 'c'.repeat(64), 'd'.repeat(64)] };
-    const both = { ...base, media: { files: 1, bytes: 1, objects: 1, refs_sha256: 'e'.repeat(64) }, tar };
+  it('covers the checkpoints: adding, dropping or changing any of them breaks the signature', () => {
+    const checkpoints = { every: 1048576, at: ['b'.repeat(64), 'c'.repeat(64), 'd'.repeat(64)] };
+    const both = { ...base, media: { files: 1, bytes: 1, objects: 1, refs_sha256: 'e'.repeat(64) }, checkpoints };
     const sealed = { ...both, signature: signRecord(both, parsePrivateKey(keys.privatePem)) };
     expect(signatureProblem(sealed, policy)).toBeUndefined();
-    expect(signatureProblem({ ...sealed, tar: undefined }, policy)).toMatch(/invalid signature/);
-    expect(signatureProblem({ ...sealed, tar: { ...tar, at: [...tar.at.slice(0, 2), 'f'.repeat(64)] } }, policy)).toMatch(/invalid signature/);
-    expect(signatureProblem({ ...sealed, tar: { ...tar, every: 2097152 } }, policy)).toMatch(/invalid signature/);
-    expect(signatureProblem({ ...sealed, tar: { ...tar, sha256: '0'.repeat(64) } }, policy)).toMatch(/invalid signature/);
-    expect(signatureProblem({ ...signed, tar }, policy)).toMatch(/invalid signature/);
+    expect(signatureProblem({ ...sealed, checkpoints: undefined }, policy)).toMatch(/invalid signature/);
+    expect(signatureProblem({ ...sealed, checkpoints: { ...checkpoints, at: [...checkpoints.at.slice(0, 2), 'f'.repeat(64)] } }, policy)).toMatch(/invalid signature/);
+    expect(signatureProblem({ ...sealed, checkpoints: { ...checkpoints, every: 2097152 } }, policy)).toMatch(/invalid signature/);
+    expect(signatureProblem({ ...signed, checkpoints }, policy)).toMatch(/invalid signature/);
   });
 
   it('names both keys when another key signed', () => {
