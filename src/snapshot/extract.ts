@@ -158,12 +158,12 @@ function decompressArgv(format: ArchiveFormat): [string, string[]] {
 
 /**
  * Hashes every stored byte and passes it on while the next process still reads; returns the whole hash. In a
- * partial extraction each byte also goes through the checkpoints (a difference throws), and once GNU tar has what it
- * needs (`cut`), everything it got came from the bytes read so far: reading goes on, unforwarded, to the checkpoint
- * past them, and stops there (`proven`).
+ * partial extraction the checkpoints do the hashing (a difference throws), and once GNU tar has what it needs
+ * (`cut`), everything it got came from the bytes read so far: reading goes on, unforwarded, to the checkpoint past
+ * them, and stops there (`proven`).
  */
 async function feed(source: Readable, sink: Writable, opts: ExtractOptions, partial?: { proof: CheckpointVerifier; cut: AbortSignal }): Promise<{ sha256: string; size: number; proven: boolean }> {
-  const hash = createHash('sha256');
+  const hash = partial ? undefined : createHash('sha256'); // one SHA-256 pass over the bytes, not two
   let size = 0;
   let open = true;
   let until: number | undefined;
@@ -178,15 +178,15 @@ async function feed(source: Readable, sink: Writable, opts: ExtractOptions, part
       if (open) sink.end();
     }
     if (until !== undefined && size >= until) return { sha256: '', size, proven: true };
-    partial?.proof.update(chunk);
-    hash.update(chunk);
+    if (partial) partial.proof.update(chunk);
+    else hash!.update(chunk);
     size += chunk.length;
     opts.onBytes?.(size);
     if (opts.stored && size > opts.stored.size) break; // already wrong: reading on proves nothing more
     if (until === undefined && open && !sink.write(chunk)) await Promise.race([once(sink, 'drain').catch(() => undefined), closed]);
   }
   if (open && until === undefined) sink.end();
-  return { sha256: hash.digest('hex'), size, proven: until !== undefined && size >= until };
+  return { sha256: partial ? partial.proof.sha256 : hash!.digest('hex'), size, proven: until !== undefined && size >= until };
 }
 
 function checkStored(actual: { sha256: string; size: number }, opts: ExtractOptions): void {

@@ -48,12 +48,18 @@ export function checkpointsDigest(cp: StoredCheckpoints): string {
 export class CheckpointVerifier {
   private readonly hash: Hash = createHash('sha256');
   private done = 0;
+  private whole: string | undefined;
 
   constructor(private readonly cp: StoredCheckpoints, private readonly stored: { size: number; sha256: string }, private readonly label: string) {}
 
   /** Stored bytes checked so far. */
   get size(): number {
     return this.done;
+  }
+
+  /** SHA-256 of the bytes checked so far (the whole object's once it was read to its end). */
+  get sha256(): string {
+    return this.whole ?? this.hash.copy().digest('hex');
   }
 
   update(chunk: Buffer): void {
@@ -71,8 +77,8 @@ export class CheckpointVerifier {
       }
     }
     if (chunk.length > 0 && this.done === this.stored.size) {
-      const sha = this.hash.digest('hex');
-      if (sha !== this.stored.sha256) this.mismatch(`it has SHA-256 ${sha}`, this.stored.sha256);
+      this.whole = this.hash.digest('hex');
+      if (this.whole !== this.stored.sha256) this.mismatch(`it has SHA-256 ${this.whole}`, this.stored.sha256);
     }
   }
 
