@@ -355,16 +355,8 @@ const CHECKPOINTS_SUFFIX = '.checkpoints.json';
 
 /** An archive made before checkpoints, or a file that does not parse, gives none: selective restores then read it whole. */
 async function readCheckpoints(archive: string, size: number): Promise<StoredCheckpoints | undefined> {
-  const text = await readFile(`${archive}${CHECKPOINTS_SUFFIX}`, 'utf8').catch(() => undefined);
-  if (text === undefined) return undefined;
-  const parsed = (() => {
-    try {
-      return JSON.parse(text) as StoredCheckpoints;
-    } catch {
-      return undefined;
-    }
-  })();
-  return parsed && !checkpointsProblem(parsed, size) ? parsed : undefined;
+  const parsed: unknown = await readFile(`${archive}${CHECKPOINTS_SUFFIX}`, 'utf8').then((text) => JSON.parse(text) as unknown).catch(() => undefined);
+  return parsed !== undefined && !checkpointsProblem(parsed, size) ? (parsed as StoredCheckpoints) : undefined;
 }
 
 /** The record as stored: what the archive step knows (encryption) and, when signing is configured, a signature. */

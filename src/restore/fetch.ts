@@ -231,7 +231,10 @@ function recordProblem(record: StoredRecord, id: { plan: string; snapshot: strin
   if (record.encryption !== undefined && record.encryption !== 'age') return `has an unknown encryption ${JSON.stringify(record.encryption)}`;
   if (!/^[0-9a-f]{64}$/.test(String(record.checksum_sha256)) || !Number.isSafeInteger(record.size_bytes)) return 'has no valid checksum_sha256 and size_bytes';
   if (record.media !== undefined && (isRestic(storage) || mediaProblem(record.media))) return `has an invalid media summary`;
-  if (record.checkpoints !== undefined && (isRestic(storage) || checkpointsProblem(record.checkpoints, record.size_bytes))) return `has invalid checkpoints (${isRestic(storage) ? 'in a restic storage' : checkpointsProblem(record.checkpoints, record.size_bytes)})`;
+  if (record.checkpoints !== undefined) {
+    const bad = isRestic(storage) ? 'in a restic storage' : checkpointsProblem(record.checkpoints, record.size_bytes);
+    if (bad) return `has invalid checkpoints (${bad})`;
+  }
   if (isRestic(storage)) return resticRecordProblem(record);
   if (record.key !== undefined) {
     const derived = archiveKey(id.plan, id.snapshot, record.format, record.encryption === 'age');
