@@ -64,6 +64,18 @@ function source(stack: Stack, h: HostRef, withDb: boolean, media = false, main =
 
 const planName = (v: Variant, set: Workset) => `${set}-${v.id}`;
 
+/** `restoreSnapshot` of the latest snapshot, started and awaited as `lifeboat restore` does. */
+async function runRestore(client: Client, id: string, over: Pick<RestoreInput, 'plan'> & Partial<RestoreInput>): Promise<RestoreResult> {
+  const input: RestoreInput = { snapshot: 'latest', force: false, dryRun: false, ...over };
+  const handle = await client.workflow.start('restoreSnapshot', {
+    taskQueue: TASK_QUEUE,
+    workflowId: `${id}-${Date.now()}`,
+    args: [input],
+    typedSearchAttributes: new TypedSearchAttributes([{ key: PLAN, value: input.plan }]),
+  });
+  return (await handle.result()) as RestoreResult;
+}
+
 /** Writes the config for every variant, starts one worker process for all of them and waits until it polls. */
 export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: string) => void): Promise<LifeboatWorker> {
   const dir = join(stack.root, 'lifeboat');
@@ -161,32 +173,15 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
       return { seconds, note: `${result.snapshot}, ${result.size_bytes} bytes stored`, ...(measureHwm ? { vmHwm: vmHwm(pid) } : {}) };
     },
     async restore(round, toDir, toDb) {
-      const input: RestoreInput = { plan: planName(v, 'main'), snapshot: 'latest', dir: toDir, database: toDb, force: false, dryRun: false };
-      const { seconds, value } = await timed(async () => {
-        const handle = await client.workflow.start('restoreSnapshot', {
-          taskQueue: TASK_QUEUE,
-          workflowId: `bench-restore-${v.id}-${round}-${Date.now()}`,
-          args: [input],
-          typedSearchAttributes: new TypedSearchAttributes([{ key: PLAN, value: input.plan }]),
-        });
-        return (await handle.result()) as RestoreResult;
-      });
+      const { seconds, value } = await timed(() => runRestore(client, `bench-restore-${v.id}-${round}`, { plan: planName(v, 'main'), dir: toDir, database: toDb }));
       if (value.restored.length < 2 * stack.main.hosts.length + 1) throw new Error(`lifeboat restore: only ${value.restored.map((r) => r.artifact).join(', ')} restored`);
       return { seconds };
     },
     async restoreSmall(round, toDir) {
       const h = stack.main.hosts[0]!;
-      const input: RestoreInput = { plan: planName(v, 'main'), snapshot: 'latest', source: h.name, artifact: `${h.name}-etc`, dir: toDir, force: false, dryRun: false };
-      const { seconds, value } = await timed(async () => {
-        const handle = await client.workflow.start('restoreSnapshot', {
-          taskQueue: TASK_QUEUE,
-          workflowId: `bench-restore-small-${v.id}-${round}-${Date.now()}`,
-          args: [input],
-          typedSearchAttributes: new TypedSearchAttributes([{ key: PLAN, value: input.plan }]),
-        });
-        return (await handle.result()) as RestoreResult;
-      });
-      if (value.restored.map((r) => r.artifact).join() !== input.artifact) throw new Error(`lifeboat small restore: restored ${value.restored.map((r) => r.artifact).join(', ')}`);
+      const artifact = `${h.name}-etc`;
+      const { seconds, value } = await timed(() => runRestore(client, `bench-restore-small-${v.id}-${round}`, { plan: planName(v, 'main'), source: h.name, artifact, dir: toDir }));
+      if (value.restored.map((r) => r.artifact).join() !== artifact) throw new Error(`lifeboat small restore: restored ${value.restored.map((r) => r.artifact).join(', ')}`);
       return { seconds };
     },
     async close() {},
