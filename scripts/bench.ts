@@ -5,6 +5,8 @@
 //   npm run bench -- --quick            8 MiB per host, 4 MiB dump, 5 tiny hosts, 1 run: checks the bench works (~2 min)
 //   npm run bench -- --mib-per-host 200 --db-mib 50 --runs 5 --tiny-hosts 20 --archive-mib 256
 //   npm run bench -- --only e2e         sections: e2e, archive, hash (comma-separated)
+//   npm run bench -- --methods lifeboat,restic   e2e methods to run: shell, restic, lifeboat, lifeboat-restic, lifeboat-media
+//   npm run bench -- --steps            log each Lifeboat backup's activity times (from its workflow history)
 //   npm run bench -- --keep             leave the work dir (worker, sshd, MinIO, Temporal logs) in $TMPDIR
 // Progress goes to stderr, the results to stdout.
 import { readdirSync } from 'node:fs';
@@ -27,7 +29,9 @@ const { values } = parseArgs({
     'archive-mib': { type: 'string' },
     mib: { type: 'string' }, // the archive bench's old flag
     only: { type: 'string' },
+    methods: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    steps: { type: 'boolean', default: false },
   },
 });
 
@@ -89,7 +93,7 @@ async function main(): Promise<void> {
     }
     if (sections.has('e2e')) {
       section('end to end: shell vs restic vs Lifeboat');
-      const e2e = await e2eBench({ mibPerHost: opts.mibPerHost, dbMib: opts.dbMib, runs: opts.runs, tinyHosts: opts.tinyHosts, keep: values.keep, log });
+      const e2e = await e2eBench({ mibPerHost: opts.mibPerHost, dbMib: opts.dbMib, runs: opts.runs, tinyHosts: opts.tinyHosts, keep: values.keep, steps: values.steps, log, ...(values.methods ? { methods: values.methods.split(',').map((m) => m.trim()) } : {}) });
       report.unshift(['the whole job: hand-written shell vs plain restic vs Lifeboat', e2e.lines]);
       problems = e2e.problems;
     }

@@ -21,6 +21,10 @@ export interface E2eOptions {
   runs: number;
   tinyHosts: number;
   keep?: boolean;
+  /** Method ids to run (default: all). */
+  methods?: string[];
+  /** Log each Lifeboat backup's activity times (from its history). */
+  steps?: boolean;
   log: (line: string) => void;
 }
 
@@ -44,8 +48,11 @@ export async function e2eBench(o: E2eOptions): Promise<{ lines: string[]; proble
   const variants = [s3Variant(stack, await stack.bucket('bench-lifeboat'))];
   if (resticStorageSupported(stack, log)) variants.push(resticVariant(stack, await stack.bucket('bench-lifeboat-restic')));
   variants.push(s3Variant(stack, await stack.bucket('bench-lifeboat-media'), true));
-  const lifeboat = await startLifeboat(stack, variants, log);
-  const methods: Method[] = [await shellMethod(stack), await resticMethod(stack), ...lifeboat.methods];
+  const lifeboat = await startLifeboat(stack, variants, log, { steps: o.steps });
+  const all: Method[] = [await shellMethod(stack), await resticMethod(stack), ...lifeboat.methods];
+  const unknown = o.methods?.filter((id) => !all.some((m) => m.id === id)) ?? [];
+  if (unknown.length) throw new Error(`--methods: unknown ${unknown.join(', ')} (known: ${all.map((m) => m.id).join(', ')})`);
+  const methods = o.methods ? all.filter((m) => o.methods!.includes(m.id)) : all;
 
   const scenarios: Scenario[] = [
     { id: 'first', label: 'first backup', uploads: true },

@@ -17,6 +17,7 @@ import type { Config } from '../../src/config/schema';
 import { PLAN } from '../../src/shared/search-attributes';
 import type { BackupResult, RestoreInput, RestoreResult } from '../../src/shared/types';
 import { findBinary } from '../lib/services';
+import { stepTimes } from './steps';
 import { emptyPrefix, killGroup, onCleanup, resetVmHwm, timed, trackGroup, vmHwm, type HostRef, type Method, type Stack, type TreeSampler, type Workset } from './stack';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -77,7 +78,7 @@ async function runRestore(client: Client, id: string, over: Pick<RestoreInput, '
 }
 
 /** Writes the config for every variant, starts one worker process for all of them and waits until it polls. */
-export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: string) => void): Promise<LifeboatWorker> {
+export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: string) => void, opts: { steps?: boolean } = {}): Promise<LifeboatWorker> {
   const dir = join(stack.root, 'lifeboat');
   const backupRoot = join(dir, 'backups');
   await mkdir(backupRoot, { recursive: true, mode: 0o700 });
@@ -165,10 +166,11 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
       lastStart.set(plan, Date.now());
       const measureHwm = sampler ? await resetVmHwm(pid) : false;
       sampler?.add(pid);
-      const { seconds, value: result } = await timed(async () => {
-        const handle = await startBackup(client, config, { plan, tier: 'manual' });
-        return (await handle.result()) as BackupResult;
+      const { seconds, value: [handle, result] } = await timed(async () => {
+        const h = await startBackup(client, config, { plan, tier: 'manual' });
+        return [h, (await h.result()) as BackupResult] as const;
       });
+      if (opts.steps) log(`    ${v.label} steps: ${await stepTimes(handle)}`);
       if (result.status !== 'Completed') throw new Error(`lifeboat backup ${plan}: ${result.status}`);
       return { seconds, note: `${result.snapshot}, ${result.size_bytes} bytes stored`, ...(measureHwm ? { vmHwm: vmHwm(pid) } : {}) };
     },

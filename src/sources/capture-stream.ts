@@ -21,11 +21,11 @@ export async function streamToFile(
   host: Host,
   argv: string[],
   target: string,
-  opts: Pick<ExecOptions, 'secretFile' | 'signal'> & { onBytes?: (bytes: number) => void },
+  opts: Pick<ExecOptions, 'secretFile' | 'signal'> & { onBytes?: (bytes: number) => void; onChunk?: (chunk: Buffer) => void },
 ): Promise<StreamedFile> {
   const partial = `${target}.partial`;
   await mkdir(dirname(target), { recursive: true, mode: 0o700 });
-  const counter = meter({ onBytes: opts.onBytes });
+  const counter = meter({ onBytes: opts.onBytes, onChunk: opts.onChunk });
   const out = createWriteStream(partial, { mode: 0o600 });
   // A write error (ENOSPC, EIO) must fail this capture, not crash the worker: pipe() does not forward it, and an
   // 'error' without a listener is an uncaught exception. Stop the remote command and drain what is in flight.

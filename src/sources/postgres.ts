@@ -1,7 +1,6 @@
 // PostgreSQL: pg_dump runs on the source host and streams to the backup host; the dump is never held in memory.
 // A password goes through a private temporary PGPASSFILE (see remote/remote-command.ts), never a command line.
 // Row counts per table come from the dump itself (pg-rowcounts.ts), for the restore drill to compare against.
-import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { PostgresArtifact } from '../config/schema';
@@ -11,7 +10,7 @@ import type { SecretFile } from '../remote/remote-command';
 import { LifeboatError } from '../shared/errors';
 import { streamToFile, tailIncludes } from './capture-stream';
 import { inService } from './compose-exec';
-import { countCopyRows } from './pg-rowcounts';
+import { CopyRowCounter, countCopyRows } from './pg-rowcounts';
 import type { SourceModule } from './types';
 import { dieWithWorker } from '../shared/die-with-worker';
 
@@ -87,7 +86,14 @@ export const postgres: SourceModule<PostgresArtifact> = {
     const secretFile = await passfile(a);
     const rel = dumpFileName(a);
     const target = join(snapshotDir, rel);
-    const dump = await streamToFile(host, pgCommand(a, pgDumpArgv(a)), target, { secretFile, signal, onBytes: (bytes) => progress({ artifact: a.name, bytes }) });
+    // A plain dump's rows are counted as it streams by; a custom one is read back through pg_restore afterwards.
+    const rows = a.format === 'plain' ? new CopyRowCounter() : undefined;
+    const dump = await streamToFile(host, pgCommand(a, pgDumpArgv(a)), target, {
+      secretFile,
+      signal,
+      onBytes: (bytes) => progress({ artifact: a.name, bytes }),
+      ...(rows ? { onChunk: (chunk: Buffer) => rows.push(chunk) } : {}),
+    });
     if (dump.exitCode !== 0) {
       await dump.discard();
       throw classifyPgFailure(host.label, a, dump.exitCode, dump.stderr);
@@ -109,13 +115,12 @@ export const postgres: SourceModule<PostgresArtifact> = {
       paths.push(globalsFileName(a));
       bytes += g.bytes;
     }
-    return { paths, bytes, details: { database: a.database, format: a.format, ...(await rowCounts(target, a.format, signal)) } };
+    return { paths, bytes, details: { database: a.database, format: a.format, ...(rows ? { row_counts: rows.finish() } : await customRowCounts(target, signal)) } };
   },
 };
 
-/** Row counts from the dump; a custom dump is read through the backup host's pg_restore. Never fails the capture. */
-async function rowCounts(dumpPath: string, format: PostgresArtifact['format'], signal: AbortSignal): Promise<Record<string, unknown>> {
-  if (format === 'plain') return { row_counts: await countCopyRows(createReadStream(dumpPath)) };
+/** Row counts of a custom-format dump, read through the backup host's pg_restore. Never fails the capture. */
+async function customRowCounts(dumpPath: string, signal: AbortSignal): Promise<Record<string, unknown>> {
   const child = execa(...dieWithWorker('pg_restore', ['--data-only', '--file=-', dumpPath]), { buffer: false, reject: false, cancelSignal: signal, stdin: 'ignore', stderr: 'ignore' });
   const counts = countCopyRows(child.stdout!);
   const res = await child;

@@ -7,7 +7,7 @@ import { splitForQuiesce } from '../quiesce/plan';
 import { LONG, QUICK, REMOTE, step } from './activity-options';
 import { causeMessage, describeFailure, failedStatus, setStatus, withRunTimeout } from './failures';
 import { backupPlanV1 } from './legacy/backup-v1';
-import { CORRECT_UNDER_FAILURE, RUN_EVENTS } from './patches';
+import { CORRECT_UNDER_FAILURE, PARALLEL_ARTIFACTS, RUN_EVENTS } from './patches';
 import { LOCK_WAIT_MS, withPlanLock } from './plan-lock';
 import { inLanes } from './lanes';
 import { withQuiesce } from './quiesce';
@@ -183,15 +183,22 @@ function captureAll(sources: Source[], limit: number, capture: (s: Source) => Pr
   return inLanes(sources, limit, capture, { cancelOthers: true });
 }
 
-/** One source, in order: live dumps, then the quiesced copies inside stop → start (see withQuiesce). */
+/**
+ * One source: its live dumps and copies (at once, up to plan.parallelism; in turn before PARALLEL_ARTIFACTS), then
+ * the quiesced copies in turn inside stop → start (see withQuiesce). Results keep the plan's artifact order.
+ */
 async function captureSource(ctx: PlanContext, snapshot: string, source: Source, progress: { captured(): void }): Promise<SourceCapture> {
   const { live, quiesced } = splitForQuiesce(source);
   const artifacts: ArtifactResult[] = [];
-  const one = async (a: { name: string; required: boolean }) => {
-    artifacts.push(await captureOne(ctx, snapshot, source.name, a.name, a.required));
+  const capture = async (a: { name: string; required: boolean }) => {
+    const result = await captureOne(ctx, snapshot, source.name, a.name, a.required);
     progress.captured();
+    return result;
   };
-  for (const a of live) await one(a);
+  const one = async (a: { name: string; required: boolean }) => void artifacts.push(await capture(a));
+  // A required capture that fails cancels its siblings; every one has settled before this goes on or throws.
+  if (live.length > 1 && patched(PARALLEL_ARTIFACTS)) artifacts.push(...(await inLanes(live, ctx.plan.parallelism, capture, { cancelOthers: true })));
+  else for (const a of live) await one(a);
   if (quiesced.length === 0) return { artifacts };
   const { record } = await withQuiesce(ctx, source.name, async () => {
     for (const a of quiesced) await one(a);

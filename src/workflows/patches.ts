@@ -20,3 +20,10 @@ export const PARALLEL_RESTORE_HOSTS = 'lifeboat-11-parallel-restore-hosts';
  * failed run no longer shows a LifeboatSnapshot that was never stored. Runs started before it end as they began.
  */
 export const RUN_EVENTS = 'lifeboat-12-run-events';
+
+/**
+ * Issue 11 (pay only for what changed): the live artifacts of one source are captured at once (plan.parallelism
+ * lanes, like the sources), so a source's dump no longer waits for its file copy. Quiesced copies keep their order
+ * inside the one stop. Runs that reached captureSource before it capture one artifact after another.
+ */
+export const PARALLEL_ARTIFACTS = 'lifeboat-11-parallel-artifacts';

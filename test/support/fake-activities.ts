@@ -89,7 +89,7 @@ export function flaky(n: number, type: string, then: Step): Step {
   return (...args) => (left-- > 0 ? Promise.reject(ApplicationFailure.retryable(`${type} (fake, ${left + 1} left)`, type)) : then(...args));
 }
 
-const okArtifact = (ctx: PlanContext, source: string, name: string): ArtifactResult => {
+export const okArtifact = (ctx: PlanContext, source: string, name: string): ArtifactResult => {
   const a = ctx.plan.sources.find((s) => s.name === source)!.artifacts.find((x) => x.name === name)!;
   return { source, name, type: a.type, required: a.required, status: 'ok', paths: [`files/${name}`], bytes: 100, details: {} };
 };

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { countCopyRows } from '../../src/sources/pg-rowcounts';
+import { CopyRowCounter, countCopyRows } from '../../src/sources/pg-rowcounts';
 
 const dump = [
   '--',
@@ -28,5 +28,21 @@ describe('countCopyRows', () => {
   it('works across arbitrary chunk boundaries', async () => {
     const chunks = dump.match(/[\s\S]{1,7}/g)!;
     expect(await countCopyRows(Readable.from(chunks))).toEqual({ 'public.items': 3, 'public."Odd Table"': 0, 'other.t': 2 });
+  });
+  it('byte by byte, and as Buffers fed to the counter directly', () => {
+    const c = new CopyRowCounter();
+    for (const b of Buffer.from(dump)) c.push(Buffer.from([b]));
+    expect(c.finish()).toEqual({ 'public.items': 3, 'public."Odd Table"': 0, 'other.t': 2 });
+  });
+  it('only a line that is exactly \\. ends a block; a last line without a newline still counts', async () => {
+    const text = ['COPY public.t (a) FROM stdin;', '\\.x', '\\', '.', ' \\.', 'last'].join('\n');
+    expect(await countCopyRows(Readable.from([text]))).toEqual({ 'public.t': 5 });
+  });
+  it('rows of a big dump in 64 KiB chunks: counted without turning them into strings', () => {
+    const rows = 200_000;
+    const body = Buffer.from(`COPY public.big (id, v) FROM stdin;\n${Array.from({ length: rows }, (_, i) => `${i}\tvalue ${i}`).join('\n')}\n\\.\n`);
+    const c = new CopyRowCounter();
+    for (let i = 0; i < body.length; i += 65536) c.push(body.subarray(i, i + 65536));
+    expect(c.finish()).toEqual({ 'public.big': rows });
   });
 });

@@ -2,9 +2,10 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SNAPSHOT } from '../../src/shared/search-attributes';
-import type { BackupResult } from '../../src/shared/types';
+import type { BackupResult, PlanContext } from '../../src/shared/types';
 import { lifeboatActivities } from '../../src/workers/worker';
-import { flaky, fakeActivities, hang, makeWorld, permanent, waitFor, type World } from '../support/fake-activities';
+import { CancelledFailure, Context } from '@temporalio/activity';
+import { flaky, fakeActivities, hang, makeWorld, okArtifact, permanent, waitFor, type World } from '../support/fake-activities';
 import type { TemporalFixture } from '../support/fixtures';
 import { eventually, fakeWorker, keepHistory, runFailure, startWorkflow, statusOf } from '../support/workflow-harness';
 
@@ -85,6 +86,76 @@ describe('backupPlan with fake activities', () => {
     expect(w.stopped.size).toBe(0);
     expect(await statusOf(h)).toBe('Failed');
     await keepHistory(h, 'backup-failure');
+  });
+
+  // Three live artifacts of one source, two lanes (parallelism 2).
+  const app = { name: 'app', host: 'local', artifacts: [{ name: 'db', type: 'postgres', database: 'app' }, { name: 'conf', type: 'files', paths: ['/etc/app'] }, { name: 'data', type: 'files', paths: ['/srv/app'] }] };
+  /** Waits (heartbeating) for `until`, at most `seconds`, then fails the capture as NotConcurrent. */
+  const within = (seconds: number, until: () => boolean) => async () => {
+    const ctx = Context.current();
+    for (let i = 0; i < seconds * 5 && !until(); i++) {
+      ctx.heartbeat(); // how a cancellation reaches an activity
+      await ctx.sleep(200);
+    }
+    if (!until()) throw ApplicationFailure.nonRetryable('the sibling capture never started', 'NotConcurrent');
+  };
+
+  it("a source's live artifacts are captured at once (parallelism lanes); results keep the plan's order", async () => {
+    const w = makeWorld('par-art', { parallelism: 2, sources: [app] });
+    // db finishes only once conf has started beside it: one after another, it would fail.
+    w.on['capture:app/db'] = async (ctx, _snapshot, source, artifact) => {
+      await within(15, () => w.calls.includes('capture app/conf'))();
+      return okArtifact(ctx, source, artifact);
+    };
+    const h = await backup(w);
+    const result = (await h.result()) as BackupResult;
+    expect(result.status).toBe('Completed');
+    expect(result.artifacts.map((a) => a.name)).toEqual(['db', 'conf', 'data']);
+    // Two lanes: data waits for a free one (conf's), so it starts after both others.
+    expect(w.calls.indexOf('capture app/data')).toBeGreaterThan(w.calls.indexOf('capture app/conf'));
+    expect(w.calls.indexOf('finalizeSnapshot')).toBeGreaterThan(w.calls.indexOf('capture app/data'));
+    await keepHistory(h, 'backup-parallel-artifacts');
+  });
+
+  it('a required live capture that fails cancels its running sibling and starts no other; then .partial is discarded', async () => {
+    const w = makeWorld('par-fail', { parallelism: 2, sources: [app] });
+    // Runs until cancelled (at most 30 s: one after another, conf would never start and the test would hang).
+    w.on['capture:app/db'] = async () => {
+      try {
+        await within(30, () => false)();
+      } catch (err) {
+        if (err instanceof CancelledFailure) w.calls.push('cancelled app/db');
+        throw err;
+      }
+    };
+    w.on['capture:app/conf'] = async () => {
+      await waitFor(() => w.calls.includes('capture app/db'));
+      throw ApplicationFailure.nonRetryable('missing on local: /etc/app', 'MissingPath');
+    };
+    const f = await runFailure(await backup(w));
+    expect(f.type).toBe('MissingPath');
+    expect(w.calls).toContain('cancelled app/db');
+    expect(w.calls).not.toContain('capture app/data');
+    expect(w.calls).not.toContain('finalizeSnapshot');
+    expect(w.calls.at(-1)).toBe('discardIncomplete');
+    expect(w.calls.indexOf('discardIncomplete')).toBeGreaterThan(w.calls.indexOf('cancelled app/db'));
+  });
+
+  it('with a quiesced copy, the services stop only after every live capture of the source has ended', async () => {
+    const w = makeWorld('par-quiesce', { parallelism: 2, sources: [web({ artifacts: [...web().artifacts, { name: 'db2', type: 'postgres', database: 'other' }] })] });
+    const ends = (name: string, sibling: string) => async (ctx: PlanContext, _snapshot: string, source: string, artifact: string) => {
+      await within(15, () => w.calls.includes(`capture web/${sibling}`))(); // both live dumps run at once
+      w.calls.push(`done web/${name}`);
+      return okArtifact(ctx, source, artifact);
+    };
+    w.on['capture:web/db'] = ends('db', 'db2');
+    w.on['capture:web/db2'] = ends('db2', 'db');
+    const h = await backup(w);
+    expect(((await h.result()) as BackupResult).status).toBe('Completed');
+    const stop = w.calls.indexOf('quiesceStop web');
+    expect(stop).toBeGreaterThan(w.calls.indexOf('done web/db'));
+    expect(stop).toBeGreaterThan(w.calls.indexOf('done web/db2'));
+    expect(w.calls.indexOf('capture web/site')).toBeGreaterThan(stop);
   });
 
   it('a transient failure is retried and the run completes; the retry is in history', async () => {
