@@ -6,6 +6,8 @@ import type { Readable } from 'node:stream';
 
 const COPY_START = /^COPY (.+?) (?:\(.*\) )?FROM stdin;$/;
 const NL = 0x0a;
+/** Outside a block only lines starting with this are read (a dump with INSERTs has millions of other lines). */
+const COPY_PREFIX = Buffer.from('COPY ');
 const BACKSLASH = 0x5c;
 const DOT = 0x2e;
 /** A COPY header longer than this is not read whole (its table then goes uncounted); DDL lines are kept to it. */
@@ -16,9 +18,10 @@ export class CopyRowCounter {
   private readonly counts: Record<string, number> = {};
   /** The COPY block being read, if any. */
   private table: string | undefined;
-  /** Outside a block: the current line's bytes so far (up to MAX_HEADER). */
+  /** Outside a block: the current line's bytes so far (up to MAX_HEADER), unless it is known not to be a header. */
   private line: Buffer[] = [];
   private lineBytes = 0;
+  private notHeader = false;
   /** Inside a block: the current line's length and first two bytes so far. */
   private length = 0;
   private first = -1;
@@ -39,16 +42,26 @@ export class CopyRowCounter {
 
   /** The counts; a last line without a newline counts as a line. */
   finish(): Record<string, number> {
-    if (this.lineBytes > 0 || this.length > 0) this.endLine();
+    if (this.lineBytes > 0 || this.notHeader || this.length > 0) this.endLine();
     return this.counts;
   }
 
   private keep(chunk: Buffer, start: number, end: number): void {
+    if (this.notHeader || end <= start) return;
+    // The common case, decided without copying: a whole prefix in this chunk that is not `COPY `.
+    if (this.lineBytes === 0 && end - start >= COPY_PREFIX.length && chunk.compare(COPY_PREFIX, 0, COPY_PREFIX.length, start, start + COPY_PREFIX.length) !== 0) {
+      this.notHeader = true;
+      return;
+    }
     const room = MAX_HEADER - this.lineBytes;
-    if (end <= start || room <= 0) return;
+    if (room <= 0) return;
     const part = chunk.subarray(start, Math.min(end, start + room));
     this.line.push(Buffer.from(part)); // a copy: the stream may reuse its chunk
     this.lineBytes += part.length;
+    if (this.lineBytes >= COPY_PREFIX.length && this.lineBytes - part.length < COPY_PREFIX.length) {
+      this.notHeader = !Buffer.concat(this.line, this.lineBytes).subarray(0, COPY_PREFIX.length).equals(COPY_PREFIX);
+      if (this.notHeader) this.line = [];
+    }
   }
 
   private measure(chunk: Buffer, start: number, end: number): void {
@@ -61,9 +74,10 @@ export class CopyRowCounter {
 
   private endLine(): void {
     if (this.table === undefined) {
-      const text = Buffer.concat(this.line, this.lineBytes).toString('utf8');
+      const text = this.notHeader ? '' : Buffer.concat(this.line, this.lineBytes).toString('utf8');
       this.line = [];
       this.lineBytes = 0;
+      this.notHeader = false;
       const m = COPY_START.exec(text);
       if (m?.[1]) {
         this.table = m[1].trim();

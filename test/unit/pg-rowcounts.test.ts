@@ -45,4 +45,12 @@ describe('countCopyRows', () => {
     for (let i = 0; i < body.length; i += 65536) c.push(body.subarray(i, i + 65536));
     expect(c.finish()).toEqual({ 'public.big': rows });
   });
+  it('lines outside a block that are not COPY headers (INSERTs, COPYRIGHT) are skipped, also when split', () => {
+    const text = ['INSERT INTO t VALUES (1);', 'COPYRIGHT notice', 'COPY public.a (x) FROM stdin;', '1', '\\.', 'INSERT INTO t VALUES (2);'].join('\n');
+    for (const size of [1, 3, 4, 5, 6, 1000]) {
+      const c = new CopyRowCounter();
+      for (let i = 0; i < text.length; i += size) c.push(Buffer.from(text.slice(i, i + size)));
+      expect(c.finish(), `chunks of ${size}`).toEqual({ 'public.a': 1 });
+    }
+  });
 });
