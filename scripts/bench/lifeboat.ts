@@ -7,7 +7,7 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
@@ -66,7 +66,7 @@ function source(stack: Stack, h: HostRef, withDb: boolean, media = false, main =
 const planName = (v: Variant, set: Workset) => `${set}-${v.id}`;
 
 /** `restoreSnapshot` of the latest snapshot, started and awaited as `lifeboat restore` does. */
-async function runRestore(client: Client, id: string, over: Pick<RestoreInput, 'plan'> & Partial<RestoreInput>): Promise<RestoreResult> {
+async function runRestore(client: Client, id: string, over: Pick<RestoreInput, 'plan'> & Partial<RestoreInput>): Promise<{ result: RestoreResult; handle: WorkflowHandle }> {
   const input: RestoreInput = { snapshot: 'latest', force: false, dryRun: false, ...over };
   const handle = await client.workflow.start('restoreSnapshot', {
     taskQueue: TASK_QUEUE,
@@ -74,7 +74,7 @@ async function runRestore(client: Client, id: string, over: Pick<RestoreInput, '
     args: [input],
     typedSearchAttributes: new TypedSearchAttributes([{ key: PLAN, value: input.plan }]),
   });
-  return (await handle.result()) as RestoreResult;
+  return { result: (await handle.result()) as RestoreResult, handle };
 }
 
 /** Writes the config for every variant, starts one worker process for all of them and waits until it polls. */
@@ -148,6 +148,10 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
   const client = new Client({ connection, namespace: 'default' });
 
   const lastStart = new Map<string, number>();
+  /** With --steps: where the run's seconds went (read after the timing). */
+  const logSteps = async (v: Variant, what: string, handle: WorkflowHandle) => {
+    if (opts.steps) log(`    ${v.label} ${what}steps: ${await stepTimes(handle)}`);
+  };
   const methods = variants.map((v): Method => ({
     id: v.id,
     label: v.label,
@@ -170,19 +174,21 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
         const h = await startBackup(client, config, { plan, tier: 'manual' });
         return [h, (await h.result()) as BackupResult] as const;
       });
-      if (opts.steps) log(`    ${v.label} steps: ${await stepTimes(handle)}`);
+      await logSteps(v, '', handle);
       if (result.status !== 'Completed') throw new Error(`lifeboat backup ${plan}: ${result.status}`);
       return { seconds, note: `${result.snapshot}, ${result.size_bytes} bytes stored`, ...(measureHwm ? { vmHwm: vmHwm(pid) } : {}) };
     },
     async restore(round, toDir, toDb) {
-      const { seconds, value } = await timed(() => runRestore(client, `bench-restore-${v.id}-${round}`, { plan: planName(v, 'main'), dir: toDir, database: toDb }));
+      const { seconds, value: { result: value, handle } } = await timed(() => runRestore(client, `bench-restore-${v.id}-${round}`, { plan: planName(v, 'main'), dir: toDir, database: toDb }));
+      await logSteps(v, 'restore ', handle);
       if (value.restored.length < 2 * stack.main.hosts.length + 1) throw new Error(`lifeboat restore: only ${value.restored.map((r) => r.artifact).join(', ')} restored`);
       return { seconds };
     },
     async restoreSmall(round, toDir) {
       const h = stack.main.hosts[0]!;
       const artifact = `${h.name}-etc`;
-      const { seconds, value } = await timed(() => runRestore(client, `bench-restore-small-${v.id}-${round}`, { plan: planName(v, 'main'), source: h.name, artifact, dir: toDir }));
+      const { seconds, value: { result: value, handle } } = await timed(() => runRestore(client, `bench-restore-small-${v.id}-${round}`, { plan: planName(v, 'main'), source: h.name, artifact, dir: toDir }));
+      await logSteps(v, 'small ', handle);
       if (value.restored.map((r) => r.artifact).join() !== artifact) throw new Error(`lifeboat small restore: restored ${value.restored.map((r) => r.artifact).join(', ')}`);
       return { seconds };
     },

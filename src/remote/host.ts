@@ -89,15 +89,31 @@ export class HostPool {
   }
 }
 
-/** Keeps the tail of a stream of text, so a chatty command can't grow memory. */
+/**
+ * Keeps the tail of a stream of text, so a chatty command can't grow memory. Chunks are kept as they come and
+ * joined only every COMPACT_EVERY chunks (or at twice the limit): re-slicing the whole tail on every chunk made a
+ * fresh copy of it each time, and rsync's progress output (hundreds of small chunks a second) turned that into
+ * tens of MB of garbage per capture in the worker's heap.
+ */
 export class Tail {
-  private buf = '';
+  private static readonly COMPACT_EVERY = 64;
+  private parts: string[] = [];
+  private length = 0;
   constructor(private readonly max = 64 * 1024) {}
   push(chunk: Buffer | string): void {
-    this.buf += chunk.toString();
-    if (this.buf.length > this.max) this.buf = this.buf.slice(-this.max);
+    const text = chunk.toString();
+    this.parts.push(text);
+    this.length += text.length;
+    if (this.parts.length >= Tail.COMPACT_EVERY || this.length > 2 * this.max) this.compact();
   }
   toString(): string {
-    return this.buf;
+    this.compact();
+    return this.parts[0] ?? '';
+  }
+  private compact(): void {
+    const all = this.parts.join('');
+    const kept = all.length > this.max ? all.slice(-this.max) : all;
+    this.parts = [kept];
+    this.length = kept.length;
   }
 }

@@ -151,12 +151,10 @@ export async function hashManifest(
     if (known && known.identity === f.identity) sums[i] = known.sha256;
     else toHash.push(i);
   });
-  const digests = await hashFiles(
-    toHash.map((i) => ({ path: join(root, files[i]!.path), size: files[i]!.size })),
-    { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) },
-  );
+  const work = toHash.map((i) => ({ path: join(root, files[i]!.path), size: files[i]!.size }));
+  const digests = await hashFiles(work, { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
   toHash.forEach((i, k) => {
-    const { sha256, size } = digestOrThrow(digests[k]!, join(root, files[i]!.path));
+    const { sha256, size } = digestOrThrow(digests[k]!, work[k]!.path);
     sums[i] = sha256;
     sizes[i] = size;
   });
