@@ -29,9 +29,11 @@ beforeAll(async () => {
       // Command output is not estimated by preflight: 30 MiB of it meets a 16 MiB disk in the capture itself.
       dump: { storages: ['disk'], overheadRatio: 1, sources: [{ name: 'db', host: 'local', artifacts: [{ type: 'command', name: 'out', command: ['head', '-c', String(30 * 1024 * 1024), '/dev/zero'] }] }] },
       // 10 MiB of files fits preflight's estimate, but a 10 MiB command output lands first: rsync runs out of space.
+      // parallelism 1: one artifact after the other (at 2 the two captures would race for the last free bytes).
       tree: {
         storages: ['disk'],
         overheadRatio: 1,
+        parallelism: 1,
         sources: [{ name: 'web', host: 'local', artifacts: [{ type: 'command', name: 'first', command: tenMiB }, { type: 'files', name: 'site', paths: [data] }] }],
       },
       small: { storages: ['disk'], sources: [{ name: 'web', host: 'local', artifacts: [{ type: 'command', name: 'hello', command: ['echo', 'hello'] }] }] },
