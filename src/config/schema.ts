@@ -581,12 +581,26 @@ export const Config = z
       });
       // Artifact names are unique across the plan: they name files such as database/<name>.sql.
       const seen = new Set<string>();
+      // OpenSearch snapshots are named after the Lifeboat snapshot: two artifacts of a run on one cluster and
+      // repository (captured at once) would take, and delete, the same snapshot.
+      const clusters = new Map<string, string>();
       plan.sources.forEach((src, i) => {
         src.artifacts.forEach((a, j) => {
           if (seen.has(a.name)) {
             ctx.addIssue({ code: 'custom', path: ['plans', planName, 'sources', i, 'artifacts', j, 'name'], message: `duplicate artifact name "${a.name}" in plan ${planName}` });
           }
           seen.add(a.name);
+          if (a.type !== 'opensearch') return;
+          const cluster = JSON.stringify([src.host, src.port ?? 22, a.url, a.repository]);
+          const other = clusters.get(cluster);
+          if (other) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['plans', planName, 'sources', i, 'artifacts', j, 'repository'],
+              message: `opensearch artifact "${a.name}" uses the same cluster (${a.url} on ${src.host}) and snapshot repository "${a.repository}" as "${other}": their snapshots would share one name; give one its own repository`,
+            });
+          }
+          clusters.set(cluster, a.name);
         });
         if (src.host !== 'local' && !(src.identityFile ?? cfg.ssh.identityFile)) {
           ctx.addIssue({ code: 'custom', path: ['plans', planName, 'sources', i, 'identityFile'], message: 'an SSH source needs identityFile (here or under ssh:)' });

@@ -200,6 +200,38 @@ describe('parseConfig: rejected configs name the field and the problem', () => {
     expect(msg).toContain('plans.daily.sources.1.artifacts.0.name: duplicate artifact name "db" in plan daily');
   });
 
+  it('two opensearch artifacts on one cluster and repository (their snapshots would share a name); another repository or host is fine', () => {
+    const msg = configError(
+      minimal({
+        source: `      - name: one
+        host: local
+        artifacts:
+          - { name: logs, type: opensearch, repositoryPath: /snap }
+          - { name: search, type: opensearch, repositoryPath: /snap }`,
+      }),
+    );
+    expect(msg).toContain('plans.daily.sources.0.artifacts.1.repository: opensearch artifact "search" uses the same cluster (http://127.0.0.1:9200 on local) and snapshot repository "lifeboat" as "logs"');
+    for (const source of [
+      `      - name: one
+        host: local
+        artifacts:
+          - { name: logs, type: opensearch, repositoryPath: /snap }
+          - { name: search, type: opensearch, repositoryPath: /snap, repository: other }`,
+      `      - name: one
+        host: 10.0.0.5
+        identityFile: /k
+        knownHosts: /kh
+        artifacts:
+          - { name: logs, type: opensearch, repositoryPath: /snap }
+      - name: two
+        host: 10.0.0.6
+        identityFile: /k
+        knownHosts: /kh
+        artifacts:
+          - { name: search, type: opensearch, repositoryPath: /snap }`,
+    ]) expect(() => parseConfig(minimal({ source }))).not.toThrow();
+  });
+
   it('the same artifact name in two different plans is fine', () => {
     const text = minimal().replace(
       'plans:\n',
