@@ -10,7 +10,7 @@ const NL = 0x0a;
 const COPY_PREFIX = Buffer.from('COPY ');
 const BACKSLASH = 0x5c;
 const DOT = 0x2e;
-/** A COPY header longer than this is not read whole (its table then goes uncounted); DDL lines are kept to it. */
+/** A COPY header longer than this is not read whole (its table then goes uncounted). */
 const MAX_HEADER = 1024 * 1024;
 
 /** Feed it the dump's chunks in order, then `finish()`: `{ 'public.items': 250, 'public."Odd Name"': 3 }`. */
