@@ -6,6 +6,8 @@
 //   npm run bench -- --mib-per-host 200 --db-mib 50 --runs 5 --tiny-hosts 20 --archive-mib 256
 //   npm run bench -- --only e2e         sections: e2e, archive, hash (comma-separated)
 //   npm run bench -- --methods lifeboat,restic   e2e methods to run: shell, restic, lifeboat, lifeboat-restic, lifeboat-media
+//   npm run bench -- --days 7           daily runs (1 % change a day) into a fresh restic repository: what a week
+//                                       occupies against one full copy (default 7; 0 with --quick)
 //   npm run bench -- --steps            log each Lifeboat backup's activity times (from its workflow history)
 //   npm run bench -- --keep             leave the work dir (worker, sshd, MinIO, Temporal logs) in $TMPDIR
 // Progress goes to stderr, the results to stdout.
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     methods: { type: 'string' },
     keep: { type: 'boolean', default: false },
     steps: { type: 'boolean', default: false },
+    days: { type: 'string' },
   },
 });
 
@@ -48,6 +51,7 @@ const opts = {
   runs: Math.max(1, Math.round(num(values.runs, quick ? 1 : 3, 'runs'))),
   tinyHosts: Math.round(num(values['tiny-hosts'], quick ? 5 : 20, 'tiny-hosts')),
   archiveMib: Math.round(num(values['archive-mib'] ?? values.mib, quick ? 32 : 256, 'archive-mib')),
+  days: values.days === '0' ? 0 : Math.round(num(values.days, quick ? 0 : 7, 'days')),
 };
 const sections = new Set((values.only ?? 'e2e,archive,hash').split(',').map((s) => s.trim()));
 const log = (line: string) => console.error(line);
@@ -93,7 +97,7 @@ async function main(): Promise<void> {
     }
     if (sections.has('e2e')) {
       section('end to end: shell vs restic vs Lifeboat');
-      const e2e = await e2eBench({ mibPerHost: opts.mibPerHost, dbMib: opts.dbMib, runs: opts.runs, tinyHosts: opts.tinyHosts, keep: values.keep, steps: values.steps, log, ...(values.methods ? { methods: values.methods.split(',').map((m) => m.trim()) } : {}) });
+      const e2e = await e2eBench({ mibPerHost: opts.mibPerHost, dbMib: opts.dbMib, runs: opts.runs, tinyHosts: opts.tinyHosts, keep: values.keep, steps: values.steps, days: opts.days, log, ...(values.methods ? { methods: values.methods.split(',').map((m) => m.trim()) } : {}) });
       report.unshift(['the whole job: hand-written shell vs plain restic vs Lifeboat', e2e.lines]);
       problems = e2e.problems;
     }

@@ -2,7 +2,8 @@
 //   per round: reset every method (fresh mirror and storage, untimed), then
 //     first backup → unchanged re-backup → [1 % of files + 1000 rows changed] → backup → full restore → one small artifact
 //     (db + files to a new place, checked against the source afterwards, untimed) → 20 tiny hosts (fresh) backup;
-//   each step runs every method back to back, in an order rotated per round (A B C, B C A, C A B …).
+//   each step runs every method back to back, in an order rotated per round (A B C, B C A, C A B …);
+//   then (--days) a week of daily runs into a fresh repository for the deduplicating methods: what it occupies.
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,6 +26,8 @@ export interface E2eOptions {
   methods?: string[];
   /** Log each Lifeboat backup's activity times (from its history). */
   steps?: boolean;
+  /** Daily runs (1 % change a day) into a fresh repository, for what a week occupies (0: left out). */
+  days?: number;
   log: (line: string) => void;
 }
 
@@ -138,6 +141,8 @@ export async function e2eBench(o: E2eOptions): Promise<{ lines: string[]; proble
     for (const m of order) await backup('tiny', m, 'tiny', round);
   }
 
+  const occupancy = o.days && o.days > 1 ? await week(stack, methods.filter((m) => DEDUP_METHODS.includes(m.id)), o.days, o.runs, log) : [];
+
   await lifeboat.close();
   const dump = join(stack.root, 'shell/main/stage/db.sql');
   const dumpBytes = existsSync(dump) ? (await execa('stat', ['-c', '%s', dump])).stdout : '?';
@@ -149,6 +154,46 @@ export async function e2eBench(o: E2eOptions): Promise<{ lines: string[]; proble
     '',
     'every run (seconds, in round order):',
     ...allRuns(results, scenarios, methods),
+    ...occupancy,
   ];
   return { lines, problems };
+}
+
+/** The methods whose storage deduplicates: only for them is a week of daily runs worth measuring. */
+const DEDUP_METHODS = ['restic', 'lifeboat-restic'];
+
+/**
+ * `days` daily backups of the main set into a fresh repository, each day after 1 % of the files and 1000 rows
+ * changed (other files and rows than the rounds'): what the repository holds after the last day against after the
+ * first (one full copy, as stored: compressed and deduplicated). Nothing is forgotten (the plans keep everything).
+ */
+async function week(stack: Stack, methods: Method[], days: number, round: number, log: (l: string) => void): Promise<string[]> {
+  if (!methods.length) return [];
+  log(`${days} daily runs with 1 % change a day (${methods.map((m) => m.label).join(', ')})`);
+  const start = new Map<string, number>();
+  const first = new Map<string, number>();
+  for (const m of methods) {
+    await m.reset('main', round);
+    start.set(m.id, await bucketBytes(stack.s3, m.bucket));
+  }
+  for (let day = 1; day <= days; day++) {
+    if (day > 1) {
+      for (const [i, t] of stack.main.trees.entries()) await changeTree(t, `lifeboat-bench:${stack.main.hosts[i]!.name}`, 1000 + day);
+      await changeDatabase(stack.main.db, stack.main.rows, 1000 + day);
+    }
+    for (const m of methods) {
+      const r = await m.backup('main', round);
+      const held = (await bucketBytes(stack.s3, m.bucket)) - start.get(m.id)!;
+      if (day === 1) first.set(m.id, held);
+      log(`  day ${day}  ${m.label.padEnd(9)} ${r.seconds.toFixed(2).padStart(7)} s  repository ${(held / MiB).toFixed(1)} MiB`);
+    }
+  }
+  const source = stack.main.trees.reduce((n, t) => n + t.bytes, 0);
+  const lines = ['', `${days} daily runs, 1 % of files + 1000 rows changed a day, fresh repository (source: ${(source / MiB).toFixed(0)} MiB of files + the database):`];
+  for (const m of methods) {
+    const held = (await bucketBytes(stack.s3, m.bucket)) - start.get(m.id)!;
+    const one = first.get(m.id)!;
+    lines.push(`  ${m.label.padEnd(9)} after day 1 ${(one / MiB).toFixed(1)} MiB, after day ${days} ${(held / MiB).toFixed(1)} MiB: ${(held / one).toFixed(2)}× one full copy`);
+  }
+  return lines;
 }

@@ -249,7 +249,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
 
     /** Archive first, record last: a record in storage means a complete, verified snapshot. */
     async uploadSnapshot(ctx: PlanContext, storageName: string, archive: ArchiveResult, record: SnapshotRecord): Promise<StorageResult> {
-      return runActivity(async ({ signal, progress }) => {
+      return runActivity(async ({ signal, progress, attempt }) => {
         const cfg = ctx.storages[storageName];
         if (!cfg) throw new LifeboatError('ConfigError', `plan ${ctx.planName} has no storage ${storageName}`);
         const backend = await openStorage(storageName, cfg);
@@ -258,7 +258,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           const dir = snapshotPaths(ctx.backupRoot, record.snapshot, archive.format).dir;
           progress({ storage: storageName, ...phase('upload') });
           const onProgress = (bytes: number, total?: number) => progress({ bytesDone: bytes, bytesTotal: total });
-          return uploadToRestic(backend, { storage: storageName, dir, record: await sealRecord(ctx, record, archive), signal, onProgress });
+          return uploadToRestic(backend, { storage: storageName, dir, record: await sealRecord(ctx, record, archive), fresh: attempt === 1, signal, onProgress });
         }
         // Media objects first, the archive next, the record last: a listed snapshot has everything it references.
         const recipients = ctx.plan.archive.encryption?.age.recipients;

@@ -8,6 +8,8 @@ import { LifeboatError } from '../shared/errors';
 export interface ActivityTools {
   /** Aborted on cancellation and when the step stalls: child processes (ssh, rsync, pg_dump) are killed with it. */
   signal: AbortSignal;
+  /** Temporal's attempt number: 1 on the first try, so no earlier attempt left anything behind. */
+  attempt: number;
   /** Latest progress; sent with the next heartbeat, visible in the Web UI's pending activity. A change is "movement". */
   progress(details: Record<string, unknown>): void;
   /**
@@ -49,6 +51,7 @@ export async function runActivity<T>(fn: (tools: ActivityTools) => Promise<T>, o
   }, Math.min(HEARTBEAT_EVERY_MS, Math.max(250, stallMs / 4)));
   const tools: ActivityTools = {
     signal: abort.signal,
+    attempt: ctx.info.attempt,
     progress(details) {
       latest = { ...latest, ...details };
       const key = JSON.stringify(latest);

@@ -20,11 +20,12 @@ export interface ResticUploadResult extends StorageResult {
 
 export async function uploadToRestic(
   backend: ResticBackend,
-  input: { storage: string; dir: string; record: SnapshotRecord; signal?: AbortSignal; onProgress?: (bytes: number, total?: number) => void },
+  /** `fresh`: the upload's first attempt (no data or record snapshot of it can exist yet). */
+  input: { storage: string; dir: string; record: SnapshotRecord; fresh?: boolean; signal?: AbortSignal; onProgress?: (bytes: number, total?: number) => void },
 ): Promise<ResticUploadResult> {
   const { record, dir } = input;
   const id = { plan: record.plan, snapshot: record.snapshot, tier: record.tier, createdAt: record.created_at };
-  const outcome = await backend.backupDir(dir, id, { signal: input.signal, onProgress: input.onProgress });
+  const outcome = await backend.backupDir(dir, id, { signal: input.signal, onProgress: input.onProgress, fresh: input.fresh });
   try {
     await assertComplete(outcome.summary, dir, record);
   } catch (err) {
@@ -34,7 +35,7 @@ export async function uploadToRestic(
   const ref: ResticRef = { snapshot_id: outcome.snapshotId, ...optional('repository_id', await backend.repositoryId()) };
   const location = `restic:${backend.repository} snapshot ${outcome.snapshotId.slice(0, 8)}`;
   const rKey = recordKey(record.plan, record.snapshot);
-  await backend.putJson(rKey, { ...record, storage: input.storage, location, restic: ref, completed_at: new Date().toISOString() });
+  await backend.putJson(rKey, { ...record, storage: input.storage, location, restic: ref, completed_at: new Date().toISOString() }, { fresh: input.fresh });
   const s = outcome.summary;
   return {
     storage: input.storage,

@@ -14,7 +14,7 @@ import type { ResticStorage } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import { LifeboatError } from '../shared/errors';
 import { isPlanName, isSnapshotName, recordKey } from '../snapshot/naming';
-import { readCachedRecord, writeCachedRecord } from './restic-cache';
+import { readCachedParent, readCachedRecord, writeCachedParent, writeCachedRecord } from './restic-cache';
 import { sftpOptions, withSshLog, type SftpOptions } from './restic-sftp';
 import { RETRY_LOCK, runRestic, type ResticCall, type ResticOutput } from './restic-run';
 import { parseJson, type LocalArchive, type ObjectInfo, type PutResult, type StorageBackend, type Verification } from './types';
@@ -58,6 +58,12 @@ export interface ResticSummary {
 export interface Identified {
   plan: string;
   snapshot: string;
+}
+
+export interface BackupOptions {
+  signal?: AbortSignal;
+  onProgress?: (bytes: number, total?: number) => void;
+  fresh?: boolean;
 }
 
 export interface BackupOutcome {
@@ -152,11 +158,14 @@ export class ResticBackend implements StorageBackend {
     return parseJson<T>(await this.recordText(s, key), this.location(key));
   }
 
-  /** A new record snapshot; the ones it supersedes are forgotten when the repository is free (else by retention). */
-  async putJson(key: string, value: unknown): Promise<string> {
+  /**
+   * A new record snapshot; the ones it supersedes are forgotten when the repository is free (else by retention).
+   * `fresh`: the snapshot's first record (its upload's first attempt), so there is nothing to look up or supersede.
+   */
+  async putJson(key: string, value: unknown, opts: { fresh?: boolean } = {}): Promise<string> {
     const id = parseKey(key);
     if (!id?.record) throw new LifeboatError('ConfigError', `storage ${this.name}: ${JSON.stringify(key)} is not a record key (<plan>/<snapshot>.json)`);
-    const before = await this.recordSnapshots(id);
+    const before = opts.fresh ? [] : await this.recordSnapshots(id);
     const text = JSON.stringify(value, null, 2);
     const out = await this.run(['backup', '--json', '--stdin', '--stdin-filename', `${id.snapshot}.json`, '--host', RESTIC_HOST, '--tag', recordTags(id).join(','), '--retry-lock', RETRY_LOCK], 'write record', { input: text });
     const written = summaryOf(out).snapshot_id;
@@ -221,15 +230,31 @@ export class ResticBackend implements StorageBackend {
    * the root. The plan's newest data snapshot is the parent and ctime is ignored: files hard-linked from the rsync
    * mirror keep inode, size and mtime but get a new ctime with every link, and restic would read them all again.
    * A data snapshot an earlier attempt finished is kept (restic writes the snapshot last: it is complete).
+   * `fresh`: no earlier attempt of this upload exists (the activity's first attempt; snapshot names are claimed per
+   * run), so the parent this host cached last time is enough and `restic snapshots` (a key derivation) is skipped.
    */
-  async backupDir(dir: string, id: Identified & { tier: string; createdAt: string }, opts: { signal?: AbortSignal; onProgress?: (bytes: number, total?: number) => void } = {}): Promise<BackupOutcome> {
+  async backupDir(dir: string, id: Identified & { tier: string; createdAt: string }, opts: BackupOptions = {}): Promise<BackupOutcome> {
+    if (opts.fresh) {
+      const hint = await readCachedParent(this.idKey, id.plan);
+      if (hint && hint.snapshot !== id.snapshot) {
+        try {
+          return await this.backupOnto(dir, id, hint.id, opts);
+        } catch (err) {
+          if (!isUnknownParent(err, hint.id)) throw err; // forgotten since, or another repository at this address: list
+        }
+      }
+    }
     const existing = (await this.dataSnapshots(id))[0];
     if (existing) return { snapshotId: existing.id, alreadyPresent: true, summary: existing.summary ?? {} };
     const parent = (await this.snapshots()).filter((s) => identify(s, DATA_TAG)?.plan === id.plan).sort(byNewest)[0];
+    return this.backupOnto(dir, id, parent?.id, opts);
+  }
+
+  private async backupOnto(dir: string, id: Identified & { tier: string; createdAt: string }, parent: string | undefined, opts: BackupOptions): Promise<BackupOutcome> {
     let summary: ResticSummary | undefined;
     const args = [
       'backup', '--json', '--host', RESTIC_HOST, '--tag', dataTags(id).join(','), '--time', resticTime(id.createdAt), '--retry-lock', RETRY_LOCK,
-      ...(parent ? ['--parent', parent.id, '--ignore-ctime'] : []),
+      ...(parent ? ['--parent', parent, '--ignore-ctime'] : []),
       '.',
     ];
     try {
@@ -251,6 +276,7 @@ export class ResticBackend implements StorageBackend {
       this.listing = undefined;
       throw new LifeboatError('StorageError', `storage ${this.name}: restic backup printed no summary with a snapshot id`);
     }
+    await writeCachedParent(this.idKey, id.plan, { id: summary.snapshot_id, snapshot: id.snapshot });
     // The listing stays good with the one snapshot just written added: the record written next (under the plan's
     // lock, so nobody else writes this snapshot's records) needs no second `restic snapshots` (a key derivation).
     const made: ResticSnapshot = { id: summary.snapshot_id, time: new Date(id.createdAt).toISOString(), tags: dataTags(id), paths: [dir], hostname: RESTIC_HOST, summary };
@@ -410,6 +436,13 @@ function parseSnapshots(stdout: string, storage: string): ResticSnapshot[] {
   const list = parseJson<unknown>(stdout.trim() || '[]', `storage ${storage}: restic snapshots output`);
   if (!Array.isArray(list)) throw new LifeboatError('StorageError', `storage ${storage}: restic snapshots printed no list`);
   return list.filter((s): s is ResticSnapshot => !!s && typeof s === 'object' && typeof (s as ResticSnapshot).id === 'string' && /^[0-9a-f]{64}$/.test((s as ResticSnapshot).id) && typeof (s as ResticSnapshot).time === 'string');
+}
+
+/** restic refused `--parent` because it could not load that snapshot (before writing anything). */
+function isUnknownParent(err: unknown, parent: string): boolean {
+  if (!(err instanceof LifeboatError)) return false;
+  const short = parent.slice(0, 8);
+  return err.message.includes(`failed to load snapshot ${short}`) || err.message.includes(`no matching ID found for prefix "${short}`);
 }
 
 function summaryOf(out: ResticOutput): ResticSummary {

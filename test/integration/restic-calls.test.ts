@@ -1,6 +1,7 @@
 // What one backup costs in restic calls, each of which derives the repository key (scrypt, about 0.5 s of CPU):
-// preflight's `cat config`, then in the upload only `snapshots`, the data `backup` and the record `backup`. Real
-// restic behind a PATH wrapper that logs each subcommand; a local-path repository.
+// preflight's `cat config`, then in the upload `snapshots` (not on a first attempt with a parent cached by this
+// host), the data `backup` and the record `backup`. Real restic behind a PATH wrapper that logs each subcommand;
+// a local-path repository.
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { tempDir } from '../support/fixtures';
 const root = await tempDir('restic-calls');
 const log = join(root, 'calls.log');
 const savedPath = process.env.PATH;
+const savedCache = process.env.LIFEBOAT_CACHE;
 
 beforeAll(async () => {
   const real = findRestic();
@@ -24,43 +26,102 @@ beforeAll(async () => {
   await writeFile(join(root, 'bin', 'restic'), `#!/bin/sh\nfor a in "$@"; do case "$a" in -*) ;; *) echo "$a" >> '${log}'; break ;; esac; done\nexec '${real}' "$@"\n`);
   await chmod(join(root, 'bin', 'restic'), 0o755);
   process.env.PATH = `${join(root, 'bin')}:${savedPath}`;
+  process.env.LIFEBOAT_CACHE = join(root, 'cache'); // the cached parents and records of this test only
   await writeFile(join(root, 'password'), `${randomBytes(8).toString('hex')}\n`, { mode: 0o600 });
 });
 
 afterAll(async () => {
   process.env.PATH = savedPath;
+  if (savedCache === undefined) delete process.env.LIFEBOAT_CACHE;
+  else process.env.LIFEBOAT_CACHE = savedCache;
   await rm(root, { recursive: true, force: true });
 });
 
 const calls = async () => (await readFile(log, 'utf8').catch(() => '')).split('\n').filter((l) => l && l !== 'version');
 
+const cfg = () => ({ type: 'restic' as const, repository: join(root, 'repo'), password: { file: join(root, 'password') }, env: {}, init: true, checkReadDataPercent: 5 });
+
+/** A record for `snapshot` of plan p over `dir` (its manifest as the upload checks it). */
+function recordOf(dir: string, snapshot: string, m: Awaited<ReturnType<typeof buildManifest>>): SnapshotRecord {
+  const sha = createHash('sha256').update(m.text).digest('hex');
+  return {
+    success: true, status: 'Completed', snapshot, plan: 'p', tier: 'daily', created_at: `${snapshot.slice(2, 6)}-${snapshot.slice(6, 8)}-${snapshot.slice(8, 10)}T00:00:00Z`, format: 'tar.zst',
+    size_bytes: 0, checksum_sha256: sha, manifest: { sha256: sha, files: m.entries.length, bytes: m.entries.reduce((n, e) => n + e.size, 0) }, artifacts: [],
+  };
+}
+
+/** The first test's snapshot directory's manifest; later tests back up the same directory again. */
+let manifest: Awaited<ReturnType<typeof buildManifest>> | undefined;
+
+async function restic() {
+  const backend = await openStorage('repo', cfg()); // the upload activity opens its own
+  if (!isRestic(backend)) throw new Error('not restic');
+  return backend;
+}
+
 describe('restic calls per backup', () => {
   it('preflight opens the repository once; the upload then lists, backs up the data and writes the record', async () => {
-    const cfg = { type: 'restic' as const, repository: join(root, 'repo'), password: { file: join(root, 'password') }, env: {}, init: true, checkReadDataPercent: 5 };
-    await (await openStorage('repo', cfg)).check(); // creates it: cat config, init, cat config
+    await (await openStorage('repo', cfg())).check(); // creates it: cat config, init, cat config
     await rm(log, { force: true });
-    await (await openStorage('repo', cfg)).check(); // preflight of a run
+    await (await openStorage('repo', cfg())).check(); // preflight of a run
     expect(await calls()).toEqual(['cat']);
 
     const dir = join(root, 'snap');
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'data.bin'), randomBytes(50_000));
     await writeFile(join(dir, 'metadata.yml'), 'plan: p\n');
-    const m = await buildManifest(dir);
+    const m = (manifest = await buildManifest(dir));
     await writeFile(join(dir, 'manifest.sha256'), m.text);
-    const record: SnapshotRecord = {
-      success: true, status: 'Completed', snapshot: 'p-20261202T000000', plan: 'p', tier: 'daily', created_at: '2026-12-02T00:00:00Z', format: 'tar.zst',
-      size_bytes: 0, checksum_sha256: createHash('sha256').update(m.text).digest('hex'),
-      manifest: { sha256: createHash('sha256').update(m.text).digest('hex'), files: m.entries.length, bytes: m.entries.reduce((n, e) => n + e.size, 0) },
-      artifacts: [],
-    };
+    const record = recordOf(dir, 'p-20261202T000000', m);
     await rm(log, { force: true });
-    const backend = await openStorage('repo', cfg); // the upload activity opens its own
-    if (!isRestic(backend)) throw new Error('not restic');
+    const backend = await restic();
     const out = await uploadToRestic(backend, { storage: 'repo', dir, record });
     expect(await calls()).toEqual(['snapshots', 'backup', 'backup']);
     expect(out.restic.repository_id).toMatch(/^[0-9a-f]{64}$/); // from preflight's answer, not a second `cat config`
     const stored = await backend.getJson<SnapshotRecord & { restic: { snapshot_id: string } }>('p/p-20261202T000000.json');
     expect(stored?.restic.snapshot_id).toBe(out.restic.snapshot_id);
+  });
+
+  it('a first attempt backs up onto the parent this host cached: no listing, and restic reads no unchanged file', async () => {
+    const dir = join(root, 'snap');
+    const m = manifest!; // the same files, so the same manifest
+    await rm(log, { force: true });
+    const out = await uploadToRestic(await restic(), { storage: 'repo', dir, record: recordOf(dir, 'p-20261203T000000', m), fresh: true });
+    expect(await calls()).toEqual(['backup', 'backup']);
+    // The parent was used: every file (data.bin, metadata.yml, manifest.sha256) unmodified, nothing read again.
+    expect(out.restic.files_unmodified).toBe(3);
+    expect(out.restic.files_new ?? 0).toBe(0);
+    const backend = await restic();
+    expect((await backend.getJson<{ restic: { snapshot_id: string } }>('p/p-20261203T000000.json'))?.restic.snapshot_id).toBe(out.restic.snapshot_id);
+    expect((await backend.list('p/')).map((o) => o.key)).toEqual(['p/p-20261202T000000.json', 'p/p-20261203T000000.json']);
+  });
+
+  it('a cached parent that is gone costs one listing, and the backup still gets the newest parent', async () => {
+    const dir = join(root, 'snap');
+    const m = manifest!; // the same files, so the same manifest
+    const backend = await restic();
+    const gone = (await backend.dataSnapshots({ plan: 'p', snapshot: 'p-20261203T000000' }))[0]!;
+    await backend.forget([gone.id]); // what retention does; the cache on this host still names it
+    await rm(log, { force: true });
+    const out = await uploadToRestic(await restic(), { storage: 'repo', dir, record: recordOf(dir, 'p-20261204T000000', m), fresh: true });
+    expect(await calls()).toEqual(['backup', 'snapshots', 'backup', 'backup']); // refused parent, listing, data, record
+    expect(out.restic.files_unmodified).toBe(3); // onto p-20261202T000000's snapshot, the newest left
+    expect(out.already_present).toBe(false);
+    // The next first attempt uses the snapshot just written.
+    await rm(log, { force: true });
+    await uploadToRestic(await restic(), { storage: 'repo', dir, record: recordOf(dir, 'p-20261205T000000', m), fresh: true });
+    expect(await calls()).toEqual(['backup', 'backup']);
+  });
+
+  it('a later attempt lists first and keeps the data snapshot an earlier attempt finished', async () => {
+    const dir = join(root, 'snap');
+    const m = manifest!; // the same files, so the same manifest
+    const backend = await restic();
+    const done = (await backend.dataSnapshots({ plan: 'p', snapshot: 'p-20261205T000000' }))[0]!;
+    await rm(log, { force: true });
+    const out = await uploadToRestic(await restic(), { storage: 'repo', dir, record: recordOf(dir, 'p-20261205T000000', m) });
+    expect(await calls()).toEqual(['snapshots', 'backup', 'forget']); // record written; the first attempt's record forgotten
+    expect(out.already_present).toBe(true);
+    expect(out.restic.snapshot_id).toBe(done.id);
   });
 });
