@@ -9,6 +9,8 @@
 //   npm run bench -- --days 7           daily runs (1 % change a day) into a fresh restic repository: what a week
 //                                       occupies against one full copy (default 7; 0 with --quick)
 //   npm run bench -- --steps            log each Lifeboat backup's activity times (from its workflow history)
+//   BENCH_WORKER_NODE_OPTIONS='--max-old-space-size=96' npm run bench …   the Lifeboat worker's own Node options
+//                                       (memory experiments; nothing else in the bench gets them)
 //   npm run bench -- --keep             leave the work dir (worker, sshd, MinIO, Temporal logs) in $TMPDIR
 // Progress goes to stderr, the results to stdout.
 import { readdirSync } from 'node:fs';

@@ -111,6 +111,7 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
       LIFEBOAT_BENCH_S3_ACCESS: stack.minio.accessKey,
       LIFEBOAT_BENCH_S3_SECRET: stack.minio.secretKey,
       LIFEBOAT_BENCH_RESTIC_PASSWORD: RESTIC_PASSWORD,
+      ...(process.env.BENCH_WORKER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS } : {}),
     },
     stdin: 'ignore',
     stdout: fd,
