@@ -20,7 +20,10 @@ export interface ResticUploadResult extends StorageResult {
 
 export async function uploadToRestic(
   backend: ResticBackend,
-  /** `fresh`: the upload's first attempt (no data or record snapshot of it can exist yet). */
+  /**
+   * `fresh`: the upload's first attempt (no data or record snapshot of it can exist yet). A data snapshot found
+   * anyway (two storages on one repository) means a record may exist too: then the record write looks it up.
+   */
   input: { storage: string; dir: string; record: SnapshotRecord; fresh?: boolean; signal?: AbortSignal; onProgress?: (bytes: number, total?: number) => void },
 ): Promise<ResticUploadResult> {
   const { record, dir } = input;
@@ -35,7 +38,7 @@ export async function uploadToRestic(
   const ref: ResticRef = { snapshot_id: outcome.snapshotId, ...optional('repository_id', await backend.repositoryId()) };
   const location = `restic:${backend.repository} snapshot ${outcome.snapshotId.slice(0, 8)}`;
   const rKey = recordKey(record.plan, record.snapshot);
-  await backend.putJson(rKey, { ...record, storage: input.storage, location, restic: ref, completed_at: new Date().toISOString() }, { fresh: input.fresh });
+  await backend.putJson(rKey, { ...record, storage: input.storage, location, restic: ref, completed_at: new Date().toISOString() }, { fresh: input.fresh && !outcome.alreadyPresent });
   const s = outcome.summary;
   return {
     storage: input.storage,

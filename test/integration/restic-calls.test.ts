@@ -124,4 +124,18 @@ describe('restic calls per backup', () => {
     expect(out.already_present).toBe(true);
     expect(out.restic.snapshot_id).toBe(done.id);
   });
+
+  it('two storages on one repository: the second first attempt keeps the data snapshot and supersedes the record', async () => {
+    const dir = join(root, 'snap');
+    const m = manifest!;
+    const first = await uploadToRestic(await restic(), { storage: 'repo', dir, record: recordOf(dir, 'p-20261206T000000', m), fresh: true });
+    await rm(log, { force: true });
+    const second = await uploadToRestic(await restic(), { storage: 'repo-again', dir, record: recordOf(dir, 'p-20261206T000000', m), fresh: true });
+    expect(await calls()).toEqual(['snapshots', 'backup', 'forget']); // this host's parent is this very snapshot: listed
+    expect(second.already_present).toBe(true);
+    expect(second.restic.snapshot_id).toBe(first.restic.snapshot_id);
+    const backend = await restic();
+    expect(await backend.dataSnapshots({ plan: 'p', snapshot: 'p-20261206T000000' })).toHaveLength(1);
+    expect(await backend.recordSnapshots({ plan: 'p', snapshot: 'p-20261206T000000' })).toHaveLength(1); // the first storage's record forgotten
+  });
 });
