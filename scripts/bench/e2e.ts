@@ -126,9 +126,7 @@ export async function e2eBench(o: E2eOptions): Promise<{ lines: string[]; proble
     for (const m of methods) await m.reset('main', round);
     for (const m of order) await backup('first', m, 'main', round);
     for (const m of order) await backup('unchanged', m, 'main', round);
-    let changed = 0;
-    for (const [i, t] of stack.main.trees.entries()) changed += await changeTree(t, `lifeboat-bench:${stack.main.hosts[i]!.name}`, round + 1);
-    await changeDatabase(stack.main.db, stack.main.rows, round + 1);
+    const changed = await changeMainSet(stack, round + 1);
     log(`  (changed ${changed} files and 1000 rows)`);
     for (const m of order) await backup('changed', m, 'main', round);
     // Whole-content comparison in the first round; names and sizes after that (cheaper, still catches a bad restore).
@@ -159,6 +157,14 @@ export async function e2eBench(o: E2eOptions): Promise<{ lines: string[]; proble
   return { lines, problems };
 }
 
+/** Change `n` of the main set: 1 % of each tree's files (seeded as the trees were written) and 1000 rows; files changed. */
+async function changeMainSet(stack: Stack, n: number): Promise<number> {
+  let changed = 0;
+  for (const [i, t] of stack.main.trees.entries()) changed += await changeTree(t, `lifeboat-bench:${stack.main.hosts[i]!.name}`, n);
+  await changeDatabase(stack.main.db, stack.main.rows, n);
+  return changed;
+}
+
 /** The methods whose storage deduplicates: only for them is a week of daily runs worth measuring. */
 const DEDUP_METHODS = ['restic', 'lifeboat-restic'];
 
@@ -177,10 +183,7 @@ async function week(stack: Stack, methods: Method[], days: number, round: number
     start.set(m.id, await bucketBytes(stack.s3, m.bucket));
   }
   for (let day = 1; day <= days; day++) {
-    if (day > 1) {
-      for (const [i, t] of stack.main.trees.entries()) await changeTree(t, `lifeboat-bench:${stack.main.hosts[i]!.name}`, 1000 + day);
-      await changeDatabase(stack.main.db, stack.main.rows, 1000 + day);
-    }
+    if (day > 1) await changeMainSet(stack, 1000 + day);
     for (const m of methods) {
       const r = await m.backup('main', round);
       const held = (await bucketBytes(stack.s3, m.bucket)) - start.get(m.id)!;
