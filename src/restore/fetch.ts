@@ -14,7 +14,7 @@ import type { SnapshotMetadata } from '../snapshot/metadata';
 import { decryptArchive, type IdentitySource } from '../snapshot/encryption';
 import { ARCHIVE_FORMATS, archiveKey, isPlanName, isSnapshotName, parseSnapshotName, recordKey } from '../snapshot/naming';
 import { signatureProblem, type TrustPolicy } from '../snapshot/signing';
-import { isRestic, type ResticBackend } from '../storage/restic';
+import { escapePattern, isRestic, type ResticBackend } from '../storage/restic';
 import { fetchMedia } from './media-fetch';
 import { MEDIA_INDEX } from '../snapshot/media-index';
 import { selects } from '../snapshot/selection';
@@ -340,7 +340,7 @@ async function restoreFromRestic(opts: DownloadOptions & { storage: ResticBacken
   const report = opts.onProgress;
   report?.({ phase: 'restore' });
   const onProgress = report && ((bytesDone: number, bytesTotal?: number) => report({ phase: 'restore', bytesDone, ...(bytesTotal !== undefined ? { bytesTotal } : {}) }));
-  await storage.restore(id, root, { ...(select ? { include: select.map(resticPattern) } : {}), signal, onProgress });
+  await storage.restore({ id, snapshot }, root, { ...(select ? { include: select.map(resticPattern) } : {}), signal, onProgress });
   await assertSafeTree(root, snapshot);
   await verifyTree(root, record, { ...(signal ? { signal } : {}), ...(select ? { only: (path: string) => select.some((p) => selects(p, path)) } : {}), ...(report ? { report } : {}) });
   return { record, dir: root, metadata: await readMetadata(root) };
@@ -376,7 +376,7 @@ function checkedSelection(select: string[]): string[] {
 /** `files/app/site` → `/files/app/site`; `database/orders.*` keeps its final `*`; everything else matches literally. */
 function resticPattern(p: string): string {
   const glob = p.endsWith('.*');
-  return `/${(glob ? p.slice(0, -1) : p).replace(/[\\*?[]/g, '\\$&')}${glob ? '*' : ''}`;
+  return `/${escapePattern(glob ? p.slice(0, -1) : p)}${glob ? '*' : ''}`;
 }
 
 

@@ -84,8 +84,9 @@ export async function applyRetention(
 }
 
 /**
- * restic: the removed snapshots' record snapshots are forgotten first, then their data snapshots, so an interrupted
- * run leaves data without a record (never listed), not a record without data. Both are found by restic's own tags
+ * restic: the removed snapshots' record-only snapshots are forgotten first, then their data snapshots (with the
+ * record they hold), so an interrupted run leaves data without a record (never listed) or data with its first
+ * record (listed, removed next time), never a record without data. Both are found by restic's own tags
  * (plan and validated name), never through a record. Also forgotten: records an update superseded, and data
  * snapshots older than the newest snapshot that have no record at all (a run that failed after its backup step);
  * data whose record is merely ignored (unsigned, forged) is kept, as for archives. `prune` runs only when data went.
@@ -100,7 +101,8 @@ async function forgetInRestic(backend: ResticBackend, plan: string, removed: str
   const newestRecord = new Map<string, string>();
   for (const r of [...records].sort((a, b) => Date.parse(a.s.time) - Date.parse(b.s.time) || (a.s.id < b.s.id ? -1 : 1))) newestRecord.set(r.name, r.s.id);
   const newest = Math.max(0, ...[...newestRecord.keys()].map((n) => parseSnapshotName(n)?.at.getTime() ?? 0));
-  const recordIds = records.filter((r) => gone.has(r.name) || newestRecord.get(r.name) !== r.s.id).map((r) => r.s.id);
+  // A record inside a data snapshot goes with its data (below), never alone.
+  const recordIds = records.filter((r) => !identify(r.s, DATA_TAG) && (gone.has(r.name) || newestRecord.get(r.name) !== r.s.id)).map((r) => r.s.id);
   const dataIds = all.flatMap((s) => {
     const id = identify(s, DATA_TAG);
     if (id?.plan !== plan) return [];

@@ -1,13 +1,18 @@
 // A restic repository as storage: deduplication and encryption belong to restic, not to code of ours. Each
 // Lifeboat snapshot is one restic snapshot of its finalized directory (backed up from inside it, so the tree has
 // metadata.yml and manifest.sha256 at its root whatever backupRoot was), tagged `lifeboat`, `plan=…`, `tier=…`,
-// `snapshot=…`. Its record (the same JSON the archive storages keep as `<plan>/<snapshot>.json`) is a second, tiny
-// restic snapshot read from stdin, tagged `lifeboat-record`: restic authenticates both with the repository key,
-// and a record can be rewritten (a drill's result, a released hold) without touching the data snapshot.
+// `snapshot=…`. Its record (the same JSON the archive storages keep as `<plan>/<snapshot>.json`) travels in the
+// same restic snapshot as `/<snapshot>.json`, which then also carries the tag `lifeboat-record`: one restic call
+// (one key derivation) per upload, and a record can only exist with its data. A record rewritten later (a drill's
+// result, a released hold) is a tiny record-only snapshot read from stdin, tagged `lifeboat-record`, `plan=…`,
+// `snapshot=…`; the newest record of a snapshot is its record. restic authenticates all of them with the
+// repository key.
 //
 // Record verbs (list, stat, getJson, putJson, delete) speak the same keys as the other backends, so listing,
 // signatures, holds and drill results work unchanged; archive verbs (put, get, verifyStored) do not apply.
 import { createHash } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import type { ResticStorage } from '../config/schema';
@@ -52,6 +57,8 @@ export interface ResticSummary {
   data_added_packed?: number;
   total_files_processed?: number;
   total_bytes_processed?: number;
+  /** When restic finished the snapshot (restic ≥ 0.17 stores it in the snapshot's summary). */
+  backup_end?: string;
 }
 
 /** What one Lifeboat snapshot is in the repository: its data snapshot and its (newest) record snapshot. */
@@ -64,12 +71,16 @@ export interface BackupOptions {
   signal?: AbortSignal;
   onProgress?: (bytes: number, total?: number) => void;
   fresh?: boolean;
+  /** The record's JSON, stored in the data snapshot as `/<snapshot>.json` (see embeddedRecordPath). */
+  record?: string;
 }
 
 export interface BackupOutcome {
   snapshotId: string;
   /** An earlier attempt's data snapshot of the same Lifeboat snapshot was found and kept. */
   alreadyPresent: boolean;
+  /** The data snapshot holds a record (`/<snapshot>.json`, tag `lifeboat-record`): this one's, or an earlier attempt's. */
+  holdsRecord: boolean;
   summary: ResticSummary;
 }
 
@@ -155,17 +166,18 @@ export class ResticBackend implements StorageBackend {
   async getJson<T>(key: string): Promise<T | null> {
     const s = await this.recordSnapshot(key);
     if (!s) return null;
-    return parseJson<T>(await this.recordText(s, key), this.location(key));
+    const value = parseJson<T>(await this.recordText(s, key), this.location(key));
+    return isData(s) ? (this.completeEmbedded(value, s) as T) : value;
   }
 
   /**
-   * A new record snapshot; the ones it supersedes are forgotten when the repository is free (else by retention).
-   * `fresh`: the snapshot's first record (its upload's first attempt), so there is nothing to look up or supersede.
+   * A new record-only snapshot; the record-only ones it supersedes are forgotten when the repository is free (else
+   * by retention). A record inside a data snapshot is superseded by the newer one, never forgotten with its data.
    */
-  async putJson(key: string, value: unknown, opts: { fresh?: boolean } = {}): Promise<string> {
+  async putJson(key: string, value: unknown): Promise<string> {
     const id = parseKey(key);
     if (!id?.record) throw new LifeboatError('ConfigError', `storage ${this.name}: ${JSON.stringify(key)} is not a record key (<plan>/<snapshot>.json)`);
-    const before = opts.fresh ? [] : await this.recordSnapshots(id);
+    const before = (await this.recordSnapshots(id)).filter((s) => !isData(s));
     const text = JSON.stringify(value, null, 2);
     const out = await this.run(['backup', '--json', '--stdin', '--stdin-filename', `${id.snapshot}.json`, '--host', RESTIC_HOST, '--tag', recordTags(id).join(','), '--retry-lock', RETRY_LOCK], 'write record', { input: text });
     const written = summaryOf(out).snapshot_id;
@@ -176,7 +188,10 @@ export class ResticBackend implements StorageBackend {
     return this.location(key);
   }
 
-  /** `<plan>/<snapshot>.json` forgets its record snapshots, any other key of that snapshot its data snapshots. No prune. */
+  /**
+   * `<plan>/<snapshot>.json` forgets every snapshot holding a record of it (a data snapshot with its record included:
+   * a snapshot without a record is not one), any other key of that snapshot its data snapshots. No prune.
+   */
   async delete(key: string): Promise<void> {
     const id = parseKey(key);
     if (!id) return;
@@ -245,19 +260,23 @@ export class ResticBackend implements StorageBackend {
       }
     }
     const existing = (await this.dataSnapshots(id))[0];
-    if (existing) return { snapshotId: existing.id, alreadyPresent: true, summary: existing.summary ?? {} };
+    if (existing) return { snapshotId: existing.id, alreadyPresent: true, holdsRecord: !!identify(existing, RECORD_TAG), summary: existing.summary ?? {} };
     const parent = (await this.snapshots()).filter((s) => identify(s, DATA_TAG)?.plan === id.plan).sort(byNewest)[0];
     return this.backupOnto(dir, id, parent?.id, opts);
   }
 
   private async backupOnto(dir: string, id: Identified & { tier: string; createdAt: string }, parent: string | undefined, opts: BackupOptions): Promise<BackupOutcome> {
     let summary: ResticSummary | undefined;
+    const tags = [...dataTags(id), ...(opts.record !== undefined ? [RECORD_TAG] : [])];
     const args = [
-      'backup', '--json', '--host', RESTIC_HOST, '--tag', dataTags(id).join(','), '--time', resticTime(id.createdAt), '--retry-lock', RETRY_LOCK,
+      'backup', '--json', '--host', RESTIC_HOST, '--tag', tags.join(','), '--time', resticTime(id.createdAt), '--retry-lock', RETRY_LOCK,
       ...(parent ? ['--parent', parent, '--ignore-ctime'] : []),
       '.',
     ];
+    // Only for the backup's length: the local snapshot directory keeps its own files (archives, later uploads).
+    const recordFile = opts.record !== undefined ? join(dir, embeddedRecordPath(id.snapshot)) : undefined;
     try {
+      if (recordFile) await writeFile(recordFile, opts.record!, { mode: 0o600 });
       await this.run(args, 'backup', {
         cwd: dir,
         signal: opts.signal,
@@ -271,26 +290,49 @@ export class ResticBackend implements StorageBackend {
       // Exit 3 still writes a snapshot, of an incomplete tree: it must not pass for this snapshot on a retry.
       if (summary?.snapshot_id) await this.forget([summary.snapshot_id]).catch(() => undefined);
       throw err;
+    } finally {
+      if (recordFile) await rm(recordFile, { force: true });
     }
     if (!summary?.snapshot_id) {
       this.listing = undefined;
       throw new LifeboatError('StorageError', `storage ${this.name}: restic backup printed no summary with a snapshot id`);
     }
     await writeCachedParent(this.idKey, id.plan, { id: summary.snapshot_id, snapshot: id.snapshot });
-    // The listing stays good with the one snapshot just written added: the record written next (under the plan's
+    if (opts.record !== undefined) await writeCachedRecord(summary.snapshot_id, opts.record);
+    // The listing stays good with the one snapshot just written added: a record written next (under the plan's
     // lock, so nobody else writes this snapshot's records) needs no second `restic snapshots` (a key derivation).
-    const made: ResticSnapshot = { id: summary.snapshot_id, time: new Date(id.createdAt).toISOString(), tags: dataTags(id), paths: [dir], hostname: RESTIC_HOST, summary };
+    const made: ResticSnapshot = { id: summary.snapshot_id, time: new Date(id.createdAt).toISOString(), tags, paths: [dir], hostname: RESTIC_HOST, summary };
     this.listing = this.listing?.then((list) => [...list, made]);
-    return { snapshotId: summary.snapshot_id, alreadyPresent: false, summary };
+    return { snapshotId: summary.snapshot_id, alreadyPresent: false, holdsRecord: opts.record !== undefined, summary };
   }
 
   /**
-   * Restores snapshot `id` into `target` (created by restic). `include`: restic patterns, rooted at the snapshot
-   * root (`/database/orders.*`); none means everything. Only the xattrs an archive extraction keeps are set.
+   * A record stored inside its data snapshot was written before restic named the snapshot: what only the snapshot
+   * tells (its id, where it is, when restic finished it) comes from the listing, as restic authenticated it.
    */
-  async restore(snapshotId: string, target: string, opts: { include?: string[]; signal?: AbortSignal; onProgress?: (bytes: number, total?: number) => void } = {}): Promise<ResticSummary & { bytes_restored?: number; files_restored?: number }> {
+  private completeEmbedded(value: unknown, s: ResticSnapshot): unknown {
+    if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
+    const record = value as { restic?: unknown; location?: unknown; completed_at?: unknown };
+    const ref = record.restic && typeof record.restic === 'object' ? record.restic : {};
+    return {
+      ...record,
+      restic: { ...ref, snapshot_id: s.id },
+      location: `restic:${this.cfg.repository} snapshot ${s.id.slice(0, 8)}`,
+      completed_at: typeof s.summary?.backup_end === 'string' ? s.summary.backup_end : s.time,
+    };
+  }
+
+  /**
+   * Restores data snapshot `s.id` of Lifeboat snapshot `s.snapshot` into `target` (created by restic), without the
+   * record it may hold. `include`: restic patterns, rooted at the snapshot root (`/database/orders.*`); none means
+   * everything. Only the xattrs an archive extraction keeps are set.
+   */
+  async restore(s: { id: string; snapshot: string }, target: string, opts: { include?: string[]; signal?: AbortSignal; onProgress?: (bytes: number, total?: number) => void } = {}): Promise<ResticSummary & { bytes_restored?: number; files_restored?: number }> {
+    const snapshotId = s.id;
     const xattrs = ['user.*', 'system.posix_acl_access', 'system.posix_acl_default', ...(process.getuid?.() === 0 ? ['security.capability'] : [])];
-    const args = ['restore', '--json', snapshotId, '--target', target, '--retry-lock', RETRY_LOCK, ...xattrs.flatMap((x) => ['--include-xattr', x]), ...(opts.include ?? []).flatMap((p) => ['--include', p])];
+    // restic takes either includes or excludes; an include list never names the record.
+    const select = opts.include?.length ? opts.include.flatMap((p) => ['--include', p]) : ['--exclude', `/${escapePattern(embeddedRecordPath(s.snapshot))}`];
+    const args = ['restore', '--json', snapshotId, '--target', target, '--retry-lock', RETRY_LOCK, ...xattrs.flatMap((x) => ['--include-xattr', x]), ...select];
     const out = await this.run(args, `restore ${snapshotId.slice(0, 8)}`, {
       signal: opts.signal,
       onJson: (m) => {
@@ -368,7 +410,7 @@ export class ResticBackend implements StorageBackend {
     const cached = await readCachedRecord(s.id);
     if (cached !== undefined) return cached;
     const id = parseKey(key)!;
-    const out = await this.dumps(() => this.run(['dump', '--no-lock', s.id, `/${id.snapshot}.json`], `read record ${key}`));
+    const out = await this.dumps(() => this.run(['dump', '--no-lock', s.id, `/${embeddedRecordPath(id.snapshot)}`], `read record ${key}`));
     await writeCachedRecord(s.id, out.stdout);
     return out.stdout;
   }
@@ -380,6 +422,18 @@ export class ResticBackend implements StorageBackend {
     return withSshLog((sshLog) => runRestic({ ...call, args: [...sftp(sshLog), ...args], sshLog }));
   }
 }
+
+/** Where a data snapshot holds its record: `<snapshot>.json` at the root, beside metadata.yml (no artifact lives there). */
+export function embeddedRecordPath(snapshot: string): string {
+  return `${snapshot}.json`;
+}
+
+/** restic's pattern syntax (filepath.Match): `\\`, `*`, `?` and `[` taken literally. */
+export function escapePattern(path: string): string {
+  return path.replace(/[\\*?[]/g, '\\$&');
+}
+
+const isData = (s: Pick<ResticSnapshot, 'tags'>): boolean => !!s.tags?.includes(DATA_TAG);
 
 export function dataTags(id: Identified & { tier: string }): string[] {
   return [DATA_TAG, `plan=${id.plan}`, `tier=${id.tier}`, `snapshot=${id.snapshot}`];

@@ -1,9 +1,9 @@
 // What one backup costs in restic calls, each of which derives the repository key (scrypt, about 0.5 s of CPU):
 // preflight's `cat config`, then in the upload `snapshots` (not on a first attempt with a parent cached by this
-// host), the data `backup` and the record `backup`. Real restic behind a PATH wrapper that logs each subcommand;
+// host) and one `backup` of the data with the record inside. Real restic behind a PATH wrapper that logs each subcommand;
 // a local-path repository.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SnapshotRecord } from '../../src/shared/types';
@@ -60,7 +60,7 @@ async function restic() {
 }
 
 describe('restic calls per backup', () => {
-  it('preflight opens the repository once; the upload then lists, backs up the data and writes the record', async () => {
+  it('preflight opens the repository once; the upload then lists and backs up the data with its record inside', async () => {
     await (await openStorage('repo', cfg())).check(); // creates it: cat config, init, cat config
     await rm(log, { force: true });
     await (await openStorage('repo', cfg())).check(); // preflight of a run
@@ -76,10 +76,18 @@ describe('restic calls per backup', () => {
     await rm(log, { force: true });
     const backend = await restic();
     const out = await uploadToRestic(backend, { storage: 'repo', dir, record });
-    expect(await calls()).toEqual(['snapshots', 'backup', 'backup']);
+    expect(await calls()).toEqual(['snapshots', 'backup']);
     expect(out.restic.repository_id).toMatch(/^[0-9a-f]{64}$/); // from preflight's answer, not a second `cat config`
-    const stored = await backend.getJson<SnapshotRecord & { restic: { snapshot_id: string } }>('p/p-20261202T000000.json');
-    expect(stored?.restic.snapshot_id).toBe(out.restic.snapshot_id);
+    // One restic snapshot, tagged as data and record; what only the finished snapshot tells is read from it.
+    const [made] = await backend.dataSnapshots({ plan: 'p', snapshot: 'p-20261202T000000' });
+    expect(made?.tags?.sort()).toEqual(['lifeboat', 'lifeboat-record', 'plan=p', 'snapshot=p-20261202T000000', 'tier=daily']);
+    await rm(join(root, 'cache', 'restic-records'), { recursive: true, force: true }); // read from the repository
+    const fresh = await restic(); // a reader that never saw the upload
+    const stored = await fresh.getJson<SnapshotRecord & { storage: string; location: string; completed_at: string; restic: { snapshot_id: string; repository_id: string } }>('p/p-20261202T000000.json');
+    expect(stored).toMatchObject({ snapshot: 'p-20261202T000000', storage: 'repo', location: out.location, restic: { snapshot_id: out.restic.snapshot_id, repository_id: out.restic.repository_id } });
+    expect(Date.parse(stored!.completed_at)).toBeGreaterThan(Date.now() - 60_000); // restic's backup_end, not the snapshot's time
+    // The local snapshot directory is as it was: the record was there for the backup only.
+    expect((await readdir(dir)).sort()).toEqual(['data.bin', 'manifest.sha256', 'metadata.yml']);
   });
 
   it('a first attempt backs up onto the parent this host cached: no listing, and restic reads no unchanged file', async () => {
@@ -87,10 +95,10 @@ describe('restic calls per backup', () => {
     const m = manifest!; // the same files, so the same manifest
     await rm(log, { force: true });
     const out = await uploadToRestic(await restic(), { storage: 'repo', dir, record: recordOf(dir, 'p-20261203T000000', m), fresh: true });
-    expect(await calls()).toEqual(['backup', 'backup']);
+    expect(await calls()).toEqual(['backup']);
     // The parent was used: every file (data.bin, metadata.yml, manifest.sha256) unmodified, nothing read again.
     expect(out.restic.files_unmodified).toBe(3);
-    expect(out.restic.files_new ?? 0).toBe(0);
+    expect(out.restic.files_new).toBe(1); // the record, named after its snapshot
     const backend = await restic();
     expect((await backend.getJson<{ restic: { snapshot_id: string } }>('p/p-20261203T000000.json'))?.restic.snapshot_id).toBe(out.restic.snapshot_id);
     expect((await backend.list('p/')).map((o) => o.key)).toEqual(['p/p-20261202T000000.json', 'p/p-20261203T000000.json']);
@@ -104,13 +112,13 @@ describe('restic calls per backup', () => {
     await backend.forget([gone.id]); // what retention does; the cache on this host still names it
     await rm(log, { force: true });
     const out = await uploadToRestic(await restic(), { storage: 'repo', dir, record: recordOf(dir, 'p-20261204T000000', m), fresh: true });
-    expect(await calls()).toEqual(['backup', 'snapshots', 'backup', 'backup']); // refused parent, listing, data, record
+    expect(await calls()).toEqual(['backup', 'snapshots', 'backup']); // refused parent, listing, data with record
     expect(out.restic.files_unmodified).toBe(3); // onto p-20261202T000000's snapshot, the newest left
     expect(out.already_present).toBe(false);
     // The next first attempt uses the snapshot just written.
     await rm(log, { force: true });
     await uploadToRestic(await restic(), { storage: 'repo', dir, record: recordOf(dir, 'p-20261205T000000', m), fresh: true });
-    expect(await calls()).toEqual(['backup', 'backup']);
+    expect(await calls()).toEqual(['backup']);
   });
 
   it('a later attempt lists first and keeps the data snapshot an earlier attempt finished', async () => {
@@ -120,22 +128,32 @@ describe('restic calls per backup', () => {
     const done = (await backend.dataSnapshots({ plan: 'p', snapshot: 'p-20261205T000000' }))[0]!;
     await rm(log, { force: true });
     const out = await uploadToRestic(await restic(), { storage: 'repo', dir, record: recordOf(dir, 'p-20261205T000000', m) });
-    expect(await calls()).toEqual(['snapshots', 'backup', 'forget']); // record written; the first attempt's record forgotten
+    expect(await calls()).toEqual(['snapshots', 'backup']); // a record-only snapshot beside the kept data
     expect(out.already_present).toBe(true);
     expect(out.restic.snapshot_id).toBe(done.id);
   });
 
-  it('two storages on one repository: the second first attempt keeps the data snapshot and supersedes the record', async () => {
+  it('two storages on one repository: the second first attempt keeps the data snapshot and writes a newer record', async () => {
     const dir = join(root, 'snap');
     const m = manifest!;
     const first = await uploadToRestic(await restic(), { storage: 'repo', dir, record: recordOf(dir, 'p-20261206T000000', m), fresh: true });
     await rm(log, { force: true });
     const second = await uploadToRestic(await restic(), { storage: 'repo-again', dir, record: recordOf(dir, 'p-20261206T000000', m), fresh: true });
-    expect(await calls()).toEqual(['snapshots', 'backup', 'forget']); // this host's parent is this very snapshot: listed
+    expect(await calls()).toEqual(['snapshots', 'backup']); // this host's parent is this very snapshot: listed
     expect(second.already_present).toBe(true);
     expect(second.restic.snapshot_id).toBe(first.restic.snapshot_id);
     const backend = await restic();
     expect(await backend.dataSnapshots({ plan: 'p', snapshot: 'p-20261206T000000' })).toHaveLength(1);
-    expect(await backend.recordSnapshots({ plan: 'p', snapshot: 'p-20261206T000000' })).toHaveLength(1); // the first storage's record forgotten
+    // The data (with the first storage's record) and the second storage's record-only snapshot, which is newer.
+    expect(await backend.recordSnapshots({ plan: 'p', snapshot: 'p-20261206T000000' })).toHaveLength(2);
+    expect(await backend.getJson('p/p-20261206T000000.json')).toMatchObject({ storage: 'repo-again', restic: { snapshot_id: first.restic.snapshot_id } });
+    // A third write (a drill's result) forgets the record-only snapshot it supersedes, never the data.
+    await rm(log, { force: true });
+    await backend.putJson('p/p-20261206T000000.json', { ...(await backend.getJson<object>('p/p-20261206T000000.json')), verification: { ok: true } });
+    expect(await calls()).toEqual(['backup', 'forget']);
+    const after = await restic();
+    expect(await after.dataSnapshots({ plan: 'p', snapshot: 'p-20261206T000000' })).toHaveLength(1);
+    expect(await after.recordSnapshots({ plan: 'p', snapshot: 'p-20261206T000000' })).toHaveLength(2);
+    expect(await after.getJson('p/p-20261206T000000.json')).toMatchObject({ storage: 'repo-again', verification: { ok: true } });
   });
 });

@@ -138,13 +138,13 @@ describe('restic repository storage', () => {
     expect(data).toHaveLength(1);
     expect(data[0]!.id).toBe(repo.restic.snapshot_id);
     expect(data[0]!.hostname).toBe('lifeboat');
-    expect(data[0]!.tags?.sort()).toEqual(['lifeboat', 'plan=shop', `snapshot=${first.snapshot}`, 'tier=daily']);
+    expect(data[0]!.tags?.sort()).toEqual(['lifeboat', 'lifeboat-record', 'plan=shop', `snapshot=${first.snapshot}`, 'tier=daily']);
     expect(data[0]!.time.slice(0, 19)).toBe(first.created_at.slice(0, 19));
-    expect(recordSnapshots(list).map((s) => s.tags?.sort())).toEqual([['lifeboat-record', 'plan=shop', `snapshot=${first.snapshot}`]]);
+    expect(recordSnapshots(list).map((s) => s.id)).toEqual([data[0]!.id]); // the record travels inside the data snapshot
     // The tree holds the snapshot at its root, whatever backupRoot was.
     const ls = await execa(findRestic(), ['ls', '--json', '--no-lock', data[0]!.id], { env: { RESTIC_REPOSITORY: localRepo, RESTIC_PASSWORD: PASSWORD } });
     const paths = ls.stdout.split('\n').flatMap((l) => (l.includes('"struct_type":"node"') ? [(JSON.parse(l) as { path: string }).path] : []));
-    expect(paths).toEqual(expect.arrayContaining(['/metadata.yml', '/manifest.sha256', '/database/orders.sql', `/files/app/site${site}/uploads/photo.bin`]));
+    expect(paths).toEqual(expect.arrayContaining(['/metadata.yml', '/manifest.sha256', `/${first.snapshot}.json`, '/database/orders.sql', `/files/app/site${site}/uploads/photo.bin`]));
     // The archive storage of the same plan got its archive as before.
     expect(first.storages.find((s) => s.storage === 'archives')).toMatchObject({ type: 'local', verified_by: 'file-sha256' });
   });
@@ -162,7 +162,7 @@ describe('restic repository storage', () => {
     expect(recordSnapshots(list).map((s) => s.tags?.find((x) => x.startsWith('snapshot=')))).toEqual([`snapshot=${second.snapshot}`]);
     // Pruned: the repository holds no data of the forgotten snapshot (its restic stats are those of one snapshot).
     const stats = await execa(findRestic(), ['stats', '--json', '--no-lock', '--mode', 'raw-data'], { env: { RESTIC_REPOSITORY: localRepo, RESTIC_PASSWORD: PASSWORD } });
-    expect((JSON.parse(stats.stdout) as { snapshots_count: number }).snapshots_count).toBe(2); // data + record
+    expect((JSON.parse(stats.stdout) as { snapshots_count: number }).snapshots_count).toBe(1); // the data, its record inside
     // The S3 repository has no retention: it keeps both.
     expect(dataSnapshots(await resticSnapshots(s3Repo, s3Env()))).toHaveLength(2);
   });
@@ -198,11 +198,12 @@ describe('restic repository storage', () => {
     expect(result!.checks.find((c) => c.check === 'repository')).toMatchObject({ ok: true, detail: expect.stringContaining('--read-data-subset=5%') });
     expect(result!.checks.map((c) => c.artifact)).toEqual(expect.arrayContaining(['orders', 'site']));
     expect(await readdir(join(root, 'backups', '.verify')).catch(() => [])).toEqual([]);
-    // The drill's result went into the record (a new record snapshot supersedes the old one).
+    // The drill's result went into the record: a record-only snapshot, newer than the one inside the data.
     const cli = await execa('node', [LIFEBOAT_BIN, '-c', configPath, 'snapshots', 'list', '--storage', 'repo', '--json']);
     const [listed] = JSON.parse(cli.stdout) as Array<{ snapshot: string; verification?: { ok: boolean }; restic?: { snapshot_id: string } }>;
     expect(listed).toMatchObject({ snapshot: second.snapshot, verification: { ok: true }, restic: { snapshot_id: resticResult(second, 'repo').restic.snapshot_id } });
-    expect(recordSnapshots(await resticSnapshots(localRepo))).toHaveLength(1);
+    const records = recordSnapshots(await resticSnapshots(localRepo));
+    expect(records.map((s) => s.tags?.includes('lifeboat'))).toEqual([true, false]);
   });
 
   it('snapshots fetch restores and checks the directory from a restic storage', async () => {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { ResticStorage, type Retention } from '../../src/config/schema';
 import { applyRetention } from '../../src/retention/storage-retention';
-import { dataTags, recordTags, ResticBackend, type ResticSnapshot } from '../../src/storage/restic';
+import { dataTags, RECORD_TAG, recordTags, ResticBackend, type ResticSnapshot } from '../../src/storage/restic';
 
 const cfg = ResticStorage.parse({ type: 'restic', repository: '/srv/restic', password: { env: 'UNUSED' } });
 const retention = (r: Partial<Retention>): Retention => ({ daily: 0, weekly: 0, monthly: 0, yearly: 0, last: 0, minimum: 1, timezone: 'UTC', ...r });
@@ -37,13 +37,17 @@ class FakeRepo extends ResticBackend {
     return Promise.resolve();
   }
 
-  /** A data snapshot and (unless `record: false`) its record; `copies` record snapshots (older ones superseded). */
-  add(snapshot: string, opts: { record?: boolean; copies?: number; plan?: string; signedOk?: boolean } = {}): void {
+  /**
+   * A data snapshot and (unless `record: false`) its record; `copies` record-only snapshots (older ones superseded).
+   * `embedded`: the data snapshot holds the first record (as uploads write it), `copies` come after it.
+   */
+  add(snapshot: string, opts: { record?: boolean; copies?: number; plan?: string; embedded?: boolean } = {}): void {
     const plan = opts.plan ?? 'shop';
     const created = isoOf(snapshot);
-    this.held.push({ id: idOf(`d-${plan}-${snapshot}`), time: created, tags: dataTags({ plan, snapshot, tier: 'daily' }) });
+    const tags = [...dataTags({ plan, snapshot, tier: 'daily' }), ...(opts.embedded ? [RECORD_TAG] : [])];
+    this.held.push({ id: idOf(`d-${plan}-${snapshot}`), time: created, tags });
     if (opts.record === false) return;
-    for (let i = 0; i < (opts.copies ?? 1); i++) {
+    for (let i = 0; i < (opts.copies ?? (opts.embedded ? 0 : 1)); i++) {
       this.held.push({ id: idOf(`r-${plan}-${snapshot}-${i}`), time: new Date(Date.parse(created) + 1000 * (i + 1) + this.serial++).toISOString(), tags: recordTags({ plan, snapshot }), summary: { total_bytes_processed: 200 } });
     }
     this.records.set(`${plan}/${snapshot}.json`, { success: true, status: 'Completed', snapshot, plan, tier: 'daily', created_at: created, format: 'tar.zst', size_bytes: 1, checksum_sha256: '0'.repeat(64), manifest: { files: 1, bytes: 1, sha256: '1'.repeat(64) }, restic: { snapshot_id: idOf(`d-${plan}-${snapshot}`) } });
@@ -82,6 +86,22 @@ describe('retention on a restic storage', () => {
     const res = await applyRetention(repo, 'shop', retention({ last: 2 }), now);
     expect(res.deleted).toEqual([]);
     expect(repo.calls).toEqual(['forget r-shop-shop-20261129T020000-0 r-shop-shop-20261129T020000-1']);
+  });
+
+  it('records inside data snapshots: a removed snapshot goes with its data; a superseded one is never forgotten alone', async () => {
+    const repo = new FakeRepo([]);
+    repo.add('shop-20261127T020000', { embedded: true, copies: 1 }); // a drill's result written after the upload
+    repo.add('shop-20261128T020000', { embedded: true });
+    repo.add('shop-20261129T020000', { embedded: true, copies: 2 });
+    const res = await applyRetention(repo, 'shop', retention({ last: 2 }), now);
+    expect(res).toMatchObject({ kept: 2, deleted: ['shop-20261127T020000'] });
+    expect(repo.calls).toEqual([
+      // the removed snapshot's record-only snapshot, and the older of two record-only ones (the data of 29th keeps its first)
+      'forget r-shop-shop-20261127T020000-0 r-shop-shop-20261129T020000-0',
+      'forget d-shop-shop-20261127T020000',
+      'prune',
+    ]);
+    expect(repo.held.map((s) => short(s.id)).sort()).toEqual(['d-shop-shop-20261128T020000', 'd-shop-shop-20261129T020000', 'r-shop-shop-20261129T020000-1']);
   });
 
   it('data a failed run left without a record is forgotten when older than the newest snapshot; newer is not', async () => {
