@@ -465,7 +465,7 @@ async function readListed(backend: StorageBackend, key: string, size: number): P
     const record = await backend.getJson<StoredRecord>(key);
     return record === null ? null : { record };
   } catch (err) {
-    if (err instanceof LifeboatError && err.code === 'IntegrityCheckFailed') return { reason: 'is not valid JSON' };
+    if (err instanceof LifeboatError && err.code === 'IntegrityCheckFailed') return { reason: err.details?.tooLarge ? 'is more than a record can be' : 'is not valid JSON' };
     throw err;
   }
 }

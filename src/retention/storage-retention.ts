@@ -7,7 +7,7 @@ import { LifeboatError } from '../shared/errors';
 import { allArchiveKeys, parseSnapshotName, recordKey } from '../snapshot/naming';
 import { annotationsTrusted, type TrustPolicy } from '../snapshot/signing';
 import { selectRetention, type RetentionCandidate, type RetentionDecision } from '../snapshot/retention';
-import { identify, isRestic, DATA_TAG, RECORD_TAG, type ResticBackend } from '../storage/restic';
+import { byNewestRecord, identify, isRestic, DATA_TAG, RECORD_TAG, type ResticBackend } from '../storage/restic';
 import { collectMedia, mediaRefsKey } from '../storage/media-objects';
 import type { StorageBackend } from '../storage/types';
 
@@ -99,7 +99,7 @@ async function forgetInRestic(backend: ResticBackend, plan: string, removed: str
     return id?.plan === plan ? [{ s, name: id.snapshot }] : [];
   });
   const newestRecord = new Map<string, string>();
-  for (const r of [...records].sort((a, b) => Date.parse(a.s.time) - Date.parse(b.s.time) || (a.s.id < b.s.id ? -1 : 1))) newestRecord.set(r.name, r.s.id);
+  for (const r of [...records].sort((a, b) => byNewestRecord(a.s, b.s))) if (!newestRecord.has(r.name)) newestRecord.set(r.name, r.s.id);
   const newest = Math.max(0, ...[...newestRecord.keys()].map((n) => parseSnapshotName(n)?.at.getTime() ?? 0));
   // A record inside a data snapshot goes with its data (below), never alone.
   const recordIds = records.filter((r) => !identify(r.s, DATA_TAG) && (gone.has(r.name) || newestRecord.get(r.name) !== r.s.id)).map((r) => r.s.id);

@@ -87,6 +87,8 @@ export interface ResticCall {
   onJson?: (message: Record<string, unknown>) => void;
   /** Where ssh writes its own messages (sftp: repositories): read into the error when the call fails. */
   sshLog?: string;
+  /** Stop restic (IntegrityCheckFailed) when stdout grows past this: what is read into memory stays bounded. */
+  maxStdoutBytes?: number;
 }
 
 export interface ResticOutput {
@@ -122,6 +124,7 @@ export async function runRestic(call: ResticCall): Promise<ResticOutput> {
   const lines: string[] = [];
   const messages: Array<Record<string, unknown>> = [];
   const stderr: string[] = [];
+  if (call.maxStdoutBytes !== undefined) limitOutput(child.stdout, call.maxStdoutBytes, () => stopWith(new LifeboatError('IntegrityCheckFailed', `${call.what}: restic printed more than ${call.maxStdoutBytes} bytes`, { tooLarge: true })));
   const flushOut = eachLine(child.stdout, (line) => {
     lines.push(line);
     const msg = parseLine(line);
@@ -155,6 +158,14 @@ function readableLine(line: string): string {
   const err = msg.error as { message?: unknown } | undefined;
   const text = typeof err?.message === 'string' ? err.message : typeof msg.message === 'string' ? msg.message : line;
   return [typeof msg.item === 'string' ? msg.item : '', text.trim()].filter(Boolean).join(': ');
+}
+
+function limitOutput(stream: NodeJS.ReadableStream | null, max: number, onExceeded: () => void): void {
+  let bytes = 0;
+  stream?.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > max) onExceeded();
+  });
 }
 
 /** Calls `onLine` per line as the stream flows; the returned flush hands over a last line without a newline. */

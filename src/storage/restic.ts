@@ -150,17 +150,17 @@ export class ResticBackend implements StorageBackend {
       const id = identify(s, RECORD_TAG);
       if (!id) continue;
       const key = recordKey(id.plan, id.snapshot);
-      if (!newest.has(key) || newer(s, newest.get(key)!)) newest.set(key, s);
+      if (!newest.has(key) || byNewestRecord(s, newest.get(key)!) < 0) newest.set(key, s);
     }
     return [...newest.entries()]
       .filter(([key]) => key.startsWith(prefix))
-      .map(([key, s]) => ({ key, size: s.summary?.total_bytes_processed ?? 0, lastModified: new Date(s.time) }))
+      .map(([key, s]) => ({ key, size: recordSize(s), lastModified: new Date(s.time) }))
       .sort((a, b) => (a.key < b.key ? -1 : 1));
   }
 
   async stat(key: string): Promise<ObjectInfo | null> {
     const s = await this.recordSnapshot(key);
-    return s ? { key, size: s.summary?.total_bytes_processed ?? 0, lastModified: new Date(s.time) } : null;
+    return s ? { key, size: recordSize(s), lastModified: new Date(s.time) } : null;
   }
 
   async getJson<T>(key: string): Promise<T | null> {
@@ -235,9 +235,9 @@ export class ResticBackend implements StorageBackend {
     return (await this.snapshots()).filter((s) => sameSnapshot(identify(s, DATA_TAG), id)).sort(byNewest);
   }
 
-  /** Record snapshots of one Lifeboat snapshot, newest first (more than one only while an update is pending). */
+  /** Snapshots holding a record of one Lifeboat snapshot, the one that counts first (byNewestRecord). */
   async recordSnapshots(id: Identified): Promise<ResticSnapshot[]> {
-    return (await this.snapshots()).filter((s) => sameSnapshot(identify(s, RECORD_TAG), id)).sort(byNewest);
+    return (await this.snapshots()).filter((s) => sameSnapshot(identify(s, RECORD_TAG), id)).sort(byNewestRecord);
   }
 
   /**
@@ -410,12 +410,12 @@ export class ResticBackend implements StorageBackend {
     const cached = await readCachedRecord(s.id);
     if (cached !== undefined) return cached;
     const id = parseKey(key)!;
-    const out = await this.dumps(() => this.run(['dump', '--no-lock', s.id, `/${embeddedRecordPath(id.snapshot)}`], `read record ${key}`));
+    const out = await this.dumps(() => this.run(['dump', '--no-lock', s.id, `/${embeddedRecordPath(id.snapshot)}`], `read record ${key}`, { maxStdoutBytes: MAX_RECORD_BYTES }));
     await writeCachedRecord(s.id, out.stdout);
     return out.stdout;
   }
 
-  private run(args: string[], what: string, opts: Pick<ResticCall, 'input' | 'cwd' | 'signal' | 'onJson' | 'deadlineMs'> = {}): Promise<ResticOutput> {
+  private run(args: string[], what: string, opts: Pick<ResticCall, 'input' | 'cwd' | 'signal' | 'onJson' | 'deadlineMs' | 'maxStdoutBytes'> = {}): Promise<ResticOutput> {
     const call = { env: this.#env, what: `storage ${this.name} (restic ${this.cfg.repository}): ${what}`, ...opts };
     const sftp = this.sftp;
     if (!sftp) return runRestic({ ...call, args });
@@ -434,6 +434,17 @@ export function escapePattern(path: string): string {
 }
 
 const isData = (s: Pick<ResticSnapshot, 'tags'>): boolean => !!s.tags?.includes(DATA_TAG);
+
+/** Records are a few KiB; reading one stops past this (recordText), whatever restic says the file is. */
+const MAX_RECORD_BYTES = 1024 * 1024;
+
+/**
+ * A record-only snapshot's size is its record's; a data snapshot's summary counts the whole tree, so the record
+ * inside it has no size before it is read (0 here, and the read is bounded).
+ */
+function recordSize(s: ResticSnapshot): number {
+  return isData(s) ? 0 : (s.summary?.total_bytes_processed ?? 0);
+}
 
 export function dataTags(id: Identified & { tier: string }): string[] {
   return [DATA_TAG, `plan=${id.plan}`, `tier=${id.tier}`, `snapshot=${id.snapshot}`];
@@ -477,6 +488,15 @@ function newer(a: ResticSnapshot, b: ResticSnapshot): boolean {
 
 function byNewest(a: ResticSnapshot, b: ResticSnapshot): number {
   return newer(a, b) ? -1 : newer(b, a) ? 1 : 0;
+}
+
+/**
+ * The record that counts first: a record-only snapshot is always written after the data snapshot it describes (a
+ * rewrite), so it outranks the record inside the data whatever the times say (the data's time is the snapshot's
+ * start); among record-only snapshots the newest.
+ */
+export function byNewestRecord(a: ResticSnapshot, b: ResticSnapshot): number {
+  return Number(isData(a)) - Number(isData(b)) || byNewest(a, b);
 }
 
 /** `--time` as restic reads it ("2006-01-02 15:04:05", in TZ, which runRestic sets to UTC). */

@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findSnapshots, type IgnoredRecord } from '../../src/restore/fetch';
 import type { SnapshotRecord } from '../../src/shared/types';
 import { buildManifest } from '../../src/snapshot/manifest';
 import { openStorage } from '../../src/storage';
@@ -155,5 +156,24 @@ describe('restic calls per backup', () => {
     expect(await after.dataSnapshots({ plan: 'p', snapshot: 'p-20261206T000000' })).toHaveLength(1);
     expect(await after.recordSnapshots({ plan: 'p', snapshot: 'p-20261206T000000' })).toHaveLength(2);
     expect(await after.getJson('p/p-20261206T000000.json')).toMatchObject({ storage: 'repo-again', verification: { ok: true } });
+  });
+});
+
+describe('a record inside a data snapshot is untrusted input', () => {
+  it('one bigger than a record can be is not read into memory: refused by name, ignored by listing', async () => {
+    // Whoever holds the repository password can write any data snapshot carrying the record tag.
+    const dir = join(root, 'forged');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'p-20261207T000000.json'), Buffer.alloc(3 * 1024 * 1024, 0x20));
+    const env = { RESTIC_REPOSITORY: cfg().repository, RESTIC_PASSWORD: (await readFile(join(root, 'password'), 'utf8')).trim() };
+    const { execa } = await import('execa');
+    await execa(findRestic(), ['backup', '--host', 'lifeboat', '--tag', 'lifeboat,lifeboat-record,plan=p,tier=daily,snapshot=p-20261207T000000', '.'], { cwd: dir, env });
+    const backend = await restic();
+    expect(await backend.stat('p/p-20261207T000000.json')).toMatchObject({ size: 0 }); // unknown before it is read
+    await expect(backend.getJson('p/p-20261207T000000.json')).rejects.toMatchObject({ code: 'IntegrityCheckFailed', message: expect.stringContaining('more than 1048576 bytes') });
+    const ignored: IgnoredRecord[] = [];
+    const listed = await findSnapshots({ repo: backend }, { plan: 'p', onIgnored: (i) => ignored.push(i) });
+    expect(listed.map((l) => l.record.snapshot)).not.toContain('p-20261207T000000');
+    expect(ignored).toEqual([{ storage: 'repo', key: 'p/p-20261207T000000.json', reason: 'is more than a record can be' }]);
   });
 });
