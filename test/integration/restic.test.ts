@@ -212,6 +212,7 @@ describe('restic repository storage', () => {
     expect(res.stdout).toContain('every manifest line matches');
     expect((await readdir(to)).sort()).toEqual([second.snapshot, `${second.snapshot}.json`].sort());
     expect(await readFile(join(to, second.snapshot, `files/app/site${site}/readme.txt`), 'utf8')).toBe('hello\n');
+    expect(await readdir(join(to, second.snapshot))).not.toContain(`${second.snapshot}.json`); // the record stays in restic
   });
 
   it('records are signed as for archives: a changed record is ignored by listing and refused by name', async () => {
