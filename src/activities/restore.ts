@@ -8,6 +8,7 @@ import { findArtifact } from '../config/lookup';
 import { connectHost, HostPool } from '../remote/host';
 import { fetchSnapshot, findSnapshots, resolveSnapshotId } from '../restore/fetch';
 import { outerTreesFirst } from '../restore/order';
+import { mapInOrder } from '../shared/bounded';
 import { LifeboatError } from '../shared/errors';
 import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, SnapshotRecord, SnapshotVerification } from '../shared/types';
 import type { IdentitySource } from '../snapshot/encryption';
@@ -64,26 +65,18 @@ export function createRestoreActivities() {
     async planRestore(ctx: PlanContext, fetched: FetchedSnapshot, input: RestoreInput): Promise<Step[]> {
       return runActivity(async ({ signal }) => {
         const components = await readComponents(fetched.dir);
-        const steps: Step[] = [];
         const hosts = new HostPool(ctx, signal); // one SSH connection per target host for all its artifacts
-        try {
-          for (const sel of selectArtifacts(ctx, fetched, input)) {
-            const mod = restoreModule(sel.artifact);
-            if (!mod && input.artifact) throw new LifeboatError('ConfigError', `${sel.artifact.type} artifacts (${sel.artifact.name}) cannot be restored by Lifeboat; ${byHand(sel.artifact)}`);
-            if (!mod) {
-              // A whole-plan restore goes on without it, and says how to put it back.
-              steps.push({ artifact: sel.artifact.name, type: sel.artifact.type, host: sel.source.name, target: '(by hand)', targetInUse: false, manual: true, action: `not restored by Lifeboat: ${byHand(sel.artifact)}` });
-              continue;
-            }
-            const target = targetSource(ctx, sel.source, input);
-            const host = await hosts.host(target);
-            const step = await mod.planRestore({ host, artifact: sel.artifact, snapshotDir: fetched.dir, component: components[sel.artifact.name]!, options: optionsOf(input), signal });
-            steps.push({ ...step, host: target.name });
-          }
-        } finally {
-          hosts.close();
-        }
-        return steps;
+        // Each step asks its target (a round trip, a session on the host): several at once, in plan order.
+        return await mapInOrder(selectArtifacts(ctx, fetched, input), ctx.plan.parallelism, async (sel): Promise<Step> => {
+          const mod = restoreModule(sel.artifact);
+          if (!mod && input.artifact) throw new LifeboatError('ConfigError', `${sel.artifact.type} artifacts (${sel.artifact.name}) cannot be restored by Lifeboat; ${byHand(sel.artifact)}`);
+          // A whole-plan restore goes on without it, and says how to put it back.
+          if (!mod) return { artifact: sel.artifact.name, type: sel.artifact.type, host: sel.source.name, target: '(by hand)', targetInUse: false, manual: true, action: `not restored by Lifeboat: ${byHand(sel.artifact)}` };
+          const target = targetSource(ctx, sel.source, input);
+          const host = await hosts.host(target);
+          const step = await mod.planRestore({ host, artifact: sel.artifact, snapshotDir: fetched.dir, component: components[sel.artifact.name]!, options: optionsOf(input), signal });
+          return { ...step, host: target.name };
+        }).finally(() => hosts.close());
       });
     },
 

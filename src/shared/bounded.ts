@@ -1,5 +1,5 @@
-// Many transfers at once (multipart parts, media objects), none left running behind a failure; and the progress
-// of a file another process writes (archives, age's output).
+// Many transfers or checks at once (multipart parts, media objects, restore planning), none left running behind a
+// failure; and the progress of a file another process writes (archives, age's output).
 import { stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
 
@@ -27,6 +27,18 @@ export async function allOrNothing<T>(items: readonly T[], limit: number, signal
   );
   if (failure) throw failure.err;
   signal?.throwIfAborted();
+}
+
+/**
+ * `work` for each item, at most `limit` at once, results in item order. Every call settles before the first failure
+ * in item order is thrown (the same one whatever finished first), so nothing still runs behind the caller's cleanup.
+ */
+export async function mapInOrder<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const run = pLimit(limit);
+  const settled = await Promise.allSettled(items.map((item) => run(() => work(item))));
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<R>).value);
 }
 
 /** Reports the size of a file another process writes, every `everyMs`, until the returned stop is called. */
