@@ -6,6 +6,7 @@ import { basename, join } from 'node:path';
 import pLimit from 'p-limit';
 import { parse } from 'yaml';
 import { LifeboatError } from '../shared/errors';
+import { isHex64 } from '../shared/hex';
 import type { StepProgress } from '../shared/progress';
 import { TIERS, type SnapshotRecord, type SnapshotVerification } from '../shared/types';
 import { extractArchive, extractStream, type ExtractResult } from '../snapshot/extract';
@@ -229,7 +230,7 @@ function recordProblem(record: StoredRecord, id: { plan: string; snapshot: strin
   if (typeof record.created_at !== 'string' || !ISO_INSTANT.test(record.created_at) || Number.isNaN(Date.parse(record.created_at))) return 'has no valid created_at';
   if (!ARCHIVE_FORMATS.includes(record.format)) return `has an unknown format ${JSON.stringify(record.format)}`;
   if (record.encryption !== undefined && record.encryption !== 'age') return `has an unknown encryption ${JSON.stringify(record.encryption)}`;
-  if (!/^[0-9a-f]{64}$/.test(String(record.checksum_sha256)) || !Number.isSafeInteger(record.size_bytes)) return 'has no valid checksum_sha256 and size_bytes';
+  if (!isHex64(record.checksum_sha256) || !Number.isSafeInteger(record.size_bytes)) return 'has no valid checksum_sha256 and size_bytes';
   if (record.media !== undefined && (isRestic(storage) || mediaProblem(record.media))) return `has an invalid media summary`;
   if (record.checkpoints !== undefined) {
     const bad = isRestic(storage) ? 'in a restic storage' : checkpointsProblem(record.checkpoints, record.size_bytes);
@@ -349,13 +350,13 @@ async function restoreFromRestic(opts: DownloadOptions & { storage: ResticBacken
 function mediaProblem(m: StoredRecord['media']): boolean {
   if (!m || typeof m !== 'object') return true;
   if (![m.files, m.bytes, m.objects].every((n) => Number.isSafeInteger(n) && n >= 0)) return true;
-  return !/^[0-9a-f]{64}$/.test(String(m.refs_sha256)) || (m.encrypted_to !== undefined && !/^[0-9a-f]{16}$/.test(String(m.encrypted_to)));
+  return !isHex64(m.refs_sha256) || (m.encrypted_to !== undefined && !/^[0-9a-f]{16}$/.test(String(m.encrypted_to)));
 }
 
 function resticRecordProblem(record: StoredRecord): string | undefined {
-  if (!/^[0-9a-f]{64}$/.test(String(record.restic?.snapshot_id))) return 'has no restic snapshot id';
+  if (!isHex64(record.restic?.snapshot_id)) return 'has no restic snapshot id';
   // A restored tree is checked against the manifest alone: without its signed hash there is nothing to check.
-  if (!/^[0-9a-f]{64}$/.test(String(record.manifest?.sha256))) return 'has no manifest SHA-256';
+  if (!isHex64(record.manifest?.sha256)) return 'has no manifest SHA-256';
   if (record.key !== undefined) return `names the archive key ${JSON.stringify(record.key)}, but a restic storage holds no archives`;
   return undefined;
 }

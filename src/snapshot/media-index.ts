@@ -7,6 +7,7 @@ import { lstat, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { LifeboatError } from '../shared/errors';
+import { isHex64 } from '../shared/hex';
 import { fileIdentity, type ListedFile, type ManifestEntry } from './manifest';
 import { ENCRYPTED_SUFFIX } from './naming';
 
@@ -37,7 +38,7 @@ export function mediaPrefix(plan: string): string {
  * of recipients makes new objects: a rotated key must not leave new snapshots readable only with the old identity.
  */
 export function mediaObjectName(sha256: string, encryptedTo?: string): string {
-  if (!/^[0-9a-f]{64}$/.test(sha256)) throw corrupt(`not a SHA-256: ${JSON.stringify(sha256)}`);
+  if (!isHex64(sha256)) throw corrupt(`not a SHA-256: ${JSON.stringify(sha256)}`);
   return encryptedTo ? `${sha256}.${encryptedTo}${ENCRYPTED_SUFFIX}` : sha256;
 }
 

@@ -6,6 +6,7 @@
 // checkpoints only the whole object's hash vouches for the bytes, and the archive is read to its end.
 import { createHash, type Hash } from 'node:crypto';
 import { LifeboatError } from '../shared/errors';
+import { isHex64 } from '../shared/hex';
 
 export interface StoredCheckpoints {
   /** Distance between checkpoints: a power of two, at least MIN_EVERY. */
@@ -17,7 +18,6 @@ export interface StoredCheckpoints {
 export const MIN_EVERY = 1024 * 1024;
 /** The record stays small (at most ~8 KiB of hashes): a bigger archive gets wider checkpoints, not more (8 MiB at 1 GiB). */
 export const MAX_CHECKPOINTS = 128;
-const HEX64 = /^[0-9a-f]{64}$/;
 
 /** The distance for an object of `size` bytes: the smallest that keeps the list within MAX_CHECKPOINTS. */
 export function checkpointDistance(size: number): number {
@@ -32,7 +32,7 @@ export function checkpointsProblem(cp: unknown, size: number): string | undefine
   if (!c || typeof c !== 'object') return 'is not an object';
   const every = c.every!;
   if (!Number.isSafeInteger(every) || every < MIN_EVERY || !Number.isInteger(Math.log2(every))) return 'has no valid distance';
-  if (!Array.isArray(c.at) || c.at.length !== Math.floor(size / every) || c.at.length > MAX_CHECKPOINTS || !c.at.every((h) => typeof h === 'string' && HEX64.test(h))) return 'has no valid list';
+  if (!Array.isArray(c.at) || c.at.length !== Math.floor(size / every) || c.at.length > MAX_CHECKPOINTS || !c.at.every(isHex64)) return 'has no valid list';
   return undefined;
 }
 

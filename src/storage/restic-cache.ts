@@ -6,23 +6,20 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { isHex64 } from '../shared/hex';
 
 function cacheDir(kind = 'restic-records'): string {
   return join(process.env.LIFEBOAT_CACHE || join(homedir(), '.cache', 'lifeboat'), kind);
 }
 
-function validId(id: string): boolean {
-  return /^[0-9a-f]{64}$/.test(id);
-}
-
 export async function readCachedRecord(id: string): Promise<string | undefined> {
-  if (!validId(id)) return undefined;
+  if (!isHex64(id)) return undefined;
   return readFile(join(cacheDir(), `${id}.json`), 'utf8').catch(() => undefined);
 }
 
 /** Best effort: a cache that cannot be written (read-only home) only costs a restic call next time. */
 export async function writeCachedRecord(id: string, text: string): Promise<void> {
-  if (validId(id)) await writeAtomically(cacheDir(), `${id}.json`, text);
+  if (isHex64(id)) await writeAtomically(cacheDir(), `${id}.json`, text);
 }
 
 /** The data snapshot a plan's last backup from this host wrote to a repository (`repo`: a key naming it). */
@@ -43,14 +40,14 @@ export async function readCachedParent(repo: string, plan: string): Promise<Cach
   if (text === undefined) return undefined;
   try {
     const v = JSON.parse(text) as Partial<CachedParent>;
-    return typeof v.id === 'string' && validId(v.id) && typeof v.snapshot === 'string' ? { id: v.id, snapshot: v.snapshot } : undefined;
+    return typeof v.id === 'string' && isHex64(v.id) && typeof v.snapshot === 'string' ? { id: v.id, snapshot: v.snapshot } : undefined;
   } catch {
     return undefined;
   }
 }
 
 export async function writeCachedParent(repo: string, plan: string, parent: CachedParent): Promise<void> {
-  if (validId(parent.id)) await writeAtomically(cacheDir('restic-parents'), parentFile(repo, plan), JSON.stringify(parent));
+  if (isHex64(parent.id)) await writeAtomically(cacheDir('restic-parents'), parentFile(repo, plan), JSON.stringify(parent));
 }
 
 async function writeAtomically(dir: string, name: string, text: string): Promise<void> {

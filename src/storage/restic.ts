@@ -18,6 +18,7 @@ import pLimit from 'p-limit';
 import type { ResticStorage } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import { LifeboatError } from '../shared/errors';
+import { isHex64 } from '../shared/hex';
 import { isPlanName, isSnapshotName, recordKey } from '../snapshot/naming';
 import { readCachedParent, readCachedRecord, writeCachedParent, writeCachedRecord } from './restic-cache';
 import { sftpOptions, withSshLog, type SftpOptions } from './restic-sftp';
@@ -345,7 +346,7 @@ export class ResticBackend implements StorageBackend {
   /** Forgets snapshots by id (no prune). `wait: false` gives up at once when another process holds the lock. */
   async forget(ids: string[], opts: { wait?: boolean } = {}): Promise<void> {
     if (ids.length === 0) return;
-    for (const id of ids) if (!/^[0-9a-f]{64}$/.test(id)) throw new LifeboatError('IntegrityCheckFailed', `storage ${this.name}: not a restic snapshot id: ${JSON.stringify(id)}`);
+    for (const id of ids) if (!isHex64(id)) throw new LifeboatError('IntegrityCheckFailed', `storage ${this.name}: not a restic snapshot id: ${JSON.stringify(id)}`);
     try {
       await this.run(['forget', ...(opts.wait === false ? [] : ['--retry-lock', RETRY_LOCK]), '--', ...ids], `forget ${ids.length} snapshot(s)`);
     } finally {
@@ -509,7 +510,7 @@ export function resticTime(iso: string): string {
 function parseSnapshots(stdout: string, storage: string): ResticSnapshot[] {
   const list = parseJson<unknown>(stdout.trim() || '[]', `storage ${storage}: restic snapshots output`);
   if (!Array.isArray(list)) throw new LifeboatError('StorageError', `storage ${storage}: restic snapshots printed no list`);
-  return list.filter((s): s is ResticSnapshot => !!s && typeof s === 'object' && typeof (s as ResticSnapshot).id === 'string' && /^[0-9a-f]{64}$/.test((s as ResticSnapshot).id) && typeof (s as ResticSnapshot).time === 'string');
+  return list.filter((s): s is ResticSnapshot => !!s && typeof s === 'object' && isHex64((s as ResticSnapshot).id) && typeof (s as ResticSnapshot).time === 'string');
 }
 
 /** restic refused `--parent` because it could not load that snapshot (before writing anything). */
