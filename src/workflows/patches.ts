@@ -27,3 +27,10 @@ export const RUN_EVENTS = 'lifeboat-12-run-events';
  * inside the one stop. Runs that reached captureSource before it capture one artifact after another.
  */
 export const PARALLEL_ARTIFACTS = 'lifeboat-11-parallel-artifacts';
+
+/**
+ * Issue 11 (streaming restore): one host's artifacts that touch nothing of each other's (a database and a file tree)
+ * are restored at once (plan.parallelism lanes), inside the host's one quiesce stop; what lies inside another's tree
+ * still waits for it. Only hosts with two or more artifacts reach it; runs that did before restore them in turn.
+ */
+export const PARALLEL_RESTORE_ARTIFACTS = 'lifeboat-11-parallel-restore-artifacts';

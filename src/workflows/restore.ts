@@ -4,12 +4,13 @@
 import { ApplicationFailure, CancellationScope, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
 import type { RestoreActivities } from '../activities/restore';
+import { restoreWaves } from '../restore/order';
 import { SNAPSHOT } from '../shared/search-attributes';
 import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, SnapshotVerification, VerifyInput } from '../shared/types';
 import { BOOKKEEPING, LONG, QUICK, retry, step } from './activity-options';
 import { describeFailure, failedStatus, setStatus } from './failures';
 import { restoreSnapshotV1, verifyRestoreV1 } from './legacy/restore-v1';
-import { CORRECT_UNDER_FAILURE, PARALLEL_RESTORE_HOSTS } from './patches';
+import { CORRECT_UNDER_FAILURE, PARALLEL_RESTORE_ARTIFACTS, PARALLEL_RESTORE_HOSTS } from './patches';
 import { LOCK_WAIT_MS, withPlanLock } from './plan-lock';
 import { inLanes } from './lanes';
 import { withQuiesce } from './quiesce';
@@ -77,19 +78,37 @@ async function restoreByHost(ctx: PlanContext, fetched: FetchedSnapshot, input: 
   return perHost.flat();
 }
 
-/** One host's steps in order, inside its source's quiesce controller when it has one. */
-async function restoreHost(ctx: PlanContext, fetched: FetchedSnapshot, input: RestoreInput, host: string, mine: RestoreResult['steps']): Promise<RestoreResult['restored']> {
-  const restored: RestoreResult['restored'] = [];
-  const work = async () => {
-    for (const s of mine) {
-      const summary = `restore ${s.artifact} of ${fetched.snapshot} to ${s.target} on ${host}`;
-      restored.push(await step<RestoreActivities>(RESTORE_LONG, summary, `restore:${s.artifact}`).restoreArtifact(ctx, fetched, input, s.artifact));
-    }
-  };
+type Restored = RestoreResult['restored'][number];
+type Step = RestoreResult['steps'][number];
+
+/** One host's steps, inside its source's quiesce controller when it has one; results in step order. */
+async function restoreHost(ctx: PlanContext, fetched: FetchedSnapshot, input: RestoreInput, host: string, mine: Step[]): Promise<Restored[]> {
+  const one = (s: Step) => step<RestoreActivities>(RESTORE_LONG, `restore ${s.artifact} of ${fetched.snapshot} to ${s.target} on ${host}`, `restore:${s.artifact}`).restoreArtifact(ctx, fetched, input, s.artifact);
+  // Only hosts with two or more steps reach patched(): runs that got here before it restore them one after another.
+  const atOnce = mine.length > 1 && patched(PARALLEL_RESTORE_ARTIFACTS);
+  const work = () => (atOnce ? restoreInWaves(ctx, mine, one) : restoreInTurn(mine, one));
   const quiesce = input.quiesce !== false && ctx.plan.sources.find((src) => src.name === host)?.quiesce;
-  if (quiesce) await withQuiesce(ctx, host, work);
-  else await work();
+  return quiesce ? (await withQuiesce(ctx, host, work)).value : work();
+}
+
+async function restoreInTurn(mine: Step[], one: (s: Step) => Promise<Restored>): Promise<Restored[]> {
+  const restored: Restored[] = [];
+  for (const s of mine) restored.push(await one(s));
   return restored;
+}
+
+/**
+ * Steps that touch nothing of each other's (a database and a file tree) at once, plan.parallelism at a time; what lies
+ * inside another step's tree after it (restore/order.ts). A failure lets the running steps finish and starts no other.
+ */
+async function restoreInWaves(ctx: PlanContext, mine: Step[], one: (s: Step) => Promise<Restored>): Promise<Restored[]> {
+  const artifacts = new Map(ctx.plan.sources.flatMap((src) => src.artifacts).map((a) => [a.name, a]));
+  const done = new Map<string, Restored>();
+  for (const wave of restoreWaves(mine, (s) => artifacts.get(s.artifact))) {
+    const results = await inLanes(wave, ctx.plan.parallelism, one);
+    wave.forEach((s, i) => done.set(s.artifact, results[i]!));
+  }
+  return mine.map((s) => done.get(s.artifact)!);
 }
 
 /** Runs that reached restoreByHost before PARALLEL_RESTORE_HOSTS: one host after another (same commands as then). */

@@ -1,4 +1,5 @@
 // restoreSnapshot, verifyRestore and predeployBackup, every branch, with fake activities on the real dev server.
+import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPredeploy } from '../../src/cli/predeploy';
 import { Config } from '../../src/config/schema';
@@ -25,9 +26,14 @@ const restoreInput = (w: World, extra: Record<string, unknown> = {}) => ({ plan:
 const restore = (w: World, extra: Record<string, unknown> = {}) => startWorkflow(t, 'restoreSnapshot', w, [restoreInput(w, extra)]);
 const verify = (w: World, extra: Record<string, unknown> = {}) => startWorkflow(t, 'verifyRestore', w, [{ plan: w.ctx.planName, ...extra }]);
 
-/** web's restores, in order, inside its stop → start. */
-const WEB_INSIDE_ITS_QUIESCE = ['quiesceInspect web', 'quiesceStop web', 'restore db', 'restore site', 'quiesceStart web'];
 const webSteps = (w: World) => w.calls.filter((c) => c.endsWith(' web') || ['restore db', 'restore site'].includes(c));
+/** web's two restores (at once since patch PARALLEL_RESTORE_ARTIFACTS, so in either order) inside its stop → start. */
+function expectWebInsideItsQuiesce(w: World): void {
+  const steps = webSteps(w);
+  expect(steps.slice(0, 2)).toEqual(['quiesceInspect web', 'quiesceStop web']);
+  expect(steps.slice(2, 4).sort()).toEqual(['restore db', 'restore site']);
+  expect(steps.slice(4)).toEqual(['quiesceStart web']);
+}
 
 describe('restoreSnapshot with fake activities', () => {
   // Runs that reached restoreByHost before patch PARALLEL_RESTORE_HOSTS restored one host after another; their golden
@@ -47,7 +53,7 @@ describe('restoreSnapshot with fake activities', () => {
     expect(r.restored.map((x) => x.artifact)).toEqual(['db', 'site', 'kv']);
     expect(r.steps.find((s) => s.artifact === 'versions')?.manual).toBe(true);
     expect(w.calls.slice(0, 3)).toEqual(['loadPlan', 'fetchForRestore', 'planRestore']);
-    expect(webSteps(w)).toEqual(WEB_INSIDE_ITS_QUIESCE);
+    expectWebInsideItsQuiesce(w);
     expect(w.calls.filter((c) => c === 'restore kv')).toHaveLength(1);
     expect(w.calls.at(-1)).toBe('discardRestoreWork');
     expect(await statusOf(h)).toBe('Completed');
@@ -69,10 +75,64 @@ describe('restoreSnapshot with fake activities', () => {
     const f = await runFailure(h);
     expect(f.type).toBe('PermissionDenied');
     expect(dbFinished).toBe(true);
-    expect(webSteps(w)).toEqual(WEB_INSIDE_ITS_QUIESCE);
+    expectWebInsideItsQuiesce(w);
     expect(w.calls.filter((c) => c.endsWith(' extra') || c === 'restore more')).toEqual([]);
     expect(w.stopped.size).toBe(0);
     expect(w.calls.at(-1)).toBe('discardRestoreWork');
+    expect(await statusOf(h)).toBe('Failed');
+  });
+
+  // Records restore-parallel-artifacts (patch PARALLEL_RESTORE_ARTIFACTS).
+  it("one host's database and tree are restored at once inside its one stop; a tree inside another waits for it", async () => {
+    const nested = [
+      { name: 'web', host: 'local', quiesce, artifacts: [{ name: 'site', type: 'files', paths: ['/srv/site'] }, { name: 'db', type: 'postgres', database: 'app' }, { name: 'media', type: 'files', paths: ['/srv/site/media'] }] },
+    ];
+    const w = makeWorld('rwaves', { sources: nested, parallelism: 2 });
+    // site waits, within a bound, for db to start: one after another it would give up and fail the run.
+    const started = Date.now();
+    let siteDone = false;
+    let mediaAfterSite: boolean | undefined;
+    w.on['restore:site'] = async () => {
+      await waitFor(() => w.calls.includes('restore db') || Date.now() - started > 10_000);
+      if (!w.calls.includes('restore db')) throw ApplicationFailure.nonRetryable('db did not start while site ran', 'NotConcurrent');
+      siteDone = true;
+      return { artifact: 'site', target: 'site', bytes: 1 };
+    };
+    w.on['restore:media'] = () => {
+      mediaAfterSite = siteDone;
+      return Promise.resolve({ artifact: 'media', target: 'media', bytes: 1 });
+    };
+    const h = await restore(w);
+    const r = (await h.result()) as RestoreResult;
+    expect(mediaAfterSite).toBe(true);
+    expect(r.restored.map((x) => x.artifact)).toEqual(['site', 'db', 'media']); // step order, whatever finished first
+    const web = w.calls.filter((c) => c.endsWith(' web') || c.startsWith('restore '));
+    expect(web.slice(0, 2)).toEqual(['quiesceInspect web', 'quiesceStop web']);
+    expect(web.slice(2, 4).sort()).toEqual(['restore db', 'restore site']);
+    expect(web.slice(4)).toEqual(['restore media', 'quiesceStart web']);
+    expect(await statusOf(h)).toBe('Completed');
+    await keepHistory(h, 'restore-parallel-artifacts');
+  });
+
+  it("a failing artifact lets the one running beside it finish and starts none after it; the host's services restart", async () => {
+    const nested = [
+      { name: 'web', host: 'local', quiesce, artifacts: [{ name: 'site', type: 'files', paths: ['/srv/site'] }, { name: 'db', type: 'postgres', database: 'app' }, { name: 'media', type: 'files', paths: ['/srv/site/media'] }] },
+    ];
+    const w = makeWorld('rwavefail', { sources: nested, parallelism: 2 });
+    let siteFinished = false;
+    const started = Date.now();
+    w.on['restore:db'] = permanent('PermissionDenied', 'role app cannot create');
+    w.on['restore:site'] = async () => {
+      await waitFor(() => w.attempts['restore:db'] === 1 || Date.now() - started > 10_000); // bounded: in turn, db never starts
+      siteFinished = w.attempts['restore:db'] === 1;
+      return { artifact: 'site', target: 'site', bytes: 1 };
+    };
+    const h = await restore(w);
+    expect((await runFailure(h)).type).toBe('PermissionDenied');
+    expect(siteFinished).toBe(true); // not cancelled: a target half-written is worse than one fully restored
+    expect(w.calls).not.toContain('restore media');
+    expect(w.calls.slice(-2)).toEqual(['quiesceStart web', 'discardRestoreWork']);
+    expect(w.stopped.size).toBe(0);
     expect(await statusOf(h)).toBe('Failed');
   });
 
