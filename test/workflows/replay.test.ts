@@ -33,6 +33,8 @@ const REQUIRED = [
   'freshness-stale',
   // Runs started after patch PARALLEL_ARTIFACTS capture a source's live artifacts at once.
   'backup-parallel-artifacts',
+  // Runs started after patch PARALLEL_RESTORE_ARTIFACTS restore one host's independent artifacts at once.
+  'restore-parallel-artifacts',
   // Runs started before patch CORRECT_UNDER_FAILURE (src/workflows/patches.ts) take the v1 path.
   'v1-backup-success',
   'v1-backup-failure',
