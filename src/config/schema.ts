@@ -439,7 +439,7 @@ export const Plan = z
     keepLocal: z.number().int().min(1).default(2),
     /** The whole run's bound; past it, the run is cancelled (services restarted, `.partial` removed) as TimedOut. */
     timeout: duration.default('24h'),
-    /** How many sources are captured at once. */
+    /** How much runs at once: sources and a source's live artifacts (backup), hosts and a host's independent artifacts (restore), preflight checks, restore planning. */
     parallelism: z.number().int().min(1).max(32).default(2),
     /** Extra keys copied into metadata.yml. */
     metadata: z
