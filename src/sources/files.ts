@@ -52,7 +52,7 @@ export const files: SourceModule<FilesArtifact> = {
       paths: [rel],
       bytes: stats.totalFileSize,
       details: {
-        ...(await treeStats(join(snapshotDir, rel))),
+        ...(await treeStats(join(snapshotDir, rel), signal)),
         rsync: stats,
         ...(missingOptional.length ? { missing_optional: missingOptional } : {}),
         // Attributes the backup host could not store (a filesystem without xattrs or ACLs): recorded, not fatal.

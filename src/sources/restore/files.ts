@@ -131,7 +131,7 @@ async function drill(ctx: VerifyContext<FilesArtifact>): Promise<VerifyCheck[]> 
   const name = ctx.artifact.name;
   const base = snapshotBase(ctx.snapshotDir, ctx.component, name);
   if (!(await lstat(base).catch(() => undefined))) return [{ artifact: name, check: 'files', ok: false, detail: `${base} is missing from the snapshot` }];
-  const found = await treeStats(base);
+  const found = await treeStats(base, ctx.signal);
   return [
     countCheck(name, 'files', ctx.component.details.file_count, found.file_count),
     countCheck(name, 'bytes', ctx.component.details.total_bytes, found.total_bytes),
