@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { ExecOptions, ExecResult, Host } from '../remote/host';
 import { meter } from '../shared/meter';
+import { FILE_WRITE_BUFFER } from '../shared/write-buffer';
 
 export interface StreamedFile extends ExecResult {
   bytes: number;
@@ -17,9 +18,6 @@ export interface StreamedFile extends ExecResult {
   discard(): Promise<void>;
 }
 
-/** Bytes the file stream takes before it pushes back on the command's output. */
-const WRITE_BUFFER = 1024 * 1024;
-
 export async function streamToFile(
   host: Host,
   argv: string[],
@@ -29,10 +27,8 @@ export async function streamToFile(
   const partial = `${target}.partial`;
   await mkdir(dirname(target), { recursive: true, mode: 0o700 });
   const counter = meter({ onBytes: opts.onBytes, onChunk: opts.onChunk });
-  // With the default 16 KiB buffer every 32 KiB SSH packet made the file stream push back, so the channel paused,
-  // its window was not refilled and the host waited on each write: 300 MiB took 1.3–1.6 s through the SSH library
-  // against 0.9 s with OpenSSH (`ssh … cat > file`); with 1 MiB, 0.78–0.92 s (scratch measurement, loopback sshd).
-  const out = createWriteStream(partial, { mode: 0o600, highWaterMark: WRITE_BUFFER });
+  // A small buffer paused the SSH channel on every packet, so its window was not refilled (see write-buffer.ts).
+  const out = createWriteStream(partial, { mode: 0o600, highWaterMark: FILE_WRITE_BUFFER });
   // A write error (ENOSPC, EIO) must fail this capture, not crash the worker: pipe() does not forward it, and an
   // 'error' without a listener is an uncaught exception. Stop the remote command and drain what is in flight.
   const writeFailed = new AbortController();

@@ -29,6 +29,7 @@ import { resolveSecret } from '../config/secrets';
 import { LifeboatError } from '../shared/errors';
 import { parseJson } from './types';
 import { meter } from '../shared/meter';
+import { FILE_WRITE_BUFFER } from '../shared/write-buffer';
 import {
   compositeSha256,
   exactLength,
@@ -388,7 +389,7 @@ export class S3Backend implements StorageBackend {
 
   async get(key: string, file: string, opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {}): Promise<void> {
     const res = await this.guard(() => this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key) }), { abortSignal: opts.signal }), `read ${key}`);
-    await pipeline(res.Body as NodeJS.ReadableStream, meter({ onBytes: opts.onProgress }), createWriteStream(`${file}.partial`, { mode: 0o600 }), { signal: opts.signal });
+    await pipeline(res.Body as NodeJS.ReadableStream, meter({ onBytes: opts.onProgress }), createWriteStream(`${file}.partial`, { mode: 0o600, highWaterMark: FILE_WRITE_BUFFER }), { signal: opts.signal });
     await rename(`${file}.partial`, file);
   }
 
