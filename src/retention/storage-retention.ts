@@ -1,6 +1,8 @@
 // GFS retention applied to one storage: records → candidates → selectRetention (pure) → deletions.
 // The record goes first, then the archive: a snapshot without its record is never listed, so an interrupted
-// deletion can leave an orphan archive (found and removed by the next run) but never a listed half-snapshot.
+// deletion can leave an orphan archive but never a listed half-snapshot. On archive storages nothing finds such an
+// orphan yet (nor the archive of a run that failed between its archive and its record): it stays until removed by
+// hand. restic storages forget theirs (forgetInRestic).
 import type { Retention } from '../config/schema';
 import { findSnapshots, type SnapshotListing } from '../restore/fetch';
 import { LifeboatError } from '../shared/errors';
