@@ -21,7 +21,7 @@ import { MEDIA_INDEX } from '../snapshot/media-index';
 import { selects } from '../snapshot/selection';
 import { checkpointsProblem, type StoredCheckpoints } from '../snapshot/stored-checkpoints';
 import type { ResticRef } from '../storage/restic-upload';
-import type { StorageBackend } from '../storage/types';
+import { MAX_RECORD_BYTES, type StorageBackend } from '../storage/types';
 
 /** `<plan>/<snapshot>.json` as stored: the backup's record plus where it went and, after a drill, its result. */
 export interface StoredRecord extends SnapshotRecord {
@@ -73,8 +73,6 @@ export interface FetchResult {
 const MANIFEST = 'manifest.sha256';
 /** What retention accepts as an instant: ISO 8601 with Z or an offset. */
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-/** Records are small; a bigger object under a record's name is not read (memory), only reported. */
-const MAX_RECORD_BYTES = 1024 * 1024;
 
 /**
  * The record, then the archive streamed from storage through its checks into `<workDir>/extract` (see

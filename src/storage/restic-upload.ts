@@ -7,6 +7,7 @@ import { LifeboatError } from '../shared/errors';
 import type { SnapshotRecord, StorageResult } from '../shared/types';
 import { recordKey } from '../snapshot/naming';
 import type { BackupOutcome, ResticBackend, ResticSummary } from './restic';
+import { MAX_RECORD_BYTES } from './types';
 
 /** What a restic record adds to the SnapshotRecord. Not covered by the signature: see README (restic). */
 export interface ResticRef {
@@ -39,7 +40,7 @@ export async function uploadToRestic(
     throw err;
   }
   const ref: ResticRef = { snapshot_id: outcome.snapshotId, ...optional('repository_id', repositoryId) };
-  const location = `restic:${backend.repository} snapshot ${outcome.snapshotId.slice(0, 8)}`;
+  const location = backend.snapshotLocation(outcome.snapshotId);
   const rKey = recordKey(record.plan, record.snapshot);
   // An earlier attempt's data snapshot (or another storage's on the same repository) is kept: this storage's
   // record is written beside it, superseding any record-only snapshot before it.
@@ -81,9 +82,6 @@ async function assertComplete(outcome: BackupOutcome, dir: string, record: Snaps
     throw new LifeboatError('ChecksumMismatch', `restic snapshot of ${dir} holds ${got.files} files and ${got.bytes} bytes, but the snapshot has ${want.files} files and ${want.bytes} bytes (${counted})`);
   }
 }
-
-/** A record is a few KiB (a plan with many artifacts: tens); anything near this is not one. */
-const MAX_RECORD_BYTES = 1024 * 1024;
 
 function optional<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
   return value === undefined ? {} : ({ [key]: value } as Record<K, V>);

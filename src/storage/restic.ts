@@ -23,7 +23,7 @@ import { isPlanName, isSnapshotName, recordKey } from '../snapshot/naming';
 import { readCachedParent, readCachedRecord, writeCachedParent, writeCachedRecord } from './restic-cache';
 import { sftpOptions, withSshLog, type SftpOptions } from './restic-sftp';
 import { RETRY_LOCK, runRestic, type ResticCall, type ResticOutput } from './restic-run';
-import { parseJson, type LocalArchive, type ObjectInfo, type PutResult, type StorageBackend, type Verification } from './types';
+import { MAX_RECORD_BYTES, parseJson, type LocalArchive, type ObjectInfo, type PutResult, type StorageBackend, type Verification } from './types';
 
 /** Every Lifeboat snapshot carries this host, so restic's own grouping and `--host` filters see one machine. */
 export const RESTIC_HOST = 'lifeboat';
@@ -224,6 +224,11 @@ export class ResticBackend implements StorageBackend {
 
   // ---- restic's own verbs ----
 
+  /** Where a record says its snapshot is: the repository and the restic snapshot's short id. */
+  snapshotLocation(id: string): string {
+    return `restic:${this.cfg.repository} snapshot ${id.slice(0, 8)}`;
+  }
+
   /** Lifeboat's snapshots in the repository (data and records), as restic lists them. */
   snapshots(): Promise<ResticSnapshot[]> {
     this.listing ??= this.run(['snapshots', '--json', '--no-lock', '--tag', DATA_TAG, '--tag', RECORD_TAG], 'list snapshots').then((out) => parseSnapshots(out.stdout, this.name));
@@ -318,7 +323,7 @@ export class ResticBackend implements StorageBackend {
     return {
       ...record,
       restic: { ...ref, snapshot_id: s.id },
-      location: `restic:${this.cfg.repository} snapshot ${s.id.slice(0, 8)}`,
+      location: this.snapshotLocation(s.id),
       completed_at: typeof s.summary?.backup_end === 'string' ? s.summary.backup_end : s.time,
     };
   }
@@ -435,9 +440,6 @@ export function escapePattern(path: string): string {
 }
 
 const isData = (s: Pick<ResticSnapshot, 'tags'>): boolean => !!s.tags?.includes(DATA_TAG);
-
-/** Records are a few KiB; reading one stops past this (recordText), whatever restic says the file is. */
-const MAX_RECORD_BYTES = 1024 * 1024;
 
 /**
  * A record-only snapshot's size is its record's; a data snapshot's summary counts the whole tree, so the record

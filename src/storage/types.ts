@@ -86,6 +86,9 @@ export interface StorageBackend {
   objectKey(key: string): string;
 }
 
+/** Records are a few KiB (a plan with many artifacts: tens); a bigger object under a record's name is not read. */
+export const MAX_RECORD_BYTES = 1024 * 1024;
+
 /** A stored JSON object is untrusted data: one that does not parse is IntegrityCheckFailed, not a storage outage. */
 export function parseJson<T>(text: string, where: string): T {
   try {
