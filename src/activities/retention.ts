@@ -22,8 +22,8 @@ export function createRetentionActivities() {
         const trust = await trustPolicyOf(ctx.signing);
         const apply = () => applyRetention(backend, ctx.planName, retention, new Date(), trust, { signal });
         // restic's forget and prune print nothing while they work (and may wait for the repository's lock).
-        const { kept, deleted, ignored, media } = cfg.type === 'restic' ? await quiet('restic forget and prune', RESTIC_RETENTION_QUIET_MS, apply) : await apply();
-        return { storage: storageName, configured: true, kept, deleted, ...(ignored.length ? { ignored } : {}), ...(media ? { media } : {}) };
+        const { kept, deleted, ignored, orphans, media } = cfg.type === 'restic' ? await quiet('restic forget and prune', RESTIC_RETENTION_QUIET_MS, apply) : await apply();
+        return { storage: storageName, configured: true, kept, deleted, ...(ignored.length ? { ignored } : {}), ...(orphans ? { orphans } : {}), ...(media ? { media } : {}) };
       });
     },
 

@@ -161,9 +161,10 @@ program
   .command('plan <plan>')
   .description('what GFS retention would keep and delete now, per storage (reads storage only)')
   .action(async (plan: string) => {
-    const [{ getPlan, loadConfig }, { planRetention }, { describeRetention }, { openStorage }, { trustPolicyOf }] = await Promise.all([
+    const [{ getPlan, loadConfig }, { newestListed, planRetention }, { findOrphans }, { describeRetention }, { openStorage }, { trustPolicyOf }] = await Promise.all([
       import('../config/load'),
       import('../retention/storage-retention'),
+      import('../retention/orphans'),
       import('../snapshot/retention'),
       import('../storage'),
       import('../snapshot/signing'),
@@ -176,9 +177,13 @@ program
         console.log(`${name}: no retention configured, everything is kept`);
         continue;
       }
-      const { decisions, ignored } = await planRetention(await openStorage(name, cfg), plan, cfg.retention, new Date(), await trustPolicyOf(config.signing));
+      const backend = await openStorage(name, cfg);
+      const { decisions, ignored, listing } = await planRetention(backend, plan, cfg.retention, new Date(), await trustPolicyOf(config.signing));
       console.log(`${name}:\n${describeRetention(decisions)}`);
       for (const i of ignored) console.log(`  ignored (never deleted by retention): ${i}`);
+      if (cfg.type === 'restic') continue; // restic storages: forgetInRestic finds its orphans by tags
+      const orphans = findOrphans(await backend.list(`${plan}/`), plan, newestListed(listing), new Date());
+      for (const key of orphans) console.log(`  orphan (no record; deleted by the next retention run): ${key}`);
     }
   });
 

@@ -1,8 +1,8 @@
 // GFS retention applied to one storage: records → candidates → selectRetention (pure) → deletions.
 // The record goes first, then the archive: a snapshot without its record is never listed, so an interrupted
-// deletion can leave an orphan archive but never a listed half-snapshot. On archive storages nothing finds such an
-// orphan yet (nor the archive of a run that failed between its archive and its record): it stays until removed by
-// hand. restic storages forget theirs (forgetInRestic).
+// deletion can leave an orphan archive but never a listed half-snapshot; the next retention run removes it
+// (orphans.ts), as it does the archive of a run that failed between its archive and its record. restic storages
+// forget theirs (forgetInRestic).
 import type { Retention } from '../config/schema';
 import { findSnapshots, type SnapshotListing } from '../restore/fetch';
 import { LifeboatError } from '../shared/errors';
@@ -11,6 +11,7 @@ import { annotationsTrusted, type TrustPolicy } from '../snapshot/signing';
 import { selectRetention, type RetentionCandidate, type RetentionDecision } from '../snapshot/retention';
 import { byNewestRecord, identify, isRestic, DATA_TAG, RECORD_TAG, type ResticBackend } from '../storage/restic';
 import { collectMedia, mediaRefsKey } from '../storage/media-objects';
+import { removeOrphans } from './orphans';
 import type { StorageBackend } from '../storage/types';
 
 /**
@@ -63,7 +64,7 @@ export async function applyRetention(
   now: Date,
   trust: TrustPolicy = {},
   opts: { signal?: AbortSignal } = {},
-): Promise<{ kept: number; deleted: string[]; ignored: string[]; media?: { deleted: number } | { skipped: string } }> {
+): Promise<{ kept: number; deleted: string[]; ignored: string[]; orphans?: string[]; media?: { deleted: number } | { skipped: string } }> {
   const { decisions, listing, ignored } = await planRetention(backend, plan, retention, now, trust);
   if (isRestic(backend)) {
     const deleted = decisions.filter((x) => !x.keep).map((x) => x.snapshot);
@@ -79,10 +80,27 @@ export async function applyRetention(
     await backend.delete(mediaRefsKey(plan, d.snapshot));
     deleted.push(d.snapshot);
   }
+  const orphans = await removeOrphans(backend, plan, newestListed(listing), now);
   // Media objects outlive the snapshots that made them while any kept snapshot references them.
   const gone = new Set(deleted);
   const media = await collectMedia(backend, plan, listing.filter((l) => !gone.has(l.record.snapshot)), ignored.length);
-  return { kept: decisions.length - deleted.length, deleted, ignored, ...('skipped' in media || media.deleted > 0 ? { media } : {}) };
+  return {
+    kept: decisions.length - deleted.length,
+    deleted,
+    ignored,
+    ...(orphans.length ? { orphans } : {}),
+    ...('skipped' in media || media.deleted > 0 ? { media } : {}),
+  };
+}
+
+/** The newest snapshot name among valid records (by the time in the name, which keys are derived from). */
+export function newestListed(listing: readonly SnapshotListing[]): string | undefined {
+  let newest: { name: string; at: number } | undefined;
+  for (const l of listing) {
+    const at = parseSnapshotName(l.record.snapshot)?.at.getTime();
+    if (at !== undefined && (!newest || at > newest.at)) newest = { name: l.record.snapshot, at };
+  }
+  return newest?.name;
 }
 
 /**

@@ -1,6 +1,7 @@
 // S3Backend.put against the suite's real MinIO: explicit multipart uploads verified by the server's own composite
 // SHA-256, a check that fails when the object is replaced, resume after the worker process is SIGKILLed, and no
-// open multipart upload left after success, cancellation or a permanent failure. No mocks of S3: the bytes sent
+// open multipart upload left after success, cancellation or a permanent failure; retention removing orphan archives
+// by the server's own clock. No mocks of S3: the bytes sent
 // are counted by a middleware on the S3 client that wraps each UploadPart/PutObject body as it is sent.
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createWriteStream, openSync, readSync, truncateSync, writeSync } from 'node:fs';
@@ -21,6 +22,8 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load';
 import type { S3Storage } from '../../src/config/schema';
+import { ORPHAN_MIN_AGE_MS } from '../../src/retention/orphans';
+import { applyRetention } from '../../src/retention/storage-retention';
 import { openStorage } from '../../src/storage';
 import { S3Backend } from '../../src/storage/s3';
 import { createBucket, lifeboatFailure, s3Client, tempDir, uniqueName, writeConfig } from '../support/fixtures';
@@ -353,5 +356,24 @@ describe('S3 upload, resumed and cleaned up', () => {
     );
     expect(shrunk.code).toBe('ChecksumMismatch');
     await expectNone();
+  });
+});
+
+describe('S3 retention and orphans', () => {
+  it('removes an archive without a record once the server says it is a day old, and nothing else', async () => {
+    const names = ['orph-20260101T000000', 'orph-20260104T000000', 'orph-20260105T000000', 'orph-20260106T000000'];
+    const [orphan, kept, newest, inFlight] = names.map((n) => `orph/${n}.tar.zst`) as [string, string, string, string];
+    for (const key of [orphan, kept, newest, inFlight]) await raw().send(new PutObjectCommand({ Bucket: bucket, Key: full(key), Body: 'archive' }));
+    for (const n of [names[1]!, names[2]!]) {
+      await backend.putJson(`orph/${n}.json`, { success: true, status: 'Completed', snapshot: n, plan: 'orph', tier: 'daily', created_at: new Date().toISOString(), format: 'tar.zst', size_bytes: 7, checksum_sha256: '0'.repeat(64) });
+    }
+    const policy = { daily: 0, weekly: 0, monthly: 0, yearly: 0, last: 5, minimum: 1, timezone: 'UTC' };
+    // Written a moment ago by MinIO's clock: too young to be an orphan yet.
+    expect((await applyRetention(backend, 'orph', policy, new Date())).orphans).toBeUndefined();
+    expect(await exists(orphan)).toBe(true);
+    const dayLater = new Date(Date.now() + ORPHAN_MIN_AGE_MS + 60_000);
+    expect(await applyRetention(backend, 'orph', policy, dayLater)).toEqual({ kept: 2, deleted: [], ignored: [], orphans: [orphan] });
+    expect(await exists(orphan)).toBe(false);
+    for (const key of [kept, newest, inFlight]) expect(await exists(key), key).toBe(true);
   });
 });
