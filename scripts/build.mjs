@@ -3,7 +3,8 @@
 // neither the CLI nor the worker compiles TypeScript or runs webpack at start.
 //   dist/lifeboat.mjs   the CLI (src/cli/main.ts), one ESM file, npm packages left as imports (node_modules)
 //   dist/chunks/*.mjs   code loaded on demand, behind `await import(…)` (the worker; a command's own modules)
-//   dist/workflows.js   the workflow bundle (bundleWorkflowCode), loaded by the worker as `workflowBundle`
+//   dist/workflows.js   the workflow bundle (bundleWorkflowCode), loaded by the worker as `workflowBundle`, its
+//                       source map slimmed (workflow-source-map.mjs)
 // bin/lifeboat.mjs runs dist/ only while it is newer than every file under src/ (else the sources through tsx), and
 // src/workers/workflow-bundle.ts uses dist/workflows.js only while it is current, so a stale build is never run.
 //
@@ -15,6 +16,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newestMtime } from '../bin/newest-mtime.mjs';
+import { slimSourceMap } from './workflow-source-map.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DIST = join(ROOT, 'dist');
@@ -118,7 +120,8 @@ async function build() {
     const { bundleWorkflowCode } = await import('@temporalio/worker');
     const logger = { log() {}, trace() {}, debug() {}, info() {}, warn: (m) => console.error(m), error: (m) => console.error(m) };
     const { code } = await bundleWorkflowCode({ workflowsPath: join(ROOT, 'src/workflows/index.ts'), logger });
-    writeFileSync(join(tmp, 'workflows.js'), code);
+    const own = join(ROOT, 'src') + sep;
+    writeFileSync(join(tmp, 'workflows.js'), await slimSourceMap(code, (source) => source.startsWith(own)));
 
     for (const f of ['lifeboat.mjs', 'workflows.js']) utimesSync(join(tmp, f), started, started);
     // Swap in whole, so a CLI starting meanwhile sees the old build or the new one, never half of one.
