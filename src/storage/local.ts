@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type { LocalStorage } from '../config/schema';
 import { LifeboatError } from '../shared/errors';
 import { exactLength, hashPrefix, isFinalFailure } from './multipart';
-import { parseJson, type LocalArchive, type ObjectInfo, type PutOptions, type PutResult, type StorageBackend, type Verification } from './types';
+import { parseJson, type LocalArchive, type ObjectInfo, type PutOptions, type PutResult, type StorageBackend, type UnfinishedUpload, type Verification } from './types';
 
 export class LocalBackend implements StorageBackend {
   constructor(
@@ -140,17 +140,33 @@ export class LocalBackend implements StorageBackend {
   }
 
   async list(prefix: string): Promise<ObjectInfo[]> {
-    const out: ObjectInfo[] = [];
+    const files = await this.filesUnder(prefix, (name) => !name.endsWith('.partial') && !name.endsWith('.sha256'));
+    return files.map((f) => ({ key: f.key, size: f.size, lastModified: f.mtime }));
+  }
+
+  /** `.partial` files a killed copy left (what its retry resumes), by their key. */
+  async unfinishedUploads(prefix: string): Promise<UnfinishedUpload[]> {
+    const partials = await this.filesUnder(prefix, (name) => name.endsWith('.partial'));
+    return partials.map((f) => ({ key: f.key.slice(0, -'.partial'.length), since: f.mtime }));
+  }
+
+  async dropUnfinished(upload: UnfinishedUpload): Promise<void> {
+    await rm(`${this.location(upload.key)}.partial`, { force: true });
+  }
+
+  /** Regular files whose key starts with `prefix` and whose name `pick` takes, sorted by key. */
+  private async filesUnder(prefix: string, pick: (name: string) => boolean): Promise<Array<{ key: string; size: number; mtime: Date }>> {
+    const out: Array<{ key: string; size: number; mtime: Date }> = [];
     const walk = async (dir: string): Promise<void> => {
       const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
       for (const e of entries) {
         const p = join(dir, e.name);
         if (e.isDirectory()) await walk(p);
-        else if (e.isFile() && !e.name.endsWith('.partial') && !e.name.endsWith('.sha256')) {
+        else if (e.isFile() && pick(e.name)) {
           const key = relative(this.cfg.path, p).split(sep).join('/');
           if (key.startsWith(prefix)) {
             const s = await stat(p);
-            out.push({ key, size: s.size, lastModified: s.mtime });
+            out.push({ key, size: s.size, mtime: s.mtime });
           }
         }
       }

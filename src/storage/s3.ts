@@ -22,6 +22,7 @@ import {
   S3ServiceException,
   UploadPartCommand,
   type ListPartsCommandOutput,
+  type MultipartUpload,
 } from '@aws-sdk/client-s3';
 import { allOrNothing } from '../shared/bounded';
 import type { S3Storage } from '../config/schema';
@@ -43,7 +44,7 @@ import {
   type ListedPart,
   type PartRange,
 } from './multipart';
-import type { LocalArchive, ObjectInfo, PutOptions, PutResult, StorageBackend, Verification } from './types';
+import type { LocalArchive, ObjectInfo, PutOptions, PutResult, StorageBackend, UnfinishedUpload, Verification } from './types';
 
 /** Tries per part body: the SDK never retries a streamed body, so a part is re-read and re-sent here. */
 const BODY_ATTEMPTS = 3;
@@ -335,18 +336,8 @@ export class S3Backend implements StorageBackend {
   /** Open uploads for exactly `key` (a listing by prefix also returns longer keys), newest first. */
   private async openUploads(key: string): Promise<OpenUpload[]> {
     const full = this.objectKey(key);
-    const out: OpenUpload[] = [];
-    let keyMarker: string | undefined;
-    let uploadIdMarker: string | undefined;
-    do {
-      const res = await this.guard(
-        () => this.client.send(new ListMultipartUploadsCommand({ Bucket: this.cfg.bucket, Prefix: full, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker })),
-        `list open uploads of ${key}`,
-      );
-      for (const u of res.Uploads ?? []) if (u.Key === full && u.UploadId) out.push({ uploadId: u.UploadId, initiated: u.Initiated });
-      [keyMarker, uploadIdMarker] = res.IsTruncated ? [res.NextKeyMarker, res.NextUploadIdMarker] : [undefined, undefined];
-    } while (keyMarker || uploadIdMarker);
-    return out.sort((a, b) => (b.initiated?.getTime() ?? 0) - (a.initiated?.getTime() ?? 0));
+    const mine = (await this.listUploads(full, `list open uploads of ${key}`)).flatMap((u) => (u.Key === full && u.UploadId ? [{ uploadId: u.UploadId, initiated: u.Initiated }] : []));
+    return mine.sort((a, b) => (b.initiated?.getTime() ?? 0) - (a.initiated?.getTime() ?? 0));
   }
 
   private async listParts(key: string, uploadId: string): Promise<{ algorithm?: string; parts: ListedPart[] }> {
@@ -370,6 +361,35 @@ export class S3Backend implements StorageBackend {
       () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: this.objectKey(key), UploadId: uploadId })),
       `abort an unfinished upload of ${key}`,
     );
+  }
+
+  /**
+   * Every open upload under `prefix` (retention drops those of orphans: retention/orphans.ts). Listed without a
+   * prefix and filtered here: MinIO answers a prefix listing only for an exact object key (minio/minio#20989).
+   */
+  async unfinishedUploads(prefix: string): Promise<UnfinishedUpload[]> {
+    const root = this.objectKey('');
+    const under = this.objectKey(prefix);
+    return (await this.listUploads(undefined, `list open uploads under ${prefix}`)).flatMap((u) =>
+      u.Key?.startsWith(under) && u.UploadId ? [{ key: u.Key.slice(root.length), uploadId: u.UploadId, ...(u.Initiated ? { since: u.Initiated } : {}) }] : [],
+    );
+  }
+
+  /** ListMultipartUploads, every page. */
+  private async listUploads(prefix: string | undefined, what: string): Promise<MultipartUpload[]> {
+    const out: MultipartUpload[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      const res = await this.guard(() => this.client.send(new ListMultipartUploadsCommand({ Bucket: this.cfg.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker })), what);
+      out.push(...(res.Uploads ?? []));
+      [keyMarker, uploadIdMarker] = res.IsTruncated ? [res.NextKeyMarker, res.NextUploadIdMarker] : [undefined, undefined];
+    } while (keyMarker || uploadIdMarker);
+    return out;
+  }
+
+  async dropUnfinished(upload: UnfinishedUpload): Promise<void> {
+    if (upload.uploadId) await this.abortUpload(upload.key, upload.uploadId);
   }
 
   /** Parts of an upload that will never be completed are stored, billed and invisible: drop them. */

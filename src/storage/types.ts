@@ -61,6 +61,15 @@ export interface ObjectInfo {
   lastModified?: Date;
 }
 
+/** An upload a crashed writer left unfinished (S3: an open multipart upload; local: a `.partial` file). */
+export interface UnfinishedUpload {
+  key: string;
+  /** When it started (S3) or was last written (local). */
+  since?: Date;
+  /** S3's upload id. */
+  uploadId?: string;
+}
+
 export interface StorageBackend {
   readonly name: string;
   /**
@@ -79,6 +88,10 @@ export interface StorageBackend {
   list(prefix: string): Promise<ObjectInfo[]>;
   stat(key: string): Promise<ObjectInfo | null>;
   delete(key: string): Promise<void>;
+  /** Unfinished uploads under `prefix` (storages that can have them): what a later `put` of the same key resumes. */
+  unfinishedUploads?(prefix: string): Promise<UnfinishedUpload[]>;
+  /** Drops one: its bytes are stored (and billed) but never listed. */
+  dropUnfinished?(upload: UnfinishedUpload): Promise<void>;
   /** Preflight: credentials, reachability and write access, before any capture work is done. */
   check(): Promise<void>;
   location(key: string): string;

@@ -360,20 +360,31 @@ describe('S3 upload, resumed and cleaned up', () => {
 });
 
 describe('S3 retention and orphans', () => {
-  it('removes an archive without a record once the server says it is a day old, and nothing else', async () => {
+  it('removes an archive without a record and an abandoned multipart upload once the server says they are a day old, and nothing else', async () => {
     const names = ['orph-20260101T000000', 'orph-20260104T000000', 'orph-20260105T000000', 'orph-20260106T000000'];
     const [orphan, kept, newest, inFlight] = names.map((n) => `orph/${n}.tar.zst`) as [string, string, string, string];
     for (const key of [orphan, kept, newest, inFlight]) await raw().send(new PutObjectCommand({ Bucket: bucket, Key: full(key), Body: 'archive' }));
     for (const n of [names[1]!, names[2]!]) {
       await backend.putJson(`orph/${n}.json`, { success: true, status: 'Completed', snapshot: n, plan: 'orph', tier: 'daily', created_at: new Date().toISOString(), format: 'tar.zst', size_bytes: 7, checksum_sha256: '0'.repeat(64) });
     }
+    // A worker killed mid-upload, whose run then ended: its open multipart upload; and one of the newest name.
+    const open = async (key: string) => {
+      const { UploadId } = await raw().send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: full(key) }));
+      await raw().send(new UploadPartCommand({ Bucket: bucket, Key: full(key), UploadId, PartNumber: 1, Body: Buffer.alloc(PART, 1) }));
+    };
+    const abandoned = 'orph/orph-20260102T000000.tar.zst';
+    await open(abandoned);
+    await open(inFlight);
     const policy = { daily: 0, weekly: 0, monthly: 0, yearly: 0, last: 5, minimum: 1, timezone: 'UTC' };
     // Written a moment ago by MinIO's clock: too young to be an orphan yet.
     expect((await applyRetention(backend, 'orph', policy, new Date())).orphans).toBeUndefined();
     expect(await exists(orphan)).toBe(true);
     const dayLater = new Date(Date.now() + ORPHAN_MIN_AGE_MS + 60_000);
-    expect(await applyRetention(backend, 'orph', policy, dayLater)).toEqual({ kept: 2, deleted: [], ignored: [], orphans: [orphan] });
+    expect(await openUploads(abandoned)).toHaveLength(1);
+    expect(await applyRetention(backend, 'orph', policy, dayLater)).toEqual({ kept: 2, deleted: [], ignored: [], orphans: [orphan, `${abandoned} (unfinished upload)`] });
     expect(await exists(orphan)).toBe(false);
+    expect(await openUploads(abandoned)).toEqual([]);
+    expect(await openUploads(inFlight)).toHaveLength(1);
     for (const key of [kept, newest, inFlight]) expect(await exists(key), key).toBe(true);
   });
 });

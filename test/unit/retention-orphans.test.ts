@@ -73,6 +73,18 @@ describe('retention removes orphan archives', () => {
     for (const key of kept) expect(existsSync(join(root, key)), key).toBe(true);
   });
 
+  it('drops a `.partial` a killed copy left, once its run is over and it is a day old', async () => {
+    const { root, put, backend } = withSnapshots();
+    put('web/web-20260103T000000.tar.zst.partial', 'half an archive');
+    put('web/web-20260103T120000.tar.zst.partial', 'half', justNow); // too young: a copy may be at it
+    put('web/web-20260106T000000.tar.zst.partial', 'half'); // newer than every record: its run may be in flight
+    const result = await applyRetention(backend, 'web', policy, now);
+    expect(result.orphans).toEqual(['web/web-20260103T000000.tar.zst (unfinished upload)']);
+    expect(existsSync(join(root, 'web/web-20260103T000000.tar.zst.partial'))).toBe(false);
+    expect(existsSync(join(root, 'web/web-20260103T120000.tar.zst.partial'))).toBe(true);
+    expect(existsSync(join(root, 'web/web-20260106T000000.tar.zst.partial'))).toBe(true);
+  });
+
   it('removes nothing when no valid record says how new the newest snapshot is', async () => {
     const { root, put, backend } = storage();
     put('web/web-20260101T000000.tar.zst', 'archive');
