@@ -46,6 +46,15 @@ export interface LifeboatWorker {
   close(): Promise<void>;
 }
 
+/**
+ * The allocator settings the packaged systemd unit gives the worker (`Environment=MALLOC_…`), so the bench measures
+ * the worker as it is deployed; a variable set in the bench's own environment wins (experiments).
+ */
+function unitAllocatorEnv(): Record<string, string> {
+  const unit = readFileSync(join(REPO, 'packaging/lifeboat-worker.service'), 'utf8');
+  return Object.fromEntries([...unit.matchAll(/^Environment=(MALLOC_[A-Z_]+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+}
+
 /** A main host's `etc/` is its own small artifact (the small-restore scenario); tiny hosts are one tree each. */
 function source(stack: Stack, h: HostRef, withDb: boolean, media = false, main = true) {
   return {
@@ -104,6 +113,7 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
     cwd: REPO,
     // Caches (Lifeboat's restic records, restic's own) under the bench's temp dir, and restic found on PATH.
     env: {
+      ...unitAllocatorEnv(),
       ...process.env,
       PATH: `${dirname(findBinary('restic'))}${delimiter}${process.env.PATH ?? ''}`,
       LIFEBOAT_CACHE: join(dir, 'cache'),
@@ -142,7 +152,8 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
     if (Date.now() - t0 > 300_000) throw new Error('lifeboat worker not ready after 300 s');
     await sleep(200);
   }
-  log(`lifeboat worker ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (pid ${pid})`);
+  const alloc = Object.keys(unitAllocatorEnv()).map((k) => `${k}=${process.env[k] ?? unitAllocatorEnv()[k]}`);
+  log(`lifeboat worker ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (pid ${pid}${alloc.length ? `, ${alloc.join(' ')}` : ''})`);
 
   // Closed by close() at the end of a run, not by cleanup: an interrupted run may still be waiting on it.
   const connection = await Connection.connect({ address: stack.temporal.address });
