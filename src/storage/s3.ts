@@ -364,15 +364,18 @@ export class S3Backend implements StorageBackend {
   }
 
   /**
-   * Every open upload under `prefix` (retention drops those of orphans: retention/orphans.ts). Listed without a
-   * prefix and filtered here: MinIO answers a prefix listing only for an exact object key (minio/minio#20989).
+   * Every open upload under `prefix` (retention drops those of orphans: retention/orphans.ts). MinIO answers a prefix
+   * listing only for an exact object key (minio/minio#20989): when the prefix listing finds none, the bucket's whole
+   * listing is filtered here instead; a policy that allows only the prefix (AWS IAM `s3:prefix`) refuses that one,
+   * and then the prefix listing's answer stands.
    */
   async unfinishedUploads(prefix: string): Promise<UnfinishedUpload[]> {
     const root = this.objectKey('');
     const under = this.objectKey(prefix);
-    return (await this.listUploads(undefined, `list open uploads under ${prefix}`)).flatMap((u) =>
-      u.Key?.startsWith(under) && u.UploadId ? [{ key: u.Key.slice(root.length), uploadId: u.UploadId, ...(u.Initiated ? { since: u.Initiated } : {}) }] : [],
-    );
+    const what = `list open uploads under ${prefix}`;
+    let uploads = await this.listUploads(under, what);
+    if (uploads.length === 0) uploads = await this.listUploads(undefined, what).catch((err: unknown) => (err instanceof LifeboatError && err.code === 'AuthFailed' ? [] : Promise.reject(err)));
+    return uploads.flatMap((u) => (u.Key?.startsWith(under) && u.UploadId ? [{ key: u.Key.slice(root.length), uploadId: u.UploadId, ...(u.Initiated ? { since: u.Initiated } : {}) }] : []));
   }
 
   /** ListMultipartUploads, every page. */
