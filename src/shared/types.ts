@@ -34,7 +34,8 @@ export interface RetentionReport {
   ignored?: string[];
   /** Retention could not run; the snapshot itself is fine. */
   error?: string;
-  /** Keys of archives and media reference lists deleted because their snapshot has no record (retention/orphans.ts). */
+  /** Orphans removed (retention/orphans.ts): archives and media reference lists without a record, by key, and
+   * abandoned uploads as `<key> (unfinished upload)`. */
   orphans?: string[];
   /** Media objects no kept snapshot references any more, deleted; or why none were (any doubt keeps them all). */
   media?: { deleted: number } | { skipped: string };
