@@ -4,7 +4,7 @@
 // by the server's own clock. No mocks of S3: the bytes sent
 // are counted by a middleware on the S3 client that wraps each UploadPart/PutObject body as it is sent.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createWriteStream, openSync, readSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, createWriteStream, openSync, readdirSync, readlinkSync, readSync, truncateSync, writeSync } from 'node:fs';
 import { open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform, pipeline } from 'node:stream';
@@ -388,3 +388,24 @@ describe('S3 retention and orphans', () => {
     for (const key of [kept, newest, inFlight]) expect(await exists(key), key).toBe(true);
   });
 });
+
+describe('S3 clients', () => {
+  /** Sockets this process holds open. */
+  const sockets = () => readdirSync('/proc/self/fd').filter((fd) => readlinkSafe(`/proc/self/fd/${fd}`).startsWith('socket:')).length;
+
+  it('every activity opening the same storage shares one client: connections do not pile up', async () => {
+    await (await openStorage('minio', cfg)).list('none/');
+    const before = sockets();
+    // One openStorage per activity, as preflight, upload, retention and restore do; MinIO keeps idle connections open.
+    for (let i = 0; i < 20; i++) await (await openStorage('minio', cfg)).list('none/');
+    expect(sockets() - before).toBeLessThanOrEqual(2);
+  });
+});
+
+function readlinkSafe(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return '';
+  }
+}
