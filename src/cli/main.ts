@@ -161,7 +161,7 @@ program
   .command('plan <plan>')
   .description('what GFS retention would keep and delete now, per storage (reads storage only)')
   .action(async (plan: string) => {
-    const [{ getPlan, loadConfig }, { newestListed, planRetention }, { findOrphans, findOrphanUploads }, { describeRetention }, { openStorage }, { trustPolicyOf }] = await Promise.all([
+    const [{ getPlan, loadConfig }, { newestListed, planRetention }, { orphansOf }, { describeRetention }, { openStorage }, { trustPolicyOf }] = await Promise.all([
       import('../config/load'),
       import('../retention/storage-retention'),
       import('../retention/orphans'),
@@ -182,10 +182,8 @@ program
       console.log(`${name}:\n${describeRetention(decisions)}`);
       for (const i of ignored) console.log(`  ignored (never deleted by retention): ${i}`);
       if (cfg.type === 'restic') continue; // restic storages: forgetInRestic finds its orphans by tags
-      const newest = newestListed(listing);
-      const orphans = findOrphans(await backend.list(`${plan}/`), plan, newest, new Date());
-      for (const key of orphans) console.log(`  orphan (no record; deleted by the next retention run): ${key}`);
-      const uploads = backend.unfinishedUploads ? findOrphanUploads(await backend.unfinishedUploads(`${plan}/`), plan, newest, new Date()) : [];
+      const { keys, uploads } = await orphansOf(backend, plan, newestListed(listing), new Date());
+      for (const key of keys) console.log(`  orphan (no record; deleted by the next retention run): ${key}`);
       for (const u of uploads) console.log(`  unfinished upload (dropped by the next retention run): ${u.key}`);
     }
   });

@@ -24,10 +24,12 @@ const SUFFIX = /^(.+?)(\.tar\.(?:zst|gz)(?:\.age)?|\.media-refs\.json)$/;
  * older than ORPHAN_MIN_AGE_MS at `now` (an object of unknown age is kept).
  */
 export function findOrphans(objects: readonly ObjectInfo[], plan: string, newest: string | undefined, now: Date): string[] {
+  const newestAt = timeOf(newest);
+  if (newestAt === undefined) return [];
   const keys = new Set(objects.map((o) => o.key));
   return objects.flatMap((o) => {
     const name = derivedName(o.key, plan);
-    return name && !keys.has(recordKey(plan, name)) && olderThan(name, newest) && longAgo(o.lastModified, now) ? [o.key] : [];
+    return name && !keys.has(recordKey(plan, name)) && timeOf(name)! < newestAt && longAgo(o.lastModified, now) ? [o.key] : [];
   });
 }
 
@@ -37,20 +39,28 @@ export function findOrphans(objects: readonly ObjectInfo[], plan: string, newest
  * retention is the only one), so that run has ended. Whether a record exists does not matter here.
  */
 export function findOrphanUploads(uploads: readonly UnfinishedUpload[], plan: string, newest: string | undefined, now: Date): UnfinishedUpload[] {
+  const newestAt = timeOf(newest);
+  if (newestAt === undefined) return [];
   return uploads.filter((u) => {
     const name = derivedName(u.key, plan);
-    return name && olderThan(name, newest) && longAgo(u.since, now);
+    return name && timeOf(name)! < newestAt && longAgo(u.since, now);
   });
 }
 
-/** Deletes the orphans of `plan` (findOrphans, findOrphanUploads) and returns what went: keys, and unfinished uploads as `<key> (unfinished upload)`. */
-export async function removeOrphans(backend: StorageBackend, plan: string, newest: string | undefined, now: Date): Promise<string[]> {
-  if (!newest) return [];
-  const orphans = findOrphans(await backend.list(`${plan}/`), plan, newest, now);
-  for (const key of orphans) await backend.delete(key);
+/** What retention would remove of `plan` now: orphan keys (findOrphans) and unfinished uploads (findOrphanUploads). */
+export async function orphansOf(backend: StorageBackend, plan: string, newest: string | undefined, now: Date): Promise<{ keys: string[]; uploads: UnfinishedUpload[] }> {
+  if (!newest) return { keys: [], uploads: [] };
+  const keys = findOrphans(await backend.list(`${plan}/`), plan, newest, now);
   const uploads = backend.unfinishedUploads && backend.dropUnfinished ? findOrphanUploads(await backend.unfinishedUploads(`${plan}/`), plan, newest, now) : [];
+  return { keys, uploads };
+}
+
+/** Deletes the orphans of `plan` (orphansOf) and returns what went: keys, and unfinished uploads as `<key> (unfinished upload)`. */
+export async function removeOrphans(backend: StorageBackend, plan: string, newest: string | undefined, now: Date): Promise<string[]> {
+  const { keys, uploads } = await orphansOf(backend, plan, newest, now);
+  for (const key of keys) await backend.delete(key);
   for (const u of uploads) await backend.dropUnfinished!(u);
-  return [...orphans, ...uploads.map((u) => `${u.key} (unfinished upload)`)];
+  return [...keys, ...uploads.map((u) => `${u.key} (unfinished upload)`)];
 }
 
 /** The snapshot name `key` was derived from, when it is an archive or media reference key of `plan` (nothing else). */
@@ -60,9 +70,9 @@ function derivedName(key: string, plan: string): string | undefined {
   return [...allArchiveKeys(plan, name), mediaRefsKey(plan, name)].includes(key) ? name : undefined;
 }
 
-function olderThan(name: string, newest: string | undefined): boolean {
-  const newestAt = newest ? parseSnapshotName(newest)?.at.getTime() : undefined;
-  return newestAt !== undefined && parseSnapshotName(name)!.at.getTime() < newestAt;
+/** The instant in a snapshot name (undefined for none or an invalid one). */
+function timeOf(name: string | undefined): number | undefined {
+  return name ? parseSnapshotName(name)?.at.getTime() : undefined;
 }
 
 /** An object of unknown age is kept. */
