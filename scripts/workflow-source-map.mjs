@@ -6,11 +6,12 @@
 // name file and line (without them the SDK prints `null:null:null`).
 import { SourceMapConsumer, SourceMapGenerator } from 'source-map';
 
-const INLINE = '//# sourceMappingURL=data:application/json;base64,';
+const MARK = '//# sourceMappingURL=data:';
+const INLINE = `${MARK}application/json;base64,`;
 
 /** `code` with its inline map slimmed: every mapping and the text of the sources `own` accepts, lines of the rest. */
 export async function slimSourceMap(code, own) {
-  const at = code.lastIndexOf(INLINE.slice(0, 26)); // `//# sourceMappingURL=data:`, whatever charset follows
+  const at = code.lastIndexOf(MARK); // whatever media type and charset follow
   const base64 = at < 0 ? -1 : code.indexOf('base64,', at);
   if (base64 < 0) throw new Error('the workflow bundle has no inline source map (the worker needs one)');
   const raw = JSON.parse(Buffer.from(code.slice(base64 + 'base64,'.length).trim(), 'base64').toString('utf8'));

@@ -107,13 +107,14 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
   await writeFile(configPath, text);
   const config = parseConfig(text, configPath);
 
+  const allocator = unitAllocatorEnv();
   const logFile = join(dir, 'worker.log');
   const fd = openSync(logFile, 'a') as 9;
   const worker = execa(process.execPath, [join(REPO, 'bin/lifeboat.mjs'), '-c', configPath, 'worker'], {
     cwd: REPO,
     // Caches (Lifeboat's restic records, restic's own) under the bench's temp dir, and restic found on PATH.
     env: {
-      ...unitAllocatorEnv(),
+      ...allocator,
       ...process.env,
       PATH: `${dirname(findBinary('restic'))}${delimiter}${process.env.PATH ?? ''}`,
       LIFEBOAT_CACHE: join(dir, 'cache'),
@@ -152,7 +153,7 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
     if (Date.now() - t0 > 300_000) throw new Error('lifeboat worker not ready after 300 s');
     await sleep(200);
   }
-  const alloc = Object.keys(unitAllocatorEnv()).map((k) => `${k}=${process.env[k] ?? unitAllocatorEnv()[k]}`);
+  const alloc = Object.entries(allocator).map(([k, v]) => `${k}=${process.env[k] ?? v}`);
   log(`lifeboat worker ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (pid ${pid}${alloc.length ? `, ${alloc.join(' ')}` : ''})`);
 
   // Closed by close() at the end of a run, not by cleanup: an interrupted run may still be waiting on it.
