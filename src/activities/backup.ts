@@ -68,7 +68,8 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
     async preflight(ctx: PlanContext): Promise<PreflightResult> {
       return runActivity(async ({ signal, progress }) => {
         const hosts = new HostPool(ctx, signal);
-        const limit = pLimit(ctx.plan.parallelism);
+        // Checks are small work per source (a handshake and a script): they take the small sources' bound.
+        const limit = pLimit(Math.max(ctx.plan.parallelism, ctx.plan.smallSourceParallelism ?? 0));
         const localChecks: Array<() => Promise<unknown>> = [...ctx.plan.storages.map((name) => () => checkStorage(ctx, name)), () => checkRecipients(ctx), () => loadSigningKey(ctx.signing)];
         const [sources, local] = await Promise.all([
           Promise.all(
@@ -97,7 +98,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           throw new LifeboatError(problems[0]!.code, `preflight failed for plan ${ctx.planName}:\n- ${problems.map((p) => p.message).join('\n- ')}`);
         }
         const checked = sources.map((s) => s.value!); // no problem: every source was checked
-        return { estimatedBytes, requiredBytes, freeBytes, sources: checked.map(({ name, host, appVersion }) => ({ name, host, appVersion })) };
+        return { estimatedBytes, requiredBytes, freeBytes, sources: checked.map(({ name, host, appVersion, estimatedBytes, sized }) => ({ name, host, appVersion, estimatedBytes: sized ? estimatedBytes : null })) };
       }, { stallMs: PREFLIGHT_STALL_MS });
     },
 
@@ -416,7 +417,9 @@ async function checkSource(source: Source, hosts: HostPool, signal: AbortSignal)
   }
   let estimatedBytes = found.estimatedBytes;
   for (const [i, a] of source.artifacts.entries()) if (!scripted[i]) estimatedBytes += await sourceModule(a).estimateBytes(host, a, signal);
-  return { name: source.name, host: source.host, appVersion: appVersion(found), estimatedBytes };
+  // command output has no size to ask for (its estimate is 0): such a source is never taken for small.
+  const sized = source.artifacts.every((a) => a.type !== 'command');
+  return { name: source.name, host: source.host, appVersion: appVersion(found), estimatedBytes, sized };
 }
 
 /**

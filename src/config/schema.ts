@@ -441,6 +441,11 @@ export const Plan = z
     timeout: duration.default('24h'),
     /** How much runs at once: sources and a source's live artifacts (backup), hosts and a host's independent artifacts (restore), preflight checks, restore planning. */
     parallelism: z.number().int().min(1).max(32).default(2),
+    /**
+     * Sources preflight sizes at most 64 MiB (SMALL_SOURCE_BYTES) are captured this many at once, beside the
+     * `parallelism` lanes, which bound the bulk transfers; preflight checks this many sources at once.
+     */
+    smallSourceParallelism: z.number().int().min(1).max(32).default(8),
     /** Extra keys copied into metadata.yml. */
     metadata: z
       .record(z.string(), z.unknown())

@@ -57,7 +57,8 @@ export interface PreflightResult {
   estimatedBytes: number;
   requiredBytes: number;
   freeBytes: number;
-  sources: Array<{ name: string; host: string; appVersion: string | null }>;
+  /** `estimatedBytes`: what preflight estimated for the source; null when an artifact's size cannot be told (command output). */
+  sources: Array<{ name: string; host: string; appVersion: string | null; estimatedBytes?: number | null }>;
 }
 
 export interface ManifestSummary {

@@ -7,14 +7,14 @@ import { splitForQuiesce } from '../quiesce/plan';
 import { LONG, QUICK, REMOTE, step } from './activity-options';
 import { causeMessage, describeFailure, failedStatus, setStatus, withRunTimeout } from './failures';
 import { backupPlanV1 } from './legacy/backup-v1';
-import { CORRECT_UNDER_FAILURE, PARALLEL_ARTIFACTS, RUN_EVENTS } from './patches';
+import { CORRECT_UNDER_FAILURE, PARALLEL_ARTIFACTS, RUN_EVENTS, SMALL_SOURCE_LANES } from './patches';
 import { LOCK_WAIT_MS, withPlanLock } from './plan-lock';
 import { inLanes } from './lanes';
 import { withQuiesce } from './quiesce';
 import { failureEvent, report, withFailedDeliveries } from './run-events';
 import { SNAPSHOT } from '../shared/search-attributes';
 import type { ArtifactResult } from '../sources/types';
-import type { BackupInput, BackupResult, NotificationResult, PlanContext, QuiesceRecord, RetentionReport, SnapshotRecord, StorageResult } from '../shared/types';
+import type { BackupInput, BackupResult, NotificationResult, PlanContext, PreflightResult, QuiesceRecord, RetentionReport, SnapshotRecord, StorageResult } from '../shared/types';
 import { snapshotName } from '../snapshot/naming';
 
 const quick = (summary: string) => step<BackupActivities>(QUICK, summary);
@@ -63,7 +63,7 @@ async function backupLocked(input: BackupInput, ctx: PlanContext, run: RunReport
   try {
     await quick(`claim snapshot ${snapshot}`).prepareSnapshot(ctx, snapshot, workflowInfo().runId);
     const progress = captureProgress(input, snapshot, ctx);
-    const captured = await captureAll(ctx.plan.sources, ctx.plan.parallelism, (source) => captureSource(ctx, snapshot, source, progress));
+    const captured = await captureAll(ctx, checked.sources, (source) => captureSource(ctx, snapshot, source, progress));
     const artifacts = captured.flatMap((c) => c.artifacts);
     // Skipped (nothing to capture, e.g. an ephemeral Redis) is recorded, not a failure.
     const status = artifacts.every((a) => a.status !== 'failed') ? 'Completed' : 'PartiallyFailed';
@@ -179,8 +179,18 @@ interface SourceCapture {
  * their captures are cancelled, but each lane runs to its end: a stopped source is started again (withQuiesce)
  * before this returns. Only then does the first failure propagate. The same holds when the whole run is cancelled.
  */
-function captureAll(sources: Source[], limit: number, capture: (s: Source) => Promise<SourceCapture>): Promise<SourceCapture[]> {
-  return inLanes(sources, limit, capture, { cancelOthers: true });
+/** A source preflight sized at most this is small: its capture is mostly handshakes, not bytes. */
+const SMALL_SOURCE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Sources in `parallelism` lanes; small ones also in their own lanes beside them (up to smallSourceParallelism at
+ * once in all), so twenty config trees do not queue behind two bulk lanes. Before SMALL_SOURCE_LANES: one pool.
+ */
+function captureAll(ctx: PlanContext, checked: PreflightResult['sources'], capture: (s: Source) => Promise<SourceCapture>): Promise<SourceCapture[]> {
+  const { sources, parallelism, smallSourceParallelism } = ctx.plan;
+  if (!patched(SMALL_SOURCE_LANES)) return inLanes(sources, parallelism, capture, { cancelOthers: true });
+  const small = new Set(checked.filter((s) => typeof s.estimatedBytes === 'number' && s.estimatedBytes <= SMALL_SOURCE_BYTES).map((s) => s.name));
+  return inLanes(sources, parallelism, capture, { cancelOthers: true, extra: { lanes: smallSourceParallelism ?? parallelism /* a plan loaded before the option */, takes: (s) => small.has(s.name) } });
 }
 
 /**

@@ -34,3 +34,10 @@ export const PARALLEL_ARTIFACTS = 'lifeboat-11-parallel-artifacts';
  * still waits for it. Only hosts with two or more artifacts reach it; runs that did before restore them in turn.
  */
 export const PARALLEL_RESTORE_ARTIFACTS = 'lifeboat-11-parallel-restore-artifacts';
+
+/**
+ * Issue 11 (cheap small steps): sources preflight sized at most 64 MiB are captured in lanes of their own beside the
+ * `parallelism` ones (up to plan.smallSourceParallelism at once), so many small hosts do not queue behind the bulk
+ * lanes. Runs that reached captureAll before it keep one pool of `parallelism` lanes.
+ */
+export const SMALL_SOURCE_LANES = 'lifeboat-11-small-source-lanes';

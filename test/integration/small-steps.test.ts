@@ -70,7 +70,8 @@ afterAll(async () => {
 beforeEach(() => Object.assign(seen, { connects: [], commands: [], inFlight: 0, maxInFlight: 0 }));
 
 function context(sources: unknown[], parallelism = PARALLELISM): PlanContext {
-  const plan = Plan.parse({ storages: ['local'], parallelism, sources });
+  // Preflight's bound is the larger of the two: keep it at `parallelism` here.
+  const plan = Plan.parse({ storages: ['local'], parallelism, smallSourceParallelism: parallelism, sources });
   return { planName: 'tiny', plan, backupRoot: join(root, 'backups'), denyList: [], ssh: { identityFile, knownHosts }, storages: { local: { type: 'local', path: join(root, 'storage') } } };
 }
 
@@ -94,7 +95,9 @@ describe('preflight of ten tiny hosts', () => {
     const result = (await activityEnv().run(activities.preflight, context(hosts.map((h) => tinySource(h))))) as PreflightResult;
     const ms = performance.now() - started;
 
-    expect(result.sources).toEqual(hosts.map((h) => ({ name: h.name, host: '127.0.0.1', appVersion: `${h.name} 1.0` })));
+    expect(result.sources).toEqual(hosts.map((h) => ({ name: h.name, host: '127.0.0.1', appVersion: `${h.name} 1.0`, estimatedBytes: expect.any(Number) })));
+    // Each source's own estimate (what decides a small source's lanes) adds up to the plan's.
+    expect(result.sources.reduce((n, s) => n + s.estimatedBytes!, 0)).toBe(result.estimatedBytes);
     expect(result.estimatedBytes).toBeGreaterThan(0);
     expect(countBy(seen.connects)).toEqual(each(1));
     expect(countBy(seen.commands.map((c) => c.port))).toEqual(each(1));
@@ -125,6 +128,18 @@ describe('preflight of ten tiny hosts', () => {
   });
 });
 
+describe('preflight bound and sizes', () => {
+  it('checks up to smallSourceParallelism sources at once when it is above parallelism; command output has no size', async () => {
+    const plan = Plan.parse({ storages: ['local'], parallelism: 1, smallSourceParallelism: 6, sources: hosts.map((h, i) => (i === 0 ? { ...tinySource(h), artifacts: [{ type: 'command', name: 'version', command: ['cat', join(h.dataDir, 'VERSION')] }] } : tinySource(h))) });
+    const ctx = { ...context(plan.sources), plan };
+    const result = (await activityEnv().run(activities.preflight, ctx)) as PreflightResult;
+    expect(seen.maxInFlight).toBeGreaterThan(1);
+    expect(seen.maxInFlight).toBeLessThanOrEqual(6);
+    expect(result.sources[0]!.estimatedBytes).toBeNull(); // never taken for a small source
+    expect(result.sources.slice(1).every((s) => typeof s.estimatedBytes === 'number' && s.estimatedBytes > 0)).toBe(true);
+  });
+});
+
 describe('preflight of a local source', () => {
   it('runs the same script on the backup host itself, without SSH', async () => {
     const dir = join(root, 'local site');
@@ -132,7 +147,7 @@ describe('preflight of a local source', () => {
     await writeFile(join(dir, 'a'), Buffer.alloc(5000, 1));
     const ctx = context([{ name: 'here', host: 'local', appVersion: ['printf', '%s', 'local 2.0'], artifacts: [{ type: 'files', name: 'site', paths: [dir] }] }]);
     const result = (await activityEnv().run(activities.preflight, ctx)) as PreflightResult;
-    expect(result.sources).toEqual([{ name: 'here', host: 'local', appVersion: 'local 2.0' }]);
+    expect(result.sources).toEqual([{ name: 'here', host: 'local', appVersion: 'local 2.0', estimatedBytes: result.estimatedBytes }]);
     expect(result.estimatedBytes).toBeGreaterThanOrEqual(5000);
     expect(seen.connects).toEqual([]);
   });

@@ -194,6 +194,41 @@ describe('backupPlan with fake activities', () => {
     await keepHistory(h, 'backup-sibling-failure');
   });
 
+  it('small sources (preflight ≤ 64 MiB) are captured in lanes beside the parallelism ones; big ones never overlap', async () => {
+    const src = (name: string, type = 'files') => ({ name, host: 'local', artifacts: [type === 'command' ? { name: `${name}-a`, type, command: ['true'] } : { name: `${name}-a`, type, paths: [`/${name}`] }] });
+    // In plan order; `cmd` has no size (command output), so it is not small either.
+    const sizes: Record<string, number | null> = { big1: 2 ** 30, s1: 1024, big2: 2 ** 30, s2: 1024, cmd: null, s3: 64 * 2 ** 20 };
+    const w = makeWorld('small', { parallelism: 1, smallSourceParallelism: 3, sources: Object.keys(sizes).map((n) => src(n, n === 'cmd' ? 'command' : 'files')) });
+    w.on.preflight = async (ctx: PlanContext) => ({ estimatedBytes: 0, requiredBytes: 0, freeBytes: 1e12, sources: ctx.plan.sources.map((s) => ({ name: s.name, host: s.host, appVersion: null, estimatedBytes: sizes[s.name] })) });
+    const running = new Set<string>();
+    let most = 0;
+    const big = new Set(['big1', 'big2', 'cmd']);
+    let bigOverlap = false;
+    for (const name of Object.keys(sizes)) {
+      w.on[`capture:${name}/${name}-a`] = async (ctx, _snapshot, source, artifact) => {
+        if (big.has(name) && [...running].some((r) => big.has(r))) bigOverlap = true;
+        running.add(name);
+        most = Math.max(most, running.size);
+        // s1 and s2 run beside big1 (with one pool of one lane, each would wait for the other and fail here).
+        if (name === 'big1') await within(15, () => w.calls.includes('capture s1/s1-a') && w.calls.includes('capture s2/s2-a'))();
+        if (name === 's1' || name === 's2') await within(15, () => running.has('big1'))();
+        await Context.current().sleep(200);
+        running.delete(name);
+        return okArtifact(ctx, source, artifact);
+      };
+    }
+    const h = await backup(w);
+    const result = (await h.result()) as BackupResult;
+    expect(result.status).toBe('Completed');
+    expect(result.artifacts.map((a) => a.source)).toEqual(Object.keys(sizes));
+    expect(bigOverlap).toBe(false);
+    expect(most).toBe(3);
+    // The one general lane takes the big ones in plan order.
+    const order = w.calls.filter((c) => /^capture (big|cmd)/.test(c));
+    expect(order).toEqual(['capture big1/big1-a', 'capture big2/big2-a', 'capture cmd/cmd-a']);
+    await keepHistory(h, 'backup-small-source-lanes');
+  });
+
   it('after a sibling failed, the other lane takes no new source', async () => {
     const third = { name: 'third', host: 'local', artifacts: [{ name: 't', type: 'files', paths: ['/t'] }] };
     const w = makeWorld('nonew', { parallelism: 1, sources: [other, third] });

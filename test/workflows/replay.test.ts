@@ -35,6 +35,8 @@ const REQUIRED = [
   'backup-parallel-artifacts',
   // Runs started after patch PARALLEL_RESTORE_ARTIFACTS restore one host's independent artifacts at once.
   'restore-parallel-artifacts',
+  // Runs started after patch SMALL_SOURCE_LANES capture small sources in lanes beside the parallelism ones.
+  'backup-small-source-lanes',
   // Runs started before patch CORRECT_UNDER_FAILURE (src/workflows/patches.ts) take the v1 path.
   'v1-backup-success',
   'v1-backup-failure',
