@@ -174,17 +174,15 @@ interface SourceCapture {
   quiesce?: QuiesceRecord;
 }
 
-/**
- * Sources in parallel, at most `limit` at once. When one source fails, the other lanes take no new source and
- * their captures are cancelled, but each lane runs to its end: a stopped source is started again (withQuiesce)
- * before this returns. Only then does the first failure propagate. The same holds when the whole run is cancelled.
- */
 /** A source preflight sized at most this is small: its capture is mostly handshakes, not bytes. */
 const SMALL_SOURCE_BYTES = 64 * 1024 * 1024;
 
 /**
- * Sources in `parallelism` lanes; small ones also in their own lanes beside them (up to smallSourceParallelism at
- * once in all), so twenty config trees do not queue behind two bulk lanes. Before SMALL_SOURCE_LANES: one pool.
+ * Sources in `parallelism` lanes; small ones also in lanes of their own beside them (up to smallSourceParallelism at
+ * once in all), so twenty config trees do not queue behind two bulk lanes (before SMALL_SOURCE_LANES: one pool).
+ * When one source fails, the other lanes take no new source and their captures are cancelled, but each lane runs
+ * to its end: a stopped source is started again (withQuiesce) before this returns. Only then does the first failure
+ * propagate. The same holds when the whole run is cancelled.
  */
 function captureAll(ctx: PlanContext, checked: PreflightResult['sources'], capture: (s: Source) => Promise<SourceCapture>): Promise<SourceCapture[]> {
   const { sources, parallelism, smallSourceParallelism } = ctx.plan;
