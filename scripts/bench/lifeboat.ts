@@ -75,7 +75,7 @@ function source(stack: Stack, h: HostRef, withDb: boolean, media = false, main =
 const planName = (v: Variant, set: Workset) => `${set}-${v.id}`;
 
 /** `restoreSnapshot` of the latest snapshot, started and awaited as `lifeboat restore` does. */
-async function runRestore(client: Client, id: string, over: Pick<RestoreInput, 'plan'> & Partial<RestoreInput>): Promise<{ result: RestoreResult; handle: WorkflowHandle }> {
+async function runRestore(client: Client, id: string, over: Pick<RestoreInput, 'plan'> & Partial<RestoreInput>, whileAlive: WhileAlive): Promise<{ result: RestoreResult; handle: WorkflowHandle }> {
   const input: RestoreInput = { snapshot: 'latest', force: false, dryRun: false, ...over };
   const handle = await client.workflow.start('restoreSnapshot', {
     taskQueue: TASK_QUEUE,
@@ -83,8 +83,11 @@ async function runRestore(client: Client, id: string, over: Pick<RestoreInput, '
     args: [input],
     typedSearchAttributes: new TypedSearchAttributes([{ key: PLAN, value: input.plan }]),
   });
-  return { result: (await handle.result()) as RestoreResult, handle };
+  return { result: (await whileAlive(handle.result())) as RestoreResult, handle };
 }
+
+/** A run's result, or the worker's death: without it, a run whose worker stopped (a crash, a signal) waits forever. */
+type WhileAlive = <T>(result: Promise<T>) => Promise<T>;
 
 /** Writes the config for every variant, starts one worker process for all of them and waits until it polls. */
 export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: string) => void, opts: { steps?: boolean } = {}): Promise<LifeboatWorker> {
@@ -135,8 +138,16 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
   const pid = worker.pid!;
   const untrack = trackGroup(pid);
   let exited = false;
+  let stopping = false;
   void worker.finally(() => (exited = true));
+  const died = worker.then(() => {
+    if (stopping) return new Promise<never>(() => {});
+    throw new Error(`lifeboat worker exited during the bench:\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
+  });
+  died.catch(() => undefined); // reported by the run that waits on it
+  const whileAlive: WhileAlive = (result) => Promise.race([result, died]);
   const stop = async () => {
+    stopping = true;
     if (exited) return;
     killGroup(pid, 'SIGTERM');
     for (let i = 0; i < 100 && !exited; i++) await sleep(100);
@@ -185,14 +196,14 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
       sampler?.add(pid);
       const { seconds, value: [handle, result] } = await timed(async () => {
         const h = await startBackup(client, config, { plan, tier: 'manual' });
-        return [h, (await h.result()) as BackupResult] as const;
+        return [h, (await whileAlive(h.result())) as BackupResult] as const;
       });
       await logSteps(v, '', handle);
       if (result.status !== 'Completed') throw new Error(`lifeboat backup ${plan}: ${result.status}`);
       return { seconds, note: `${result.snapshot}, ${result.size_bytes} bytes stored`, ...(measureHwm ? { vmHwm: vmHwm(pid) } : {}) };
     },
     async restore(round, toDir, toDb) {
-      const { seconds, value: { result: value, handle } } = await timed(() => runRestore(client, `bench-restore-${v.id}-${round}`, { plan: planName(v, 'main'), dir: toDir, database: toDb }));
+      const { seconds, value: { result: value, handle } } = await timed(() => runRestore(client, `bench-restore-${v.id}-${round}`, { plan: planName(v, 'main'), dir: toDir, database: toDb }, whileAlive));
       await logSteps(v, 'restore ', handle);
       if (value.restored.length < 2 * stack.main.hosts.length + 1) throw new Error(`lifeboat restore: only ${value.restored.map((r) => r.artifact).join(', ')} restored`);
       return { seconds };
@@ -200,7 +211,7 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
     async restoreSmall(round, toDir) {
       const h = stack.main.hosts[0]!;
       const artifact = `${h.name}-etc`;
-      const { seconds, value: { result: value, handle } } = await timed(() => runRestore(client, `bench-restore-small-${v.id}-${round}`, { plan: planName(v, 'main'), source: h.name, artifact, dir: toDir }));
+      const { seconds, value: { result: value, handle } } = await timed(() => runRestore(client, `bench-restore-small-${v.id}-${round}`, { plan: planName(v, 'main'), source: h.name, artifact, dir: toDir }, whileAlive));
       await logSteps(v, 'small ', handle);
       if (value.restored.map((r) => r.artifact).join() !== artifact) throw new Error(`lifeboat small restore: restored ${value.restored.map((r) => r.artifact).join(', ')}`);
       return { seconds };
