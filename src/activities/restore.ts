@@ -66,8 +66,10 @@ export function createRestoreActivities() {
       return runActivity(async ({ signal }) => {
         const components = await readComponents(fetched.dir);
         const hosts = new HostPool(ctx, signal); // one SSH connection per target host for all its artifacts
-        // Each step asks its target (a round trip, a session on the host): several at once, in plan order.
-        return await mapInOrder(selectArtifacts(ctx, fetched, input), ctx.plan.parallelism, async (sel): Promise<Step> => {
+        // Each step asks its target (a round trip, a session on the host): small work, so as many at once as
+        // preflight checks sources (the small sources' bound when larger), in plan order.
+        const atOnce = Math.max(ctx.plan.parallelism, ctx.plan.smallSourceParallelism ?? 0);
+        return await mapInOrder(selectArtifacts(ctx, fetched, input), atOnce, async (sel): Promise<Step> => {
           const mod = restoreModule(sel.artifact);
           if (!mod && input.artifact) throw new LifeboatError('ConfigError', `${sel.artifact.type} artifacts (${sel.artifact.name}) cannot be restored by Lifeboat; ${byHand(sel.artifact)}`);
           // A whole-plan restore goes on without it, and says how to put it back.

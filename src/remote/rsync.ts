@@ -4,6 +4,7 @@ import { lstat, mkdir } from 'node:fs/promises';
 import { execa } from 'execa';
 import { LifeboatError } from '../shared/errors';
 import { Tail, type Host } from './host';
+import { shellJoin } from './quote';
 import { dieWithWorker } from '../shared/die-with-worker';
 
 export interface RsyncStats {
@@ -95,6 +96,13 @@ export interface PushOptions {
   owner?: boolean;
   excludeArgs?: string[];
   onProgress?: (line: string) => void;
+  /** Whether the SSH user is root, when the caller asked already (saves a session). */
+  receiverIsRoot?: boolean;
+  /**
+   * A directory to create on the host right before the copy, in rsync's own session (`--rsync-path`), not one of
+   * its own: `parents` as `mkdir -p`, `private` a new 0700 directory that must not exist yet.
+   */
+  makeDir?: { path: string; how: 'parents' | 'private' };
 }
 
 /**
@@ -110,9 +118,19 @@ export async function rsyncPush(host: Host, localPath: string, remotePath: strin
     throw new LifeboatError('MissingPath', `${localPath} is missing on the backup host`);
   });
   const attributes = opts.owner !== false;
-  const receiverIsRoot = attributes && (await remoteIsRoot(host, opts.signal));
-  const args = rsyncPushArgs({ ...host.rsyncTarget(), localPath, remotePath, attributes, receiverIsRoot, delete: opts.delete ?? false, excludeArgs: opts.excludeArgs ?? [] });
+  const receiverIsRoot = attributes && (opts.receiverIsRoot ?? (await remoteIsRoot(host, opts.signal)));
+  const target = host.rsyncTarget();
+  const mkdirArgv = opts.makeDir && makeDirArgv(opts.makeDir);
+  // The backup host itself has no remote shell to run it in.
+  if (mkdirArgv && !target.rsh) await mkdir(opts.makeDir!.path, opts.makeDir!.how === 'parents' ? { recursive: true } : { mode: 0o700 });
+  const rsyncPath = mkdirArgv && target.rsh ? `${shellJoin(mkdirArgv)} && rsync` : undefined;
+  const args = rsyncPushArgs({ ...target, localPath, remotePath, attributes, receiverIsRoot, delete: opts.delete ?? false, excludeArgs: opts.excludeArgs ?? [], ...(rsyncPath ? { rsyncPath } : {}) });
   return runRsync(args, host.label, opts, 'to');
+}
+
+function makeDirArgv(d: NonNullable<PushOptions['makeDir']>): string[] {
+  if (!d.path.startsWith('/')) throw new Error(`rsyncPush: directory to make must be absolute: ${d.path}`);
+  return d.how === 'parents' ? ['mkdir', '-p', '--', d.path] : ['mkdir', '-m', '700', '--', d.path];
 }
 
 export function rsyncPushArgs(o: {
@@ -125,12 +143,15 @@ export function rsyncPushArgs(o: {
   receiverIsRoot: boolean;
   delete: boolean;
   excludeArgs: string[];
+  /** The receiver's command (the remote login shell parses it): default `rsync`. */
+  rsyncPath?: string;
 }): string[] {
   return [
     '-aH', '--numeric-ids', '--stats', '--info=progress2', '--no-inc-recursive',
     ...(o.attributes ? ['-AX', ...xattrFilterArgs(o.receiverIsRoot)] : ['--no-owner', '--no-group']),
     ...(o.delete ? ['--delete'] : []),
     ...(o.rsh ? ['-e', o.rsh] : []),
+    ...(o.rsyncPath ? [`--rsync-path=${o.rsyncPath}`] : []),
     ...o.excludeArgs,
     '--',
     o.localPath,

@@ -1,7 +1,9 @@
 // Small steps stay cheap (issue 11): on ten real OpenSSH hosts, preflight opens one SSH connection per host and runs
 // one remote script per source, sources overlap up to plan.parallelism, and a files capture that only needs rsync
-// opens no ssh2 connection of its own. Connections and commands are counted where ssh2 makes them.
-import { mkdir, writeFile } from 'node:fs/promises';
+// opens no ssh2 connection of its own; a restore step asks its questions of the host in one command, and the
+// database's drop, create and load go in one more. Connections and commands are counted where ssh2 makes them.
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -9,11 +11,16 @@ import { DefaultLogger } from '@temporalio/worker';
 import { Client } from 'ssh2';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startSshHost, type SshHost } from '../../scripts/lib/services';
+import { execa } from 'execa';
 import { createBackupActivities } from '../../src/activities/backup';
-import { Plan } from '../../src/config/schema';
+import { FilesArtifact, Plan, PostgresArtifact } from '../../src/config/schema';
+import { execBatch } from '../../src/remote/batch';
+import { SshHost as RemoteHost } from '../../src/remote/ssh';
+import { restoreModule } from '../../src/sources/restore';
 import type { PlanContext, PreflightResult } from '../../src/shared/types';
-import type { ArtifactResult } from '../../src/sources/types';
-import { tempDir, uniqueName } from '../support/fixtures';
+import type { ArtifactResult, RecordedComponent, RestoreContext, RestoreOptions } from '../../src/sources/types';
+import type { Artifact } from '../../src/config/schema';
+import { lifeboatFailure, psql, tempDir, uniqueName } from '../support/fixtures';
 
 const HOSTS = 10;
 const PARALLELISM = 4;
@@ -166,5 +173,104 @@ describe('capture', () => {
     const version = (await env.run(activities.captureArtifact, ctx, snapshot, h!.name, 'version')) as ArtifactResult;
     expect(version.status).toBe('ok');
     expect(seen.connects).toEqual([h!.port]);
+  });
+});
+
+describe('a restore step over SSH', () => {
+  const open = (h: SshHost) => RemoteHost.open(h.name, { host: '127.0.0.1', port: h.port, user: 'root', identityFile, knownHosts });
+  const signal = new AbortController().signal;
+  const comp = (type: Artifact['type'], paths: string[], details: Record<string, unknown> = {}): RecordedComponent => ({ type, source: 'app', status: 'ok', required: true, paths, bytes: 0, details });
+  const rctx = <A extends Artifact>(host: RemoteHost, artifact: A, snapshotDir: string, component: RecordedComponent, options: Partial<RestoreOptions>): RestoreContext<A> => ({
+    host, artifact, snapshotDir, component, options: { force: false, ...options }, signal, progress: () => {},
+  });
+  const commandsOn = (h: SshHost) => seen.commands.filter((c) => c.port === h.port).map((c) => c.command);
+
+  it('files: one command for the checks, then rsync alone (it makes the target directory itself)', async () => {
+    const [h] = hosts;
+    const snapshotDir = join(root, uniqueName('snap'));
+    const path = join(h!.dataDir, 'app tree');
+    const base = join(snapshotDir, 'files/app/tree', path);
+    await mkdir(join(base, 'sub'), { recursive: true });
+    await writeFile(join(base, 'sub', "it's.txt"), 'restored\n');
+    const artifact = FilesArtifact.parse({ type: 'files', name: 'tree', paths: [path] });
+    const to = join(root, uniqueName('to'), 'deep', 'new place');
+    const host = await open(h!);
+    try {
+      await restoreModule(artifact)!.restore(rctx(host, artifact, snapshotDir, comp('files', ['files/app/tree']), { dir: to }));
+    } finally {
+      host.close();
+    }
+    expect(await readFile(join(to, path, 'sub', "it's.txt"), 'utf8')).toBe('restored\n');
+    expect(commandsOn(h!)).toHaveLength(1); // states and `id -u`; before: states, mkdir, id -u
+    expect(commandsOn(h!)[0]).toContain('lifeboat-batch');
+  });
+
+  it('postgres: one command before the push, one for create and load, and the host temp dir is gone either way', async () => {
+    const [h] = hosts;
+    const db = `lb_steps_${uniqueName('d').slice(-6).replace(/[^a-z0-9]/g, '')}`;
+    const target = `${db}_restored`;
+    const snapshotDir = join(root, uniqueName('snap'));
+    await mkdir(join(snapshotDir, 'database'), { recursive: true });
+    await psql(`CREATE DATABASE ${db}`);
+    try {
+      await psql(`CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 500) g;`, db);
+      await execa('pg_dump', ['--format=plain', '-h', '127.0.0.1', '-U', 'postgres', `--file=${join(snapshotDir, 'database/pg.sql')}`, db]);
+      const artifact = PostgresArtifact.parse({ type: 'postgres', name: 'pg', database: db, host: '127.0.0.1', format: 'plain' });
+      const component = comp('postgres', ['database/pg.sql'], { database: db, format: 'plain' });
+      const host = await open(h!);
+      try {
+        const res = await restoreModule(artifact)!.restore(rctx(host, artifact, snapshotDir, component, { database: target }));
+        expect(res.details).toMatchObject({ database: target, created: true, dropped: false });
+        expect(await psql('SELECT count(*) || \':\' || sum(id) FROM t', target)).toBe('500:125250');
+        const commands = commandsOn(h!);
+        expect(commands).toHaveLength(2); // before: psql --version, the state query, mktemp, createdb, the load, rm
+        const dir = /\/[^ ']*lifeboat-restore\.[A-Za-z0-9]+/.exec(commands[1]!)?.[0];
+        expect(dir).toBeDefined();
+        expect(existsSync(dir!)).toBe(false); // the load removed it as soon as psql had the dump open
+
+        // Refused (the target now has tables): nothing loaded, and the temp dir the checks made is removed.
+        seen.commands = [];
+        expect((await lifeboatFailure(restoreModule(artifact)!.restore(rctx(host, artifact, snapshotDir, component, { database: target })))).message).toContain('already has');
+        const refusedDir = /\/[^ ']*lifeboat-restore\.[A-Za-z0-9]+/.exec(commandsOn(h!).at(-1)!)?.[0];
+        expect(commandsOn(h!)).toHaveLength(2); // the checks, then rm of their temp dir
+        expect(refusedDir && existsSync(refusedDir)).toBe(false);
+      } finally {
+        host.close();
+      }
+    } finally {
+      await psql(`DROP DATABASE IF EXISTS ${target} WITH (FORCE)`).catch(() => undefined);
+      await psql(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+    }
+  });
+
+  it('execBatch: every argument arrives intact through the login shell, and a cancel stops the running command', async () => {
+    const [h] = hosts;
+    const host = await open(h!);
+    const odd = ["it's", '$(touch pwned)', '`id`', 'a\nb', ' lead', '*', '"q"', '\\', '', 'ü'];
+    const many = Array.from({ length: 11 }, (_, i) => `arg${i}`);
+    try {
+      const [a, b, c] = await execBatch(host, [['printf', '%s|', ...odd], ['sh', '-c', 'echo out; echo err >&2; exit 7'], ['printf', '%s ', ...many]], { signal });
+      expect(a).toEqual({ exitCode: 0, stdout: `${odd.join('|')}|`, stderr: '' });
+      expect(b).toEqual({ exitCode: 7, stdout: 'out\n', stderr: 'err\n' });
+      expect(c!.stdout).toBe(`${many.join(' ')} `);
+      expect(await readdir(h!.dataDir)).not.toContain('pwned');
+
+      const mark = uniqueName('lifeboat-batch-sleep');
+      const ac = new AbortController();
+      const running = execBatch(host, [['sh', '-c', 'exec sleep 30', mark]], { signal: ac.signal });
+      await new Promise((r) => setTimeout(r, 1500));
+      ac.abort();
+      await expect(running).rejects.toThrow(/cancel/);
+      // The wrapper TERMs the batch, whose trap TERMs the command.
+      let left = '';
+      for (let i = 0; i < 50; i++) {
+        left = (await execa('pgrep', ['-f', mark], { reject: false })).stdout.trim();
+        if (!left) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(left).toBe('');
+    } finally {
+      host.close();
+    }
   });
 });

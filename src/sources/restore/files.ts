@@ -14,7 +14,7 @@ import { filesDir } from '../files';
 import { treeStats } from '../pull-tree';
 import type { RecordedComponent, RestoreContext, RestoreModule, RestoreStep, VerifyCheck, VerifyContext } from '../types';
 import { recordedPaths, withRecordedPaths } from './snapshot-paths';
-import { inUse, lastLines, pathStates, type PathState } from './remote';
+import { inUse, targetStates, type PathState } from './remote';
 
 interface Unit {
   /** Absolute path on the source host, as captured. */
@@ -73,9 +73,9 @@ function kindClash(u: Unit, state: PathState): string | undefined {
   return `${u.dest} is a ${targetIsDir ? 'directory' : 'file'} but the snapshot holds a ${u.isDir ? 'directory' : 'file'}`;
 }
 
-async function inspect(ctx: Ctx): Promise<{ units: Unit[]; states: PathState[] }> {
+async function inspect(ctx: Ctx): Promise<{ units: Unit[]; states: PathState[]; root: boolean }> {
   const units = await unitsOf(ctx);
-  return { units, states: await pathStates(ctx.host, units.map((u) => u.dest), ctx.signal) };
+  return { units, ...(await targetStates(ctx.host, units.map((u) => u.dest), ctx.signal)) };
 }
 
 function targetText(host: Host, units: Unit[]): string {
@@ -103,7 +103,7 @@ export const filesRestore: RestoreModule<FilesArtifact> = {
   },
 
   async restore(ctx) {
-    const { units, states } = await inspect(ctx);
+    const { units, states, root } = await inspect(ctx);
     const clash = units.map((u, i) => kindClash(u, states[i]!)).find(Boolean);
     if (clash) throw new LifeboatError('ConfigError', `${clash} (on ${ctx.host.label})`);
     const busy = units.filter((_, i) => inUse(states[i]!)).map((u) => u.dest);
@@ -114,7 +114,7 @@ export const filesRestore: RestoreModule<FilesArtifact> = {
     const warnings: string[] = [];
     for (const u of units) {
       ctx.progress({ artifact: ctx.artifact.name, path: u.path });
-      const stats = await push(ctx, u);
+      const stats = await push(ctx, u, root);
       restored.push({ path: u.path, target: u.dest, files: stats.files, bytes: stats.totalFileSize });
       warnings.push(...(stats.warnings ?? []));
     }
@@ -139,12 +139,12 @@ async function drill(ctx: VerifyContext<FilesArtifact>): Promise<VerifyCheck[]> 
   ];
 }
 
-async function push(ctx: RestoreContext<FilesArtifact>, u: Unit) {
-  const res = await ctx.host.exec(['mkdir', '-p', '--', u.isDir ? u.dest : dirname(u.dest)], { signal: ctx.signal });
-  if (res.exitCode !== 0) throw new LifeboatError('CommandFailed', `mkdir for ${u.dest} on ${ctx.host.label} failed: ${lastLines(res.stderr)}`);
+/** One session per path: rsync's own, which also creates the target's directory (inspect knew who we are there). */
+async function push(ctx: RestoreContext<FilesArtifact>, u: Unit, receiverIsRoot: boolean) {
   const onProgress = (rsync: string) => ctx.progress({ artifact: ctx.artifact.name, path: u.path, rsync });
   const [from, to] = u.isDir ? [`${u.local}/`, `${u.dest}/`] : [u.local, u.dest];
-  return rsyncPush(ctx.host, from, to, { signal: ctx.signal, delete: ctx.options.force, excludeArgs: protectArgs(ctx.artifact), onProgress });
+  const makeDir = { path: u.isDir ? u.dest : dirname(u.dest), how: 'parents' } as const;
+  return rsyncPush(ctx.host, from, to, { signal: ctx.signal, delete: ctx.options.force, excludeArgs: protectArgs(ctx.artifact), onProgress, receiverIsRoot, makeDir });
 }
 
 function countCheck(artifact: string, check: 'files' | 'bytes', recorded: unknown, found: number): VerifyCheck {

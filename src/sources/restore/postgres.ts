@@ -11,14 +11,15 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import type { PostgresArtifact, VerifySettings } from '../../config/schema';
 import { resolveSecret } from '../../config/secrets';
-import type { Host } from '../../remote/host';
+import { execBatch } from '../../remote/batch';
+import type { ExecResult, Host } from '../../remote/host';
 import type { SecretFile } from '../../remote/remote-command';
 import { rsyncPush } from '../../remote/rsync';
 import { LifeboatError } from '../../shared/errors';
 import { dumpFileName, globalsFileName, passfile, passfileLine, pgCommand, pgConnectionArgs } from '../postgres';
 import type { RecordedComponent, RestoreContext, RestoreModule, RestoreStep, VerifyCheck, VerifyContext } from '../types';
-import { lastLines, withInputFile, withRemoteTempDir } from './remote';
-import { requireRestrictablePsql, restrictedCopy } from './psql-restricted';
+import { lastLines, MKTEMP_ARGV, removeRemoteDir, tempDirOf, withInputFile, withInputFileRemovingDir } from './remote';
+import { assertRestrictable, requireRestrictablePsql, restrictedCopy } from './psql-restricted';
 import { nothingRecorded, recordedPaths, withRecordedPaths } from './snapshot-paths';
 import { parseQualifiedName, quoteQualified } from '../pg-identifiers';
 import { LocalHost } from '../../remote/local';
@@ -71,19 +72,16 @@ interface Target {
   signal: AbortSignal;
 }
 
-/** Runs argv (already wrapped by pgCommand) on the target host; returns stderr. */
-async function run(t: Target, argv: string[], what: string): Promise<string> {
-  const res = await t.host.exec(argv, { secretFile: t.secretFile, signal: t.signal });
-  if (res.exitCode !== 0) throw pgFailure(t.host, what, res.exitCode, res.stderr);
-  return res.stderr;
+const dbStateArgv = (a: PostgresArtifact, db: string) => pgCommand(a, ['psql', '-X', '-A', '-t', ...pgConnectionArgs(a), `--dbname=${db}`, '-c', RELATIONS_SQL]);
+
+function dbStateOf(host: Host, db: string, res: ExecResult): DbState {
+  if (res.exitCode !== 0 && /database ".*" does not exist/.test(res.stderr)) return { exists: false };
+  if (res.exitCode !== 0) throw pgFailure(host, `checking database ${db}`, res.exitCode, res.stderr);
+  return { exists: true, relations: Number(res.stdout.trim()) || 0 };
 }
 
 async function dbState(t: Target, db: string): Promise<DbState> {
-  const argv = ['psql', '-X', '-A', '-t', ...pgConnectionArgs(t.a), `--dbname=${db}`, '-c', RELATIONS_SQL];
-  const res = await t.host.exec(pgCommand(t.a, argv), { secretFile: t.secretFile, signal: t.signal });
-  if (res.exitCode !== 0 && /database ".*" does not exist/.test(res.stderr)) return { exists: false };
-  if (res.exitCode !== 0) throw pgFailure(t.host, `checking database ${db}`, res.exitCode, res.stderr);
-  return { exists: true, relations: Number(res.stdout.trim()) || 0 };
+  return dbStateOf(t.host, db, await t.host.exec(dbStateArgv(t.a, db), { secretFile: t.secretFile, signal: t.signal }));
 }
 
 interface Decision {
@@ -102,10 +100,15 @@ interface Decision {
  * `pg_restore --clean --if-exists` in one transaction. Globals (roles) only go back over the original with force.
  */
 async function decide(t: Target, c: RecordedComponent, force: boolean, database: string | undefined): Promise<Decision> {
-  const { format, globals } = files(t.a, c);
-  // The target is the plan's database or --database, never one named by metadata.yml.
-  const db = database ?? t.a.database;
-  const state = await dbState(t, db);
+  return decision(t.a, c, force, database, await dbState(t, targetDb(t.a, database)));
+}
+
+/** The target is the plan's database or --database, never one named by metadata.yml. */
+const targetDb = (a: PostgresArtifact, database: string | undefined) => database ?? a.database;
+
+function decision(a: PostgresArtifact, c: RecordedComponent, force: boolean, database: string | undefined, state: DbState): Decision {
+  const { format, globals } = files(a, c);
+  const db = targetDb(a, database);
   const used = state.exists && state.relations > 0;
   return {
     db,
@@ -114,7 +117,7 @@ async function decide(t: Target, c: RecordedComponent, force: boolean, database:
     drop: used && format === 'plain',
     create: !state.exists || (used && format === 'plain'),
     clean: used && format === 'custom',
-    globals: !!globals && force && db === t.a.database,
+    globals: !!globals && force && db === a.database,
   };
 }
 
@@ -133,25 +136,50 @@ function actionOf(d: Decision): string {
   return steps.filter(Boolean).join(', then ');
 }
 
-/** Returns how many statements of the globals failed (roles that exist already do). */
-async function load(t: Target, d: Decision, dir: string): Promise<number> {
+/**
+ * Globals, drop, create and the load, in one session, each after the one before it succeeded; the load opens the
+ * dump and removes the temp dir before psql starts (`withInputFileRemovingDir`). Returns how many statements of the
+ * globals failed (roles that exist already do) and whether the load started (and so removed the dir).
+ */
+async function load(t: Target, d: Decision, dir: string): Promise<{ globalsErrors: number; removedDir: boolean }> {
   const conn = pgConnectionArgs(t.a);
   const pg = (argv: string[]) => pgCommand(t.a, argv);
-  let globalsErrors = 0;
-  if (d.globals) {
-    // "role … already exists" is expected for every role still there, so no ON_ERROR_STOP here.
-    const stderr = await run(t, withInputFile(`${dir}/globals.sql`, pg(['psql', '-X', '--quiet', ...conn, '--dbname=postgres', '--file=-'])), 'applying the globals');
-    globalsErrors = stderr.split('\n').filter((l) => /\bERROR:/.test(l)).length;
-  }
-  if (d.drop) await run(t, pg(['dropdb', ...conn, '--', d.db]), `dropping database ${d.db}`);
-  if (d.create) await run(t, pg(['createdb', ...conn, '--template=template0', '--', d.db]), `creating database ${d.db}`);
   // One transaction: a failed load leaves the database as it was (or empty, when just created).
   const client =
     d.format === 'plain'
       ? ['psql', '-X', '--single-transaction', '-v', 'ON_ERROR_STOP=1', '--quiet', ...conn, `--dbname=${d.db}`, '--file=-']
       : ['pg_restore', '--no-owner', '--exit-on-error', '--single-transaction', ...(d.clean ? ['--clean', '--if-exists'] : []), ...conn, `--dbname=${d.db}`];
-  await run(t, withInputFile(`${dir}/dump`, pg(client)), `loading the dump into ${d.db}`);
-  return globalsErrors;
+  const steps: Array<{ what: string; argv: string[] }> = [
+    // "role … already exists" is expected for every role still there, so no ON_ERROR_STOP here.
+    ...(d.globals ? [{ what: 'applying the globals', argv: withInputFile(`${dir}/globals.sql`, pg(['psql', '-X', '--quiet', ...conn, '--dbname=postgres', '--file=-'])) }] : []),
+    ...(d.drop ? [{ what: `dropping database ${d.db}`, argv: pg(['dropdb', ...conn, '--', d.db]) }] : []),
+    ...(d.create ? [{ what: `creating database ${d.db}`, argv: pg(['createdb', ...conn, '--template=template0', '--', d.db]) }] : []),
+    { what: `loading the dump into ${d.db}`, argv: withInputFileRemovingDir(`${dir}/dump`, dir, pg(client)) },
+  ];
+  const results = await execBatch(t.host, steps.map((x) => x.argv), { secretFile: t.secretFile, signal: t.signal, stopAfterFailure: true });
+  const removedDir = results.length === steps.length;
+  const failed = results.findIndex((r) => r.exitCode !== 0);
+  if (failed >= 0) throw Object.assign(pgFailure(t.host, steps[failed]!.what, results[failed]!.exitCode, results[failed]!.stderr), { removedDir });
+  const globalsErrors = d.globals ? results[0]!.stderr.split('\n').filter((l) => /\bERROR:/.test(l)).length : 0;
+  return { globalsErrors, removedDir };
+}
+
+/**
+ * Before a restore writes anything, one session asks: can this psql be restricted (when plain SQL is loaded), what
+ * is in the target database, and a private temp dir to push the dump into (its removal is the caller's).
+ */
+async function probe(t: Target, db: string, plainSql: boolean): Promise<{ state: DbState; dir: { path: string; removed: boolean } }> {
+  const version = pgCommand(t.a, ['psql', '--version']);
+  const results = await execBatch(t.host, [...(plainSql ? [version] : []), dbStateArgv(t.a, db), MKTEMP_ARGV], { secretFile: t.secretFile, signal: t.signal });
+  const [versionRes, stateRes, tempRes] = plainSql ? results : [undefined, ...results];
+  const dir = { path: tempDirOf(t.host, tempRes!), removed: false };
+  try {
+    if (versionRes) assertRestrictable(t.host, versionRes);
+    return { state: dbStateOf(t.host, db, stateRes!), dir };
+  } catch (err) {
+    await removeRemoteDir(t.host, dir.path);
+    throw err;
+  }
 }
 
 async function target(ctx: Omit<RestoreContext<PostgresArtifact>, 'progress'>): Promise<Target> {
@@ -170,29 +198,40 @@ export const postgresRestore: RestoreModule<PostgresArtifact> = {
 
   async restore(ctx) {
     const t = await target(ctx);
-    const d = await decide(t, ctx.component, ctx.options.force, ctx.options.database);
-    if (d.state.exists && d.state.relations > 0 && !ctx.options.force) throw refusal(d, ctx.host.label);
-    const { dump, globals } = files(ctx.artifact, ctx.component);
-    const local = join(ctx.snapshotDir, dump);
-    const bytes = (await stat(local)).size;
+    const { dump, globals, format } = files(ctx.artifact, ctx.component);
+    const db = targetDb(t.a, ctx.options.database);
     // Plain SQL (the dump, the globals) is loaded by psql in restricted mode: see psql-restricted.ts.
-    const plain = [...(d.format === 'plain' ? [local] : []), ...(d.globals && globals ? [join(ctx.snapshotDir, globals)] : [])];
-    if (plain.length) await requireRestrictablePsql(ctx.host, pgCommand(t.a, ['psql']), ctx.signal);
-    const guarded = new Map(plain.map((f) => [f, `${f}.restricted`]));
+    const plainSql = format === 'plain' || (!!globals && ctx.options.force && db === t.a.database);
+    const { state, dir } = await probe(t, db, plainSql);
     try {
-      for (const [src, dest] of guarded) await restrictedCopy(src, dest, ctx.signal);
-      const pushed = (f: string) => guarded.get(f) ?? f;
-      const globalsErrors = await withRemoteTempDir(ctx.host, ctx.signal, async (dir) => {
+      const d = decision(t.a, ctx.component, ctx.options.force, ctx.options.database, state);
+      if (d.state.exists && d.state.relations > 0 && !ctx.options.force) throw refusal(d, ctx.host.label);
+      const local = join(ctx.snapshotDir, dump);
+      const bytes = (await stat(local)).size;
+      const plain = [...(d.format === 'plain' ? [local] : []), ...(d.globals && globals ? [join(ctx.snapshotDir, globals)] : [])];
+      const guarded = new Map(plain.map((f) => [f, `${f}.restricted`]));
+      try {
+        for (const [src, dest] of guarded) await restrictedCopy(src, dest, ctx.signal);
+        const pushed = (f: string) => guarded.get(f) ?? f;
         ctx.progress({ artifact: ctx.artifact.name, phase: 'push' });
-        await rsyncPush(ctx.host, pushed(local), `${dir}/dump`, { signal: ctx.signal, owner: false, onProgress: (rsync) => ctx.progress({ artifact: ctx.artifact.name, rsync }) });
-        if (d.globals && globals) await rsyncPush(ctx.host, pushed(join(ctx.snapshotDir, globals)), `${dir}/globals.sql`, { signal: ctx.signal, owner: false });
+        await rsyncPush(ctx.host, pushed(local), `${dir.path}/dump`, { signal: ctx.signal, owner: false, onProgress: (rsync) => ctx.progress({ artifact: ctx.artifact.name, rsync }) });
+        if (d.globals && globals) await rsyncPush(ctx.host, pushed(join(ctx.snapshotDir, globals)), `${dir.path}/globals.sql`, { signal: ctx.signal, owner: false });
         ctx.progress({ artifact: ctx.artifact.name, phase: 'load' });
-        return load(t, d, dir);
-      });
-      const details = { database: d.db, format: d.format, dropped: d.drop, created: d.create, clean: d.clean, globals: d.globals, ...(d.globals ? { globals_errors: globalsErrors } : {}) };
-      return { target: where(d, ctx.host), bytes, details };
+        const { globalsErrors } = await load(t, d, dir.path).then(
+          (r) => ((dir.removed = r.removedDir), r),
+          (err: unknown) => {
+            dir.removed = (err as { removedDir?: boolean }).removedDir === true;
+            throw err;
+          },
+        );
+        const details = { database: d.db, format: d.format, dropped: d.drop, created: d.create, clean: d.clean, globals: d.globals, ...(d.globals ? { globals_errors: globalsErrors } : {}) };
+        return { target: where(d, ctx.host), bytes, details };
+      } finally {
+        for (const dest of guarded.values()) await rm(dest, { force: true });
+      }
     } finally {
-      for (const dest of guarded.values()) await rm(dest, { force: true });
+      // Without the signal: a cancelled restore must still clean up.
+      if (!dir.removed) await removeRemoteDir(ctx.host, dir.path);
     }
   },
 

@@ -9,7 +9,7 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
-import type { Host } from '../../remote/host';
+import type { ExecResult, Host } from '../../remote/host';
 import { dieWithWorker } from '../../shared/die-with-worker';
 import { LifeboatError } from '../../shared/errors';
 
@@ -45,7 +45,11 @@ export function psqlHasRestrict(versionOutput: string): boolean {
 
 /** Refuses to load an untrusted plain dump with a psql that cannot be restricted. */
 export async function requireRestrictablePsql(host: Host, psqlArgv: string[], signal?: AbortSignal): Promise<void> {
-  const res = await host.exec([...psqlArgv, '--version'], { signal });
+  assertRestrictable(host, await host.exec([...psqlArgv, '--version'], { signal }));
+}
+
+/** The same refusal, from the result of `psql --version` run on `host`. */
+export function assertRestrictable(host: Host, res: ExecResult): void {
   if (res.exitCode === 0 && psqlHasRestrict(res.stdout)) return;
   throw new LifeboatError(
     'MissingTool',

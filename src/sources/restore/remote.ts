@@ -1,6 +1,7 @@
 // Pieces shared by the restore modules: a private temp dir on the target host, a command fed from a pushed
 // file, path states, and putting a single file in place by rename.
 import { dirname } from 'node:path';
+import { execBatch } from '../../remote/batch';
 import type { ExecOptions, ExecResult, Host } from '../../remote/host';
 import { rsyncPush } from '../../remote/rsync';
 import { LifeboatError } from '../../shared/errors';
@@ -21,14 +22,28 @@ async function mustExec(host: Host, argv: string[], what: string, opts: ExecOpti
  * The removal runs without the signal: a cancelled restore must still clean up.
  */
 export async function withRemoteTempDir<T>(host: Host, signal: AbortSignal, fn: (dir: string) => Promise<T>): Promise<T> {
-  const res = await mustExec(host, ['sh', '-c', 'mktemp -d "${TMPDIR:-/tmp}/lifeboat-restore.XXXXXXXX"'], 'mktemp', { signal });
-  const dir = res.stdout.trim();
-  if (!dir.startsWith('/')) throw new LifeboatError('CommandFailed', `mktemp on ${host.label} returned ${JSON.stringify(dir)}`);
+  const dir = tempDirOf(host, await host.exec(MKTEMP_ARGV, { signal }));
   try {
     return await fn(dir);
   } finally {
-    await host.exec(['rm', '-rf', '--', dir]).catch(() => undefined);
+    await removeRemoteDir(host, dir);
   }
+}
+
+/** Makes a private (0700) temp dir on the host and prints its path (alone, or as one command of a batch). */
+export const MKTEMP_ARGV = ['sh', '-c', 'mktemp -d "${TMPDIR:-/tmp}/lifeboat-restore.XXXXXXXX"'];
+
+/** The dir MKTEMP_ARGV made, from its result. */
+export function tempDirOf(host: Host, res: ExecResult): string {
+  if (res.exitCode !== 0) throw new LifeboatError('CommandFailed', `mktemp on ${host.label} failed (exit ${res.exitCode}): ${lastLines(res.stderr)}`);
+  const dir = res.stdout.trim();
+  if (!dir.startsWith('/')) throw new LifeboatError('CommandFailed', `mktemp on ${host.label} returned ${JSON.stringify(dir)}`);
+  return dir;
+}
+
+/** Best effort, and without a signal: a cancelled restore must still clean up. */
+export async function removeRemoteDir(host: Host, dir: string): Promise<void> {
+  await host.exec(['rm', '-rf', '--', dir]).catch(() => undefined);
 }
 
 // Over SSH a command's stdin is /dev/null, so input is a file already pushed to the host. The redirection is
@@ -39,6 +54,15 @@ const FROM_FILE_SCRIPT = 'f=$1; shift; exec "$@" < "$f"';
 /** argv that runs `argv` with its stdin read from `file` on the host. */
 export function withInputFile(file: string, argv: string[]): string[] {
   return ['sh', '-c', FROM_FILE_SCRIPT, 'lifeboat-restore', file, ...argv];
+}
+
+// As FROM_FILE_SCRIPT, and once the file is open the temp dir holding it is removed (the open file stays readable):
+// the last command of a restore cleans up after itself, in its own session. $1 = the file, $2 = the dir, argv.
+const FROM_FILE_REMOVING_SCRIPT = 'f=$1; d=$2; shift 2; exec <"$f" || exit 66; rm -rf -- "$d"; exec "$@"';
+
+/** argv that runs `argv` with its stdin read from `file`, removing `dir` (which holds the file) before it starts. */
+export function withInputFileRemovingDir(file: string, dir: string, argv: string[]): string[] {
+  return ['sh', '-c', FROM_FILE_REMOVING_SCRIPT, 'lifeboat-restore', file, dir, ...argv];
 }
 
 export type PathState = 'absent' | 'empty-dir' | 'dir' | 'file' | 'empty-file';
@@ -56,8 +80,25 @@ const STATE_SCRIPT = [
 export async function pathStates(host: Host, paths: string[], signal: AbortSignal): Promise<PathState[]> {
   if (paths.length === 0) return [];
   const res = await mustExec(host, ['sh', '-c', STATE_SCRIPT, 'lifeboat-state', ...paths], 'checking the restore targets', { signal });
-  const states = res.stdout.split('\n').filter(Boolean) as PathState[];
-  if (states.length !== paths.length) throw new LifeboatError('CommandFailed', `checking the restore targets on ${host.label}: unexpected output ${JSON.stringify(res.stdout.slice(0, 200))}`);
+  return parseStates(host, res.stdout, paths.length);
+}
+
+/**
+ * The paths' states and whether the SSH user is root (what a push of owners and ACLs needs to know), asked in one
+ * session: a restore step pays one login shell on the host for its checks, not one per question.
+ */
+export async function targetStates(host: Host, paths: string[], signal: AbortSignal): Promise<{ states: PathState[]; root: boolean }> {
+  if (paths.length === 0) return { states: [], root: false };
+  const [states, id] = await execBatch(host, [['sh', '-c', STATE_SCRIPT, 'lifeboat-state', ...paths], ['id', '-u']], { signal });
+  for (const [what, r] of [['checking the restore targets', states!], ['id -u', id!]] as const) {
+    if (r.exitCode !== 0) throw new LifeboatError('CommandFailed', `${what} on ${host.label} failed (exit ${r.exitCode}): ${lastLines(r.stderr)}`);
+  }
+  return { states: parseStates(host, states!.stdout, paths.length), root: id!.stdout.trim() === '0' };
+}
+
+function parseStates(host: Host, stdout: string, count: number): PathState[] {
+  const states = stdout.split('\n').filter(Boolean) as PathState[];
+  if (states.length !== count) throw new LifeboatError('CommandFailed', `checking the restore targets on ${host.label}: unexpected output ${JSON.stringify(stdout.slice(0, 200))}`);
   return states;
 }
 
