@@ -1,7 +1,7 @@
 // Restore and restore-drill activities. Nothing is written to a target before the archive's SHA-256 and every
 // manifest line have been checked (fetchSnapshot). Work files live under `<backupRoot>/.restore/<run id>`.
-import { mkdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import type { Artifact, Source } from '../config/schema';
 import { findArtifact } from '../config/lookup';
@@ -27,6 +27,14 @@ import { runActivity } from './run';
 const RESTORE_STALL_MS = 3_600_000;
 
 type Step = RestoreResult['steps'][number];
+type Restored = RestoreResult['restored'][number];
+
+/** Where a done restore step leaves its result, for a retry of it; inside the run's own work dir only. */
+function doneMarker(ctx: PlanContext, fetched: FetchedSnapshot, artifact: string): string {
+  const work = join(ctx.backupRoot, '.restore');
+  if (!fetched.workDir.startsWith(`${work}/`) || !fetched.dir.startsWith(`${fetched.workDir}/`)) throw new LifeboatError('ConfigError', `refusing restore work outside ${work}: ${fetched.dir}`);
+  return join(fetched.workDir, 'restored', `${artifact}.json`);
+}
 
 export function createRestoreActivities() {
   return {
@@ -85,6 +93,10 @@ export function createRestoreActivities() {
     async restoreArtifact(ctx: PlanContext, fetched: FetchedSnapshot, input: RestoreInput, artifactName: string): Promise<RestoreResult['restored'][number]> {
       return runActivity(async ({ signal, progress }) => {
         const sel = selectArtifacts(ctx, fetched, { ...input, artifact: artifactName })[0]!;
+        const marker = doneMarker(ctx, fetched, artifactName);
+        // A retry of a step whose work was done (the worker died before reporting it): its copy may be gone already.
+        const earlier = await readFile(marker, 'utf8').then((t) => JSON.parse(t) as Restored, () => undefined);
+        if (earlier) return earlier;
         const components = await readComponents(fetched.dir);
         const target = targetSource(ctx, sel.source, input);
         const host = await connectHost(target, ctx, signal);
@@ -93,7 +105,13 @@ export function createRestoreActivities() {
           const res = await mod.restore({ host, artifact: sel.artifact, snapshotDir: fetched.dir, component: components[artifactName]!, options: optionsOf(input), signal, progress: artifactProgress(progress, { rsyncPhase: 'push' }) });
           // What the target could not take (ACLs on a filesystem without them, …) is shown, not dropped.
           const warnings = (res.details as { warnings?: unknown } | undefined)?.warnings;
-          return { artifact: artifactName, target: res.target, bytes: res.bytes, ...(Array.isArray(warnings) && warnings.length ? { warnings: warnings.map(String) } : {}) };
+          const restored: Restored = { artifact: artifactName, target: res.target, bytes: res.bytes, ...(Array.isArray(warnings) && warnings.length ? { warnings: warnings.map(String) } : {}) };
+          await mkdir(dirname(marker), { recursive: true, mode: 0o700 });
+          await writeFile(marker, JSON.stringify(restored), { mode: 0o600 });
+          // No other step reads this tree: removing it now (disk time, while other steps still use the cores) spares
+          // the end of the restore, where discardRestoreWork would wait for it. Databases' dumps are single files.
+          if (sel.artifact.type === 'files') await rm(join(fetched.dir, filesDir(sel.source.name, artifactName)), { recursive: true, force: true });
+          return restored;
         } finally {
           host.close();
         }

@@ -9,7 +9,11 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { startSshHost, type SshHost } from '../../scripts/lib/services';
-import type { BackupResult, RestoreInput, RestoreResult, SnapshotVerification } from '../../src/shared/types';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import { createBackupActivities } from '../../src/activities/backup';
+import { createRestoreActivities } from '../../src/activities/restore';
+import type { BackupResult, FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, SnapshotVerification } from '../../src/shared/types';
 import { createArchive } from '../../src/snapshot/archive';
 import { buildManifest } from '../../src/snapshot/manifest';
 import { S3Storage } from '../../src/config/schema';
@@ -147,6 +151,26 @@ describe('restoreSnapshot', () => {
     const copy = join(dir, site().replace(/^\//, ''));
     await execa('diff', ['-r', site(), copy]); // exits non-zero on any difference
     expect((await readFile(join(copy, 'uploads/2026/photo.bin'))).equals(await readFile(join(site(), 'uploads/2026/photo.bin')))).toBe(true);
+  });
+
+  it('a restore step removes its tree from the work dir once written, and a retry of it after that returns its result', async () => {
+    const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+    const acts = { ...createBackupActivities({ configPath }), ...createRestoreActivities() };
+    const ctx = (await env.run(acts.loadPlan, 'shop')) as PlanContext;
+    const input = restoreInput({ source: 'app', artifact: 'site', toHost: 'spare', dir: join(spare.dataDir, 'twice') });
+    const fetched = (await env.run(acts.fetchForRestore, ctx, input, uniqueName('run'))) as FetchedSnapshot;
+    const tree = join(fetched.dir, 'files/app/site');
+    expect((await readdir(tree)).length).toBeGreaterThan(0);
+    try {
+      const once = await env.run(acts.restoreArtifact, ctx, fetched, input, 'site');
+      expect(await readdir(tree).catch(() => 'gone')).toBe('gone'); // not left for discardRestoreWork
+      // The worker died before reporting the step: the retry finds the step done, not a snapshot without the tree.
+      expect(await env.run(acts.restoreArtifact, ctx, fetched, input, 'site')).toEqual(once);
+      await execa('diff', ['-r', site(), join(spare.dataDir, 'twice', site())]);
+    } finally {
+      await env.run(acts.discardRestoreWork, ctx, fetched.workDir);
+    }
+    expect(await leftovers('.restore')).toEqual([]);
   });
 
   it('restores a database under a new name, leaving the original alone', async () => {
