@@ -98,18 +98,16 @@ export interface PushOptions {
   onProgress?: (line: string) => void;
   /** Whether the SSH user is root, when the caller asked already (saves a session). */
   receiverIsRoot?: boolean;
-  /**
-   * A directory to create on the host right before the copy, in rsync's own session (`--rsync-path`), not one of
-   * its own: `parents` as `mkdir -p`, `private` a new 0700 directory that must not exist yet.
-   */
-  makeDir?: { path: string; how: 'parents' | 'private' };
+  /** A directory to create (`mkdir -p`) on the host right before the copy, in rsync's own session (`--rsync-path`). */
+  makeDir?: string;
 }
 
 /**
  * Pushes `localPath` on the backup host to absolute `remotePath` on `host` (a restore). rsync's trailing-slash
  * rule applies to localPath: `dir/` copies dir's contents into remotePath (which receives dir's own mode and
  * owner), `dir` creates remotePath/dir; a file is written as remotePath, or into it if that is a directory.
- * Only remotePath's last component is created; its parent must exist. Each file lands by rename, complete.
+ * Only remotePath's last component is created; its parent must exist (or be `makeDir`). Each file lands by
+ * rename, complete.
  */
 export async function rsyncPush(host: Host, localPath: string, remotePath: string, opts: PushOptions = {}): Promise<RsyncResult> {
   if (!remotePath.startsWith('/')) throw new Error(`rsyncPush: remote path must be absolute: ${remotePath}`);
@@ -120,17 +118,12 @@ export async function rsyncPush(host: Host, localPath: string, remotePath: strin
   const attributes = opts.owner !== false;
   const receiverIsRoot = attributes && (opts.receiverIsRoot ?? (await remoteIsRoot(host, opts.signal)));
   const target = host.rsyncTarget();
-  const mkdirArgv = opts.makeDir && makeDirArgv(opts.makeDir);
+  if (opts.makeDir !== undefined && !opts.makeDir.startsWith('/')) throw new Error(`rsyncPush: directory to make must be absolute: ${opts.makeDir}`);
   // The backup host itself has no remote shell to run it in.
-  if (mkdirArgv && !target.rsh) await mkdir(opts.makeDir!.path, opts.makeDir!.how === 'parents' ? { recursive: true } : { mode: 0o700 });
-  const rsyncPath = mkdirArgv && target.rsh ? `${shellJoin(mkdirArgv)} && rsync` : undefined;
+  if (opts.makeDir && !target.rsh) await mkdir(opts.makeDir, { recursive: true });
+  const rsyncPath = opts.makeDir && target.rsh ? `${shellJoin(['mkdir', '-p', '--', opts.makeDir])} && rsync` : undefined;
   const args = rsyncPushArgs({ ...target, localPath, remotePath, attributes, receiverIsRoot, delete: opts.delete ?? false, excludeArgs: opts.excludeArgs ?? [], ...(rsyncPath ? { rsyncPath } : {}) });
   return runRsync(args, host.label, opts, 'to');
-}
-
-function makeDirArgv(d: NonNullable<PushOptions['makeDir']>): string[] {
-  if (!d.path.startsWith('/')) throw new Error(`rsyncPush: directory to make must be absolute: ${d.path}`);
-  return d.how === 'parents' ? ['mkdir', '-p', '--', d.path] : ['mkdir', '-m', '700', '--', d.path];
 }
 
 export function rsyncPushArgs(o: {

@@ -143,7 +143,7 @@ async function drill(ctx: VerifyContext<FilesArtifact>): Promise<VerifyCheck[]> 
 async function push(ctx: RestoreContext<FilesArtifact>, u: Unit, receiverIsRoot: boolean) {
   const onProgress = (rsync: string) => ctx.progress({ artifact: ctx.artifact.name, path: u.path, rsync });
   const [from, to] = u.isDir ? [`${u.local}/`, `${u.dest}/`] : [u.local, u.dest];
-  const makeDir = { path: u.isDir ? u.dest : dirname(u.dest), how: 'parents' } as const;
+  const makeDir = u.isDir ? u.dest : dirname(u.dest);
   return rsyncPush(ctx.host, from, to, { signal: ctx.signal, delete: ctx.options.force, excludeArgs: protectArgs(ctx.artifact), onProgress, receiverIsRoot, makeDir });
 }
 

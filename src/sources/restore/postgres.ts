@@ -107,7 +107,7 @@ async function decide(t: Target, c: RecordedComponent, force: boolean, database:
 const targetDb = (a: PostgresArtifact, database: string | undefined) => database ?? a.database;
 
 function decision(a: PostgresArtifact, c: RecordedComponent, force: boolean, database: string | undefined, state: DbState): Decision {
-  const { format, globals } = files(a, c);
+  const { format } = files(a, c);
   const db = targetDb(a, database);
   const used = state.exists && state.relations > 0;
   return {
@@ -117,8 +117,13 @@ function decision(a: PostgresArtifact, c: RecordedComponent, force: boolean, dat
     drop: used && format === 'plain',
     create: !state.exists || (used && format === 'plain'),
     clean: used && format === 'custom',
-    globals: !!globals && force && db === a.database,
+    globals: restoresGlobals(a, c, force, database),
   };
+}
+
+/** Globals (roles) go back only with force, over the plan's own database, and only when the snapshot has them. */
+function restoresGlobals(a: PostgresArtifact, c: RecordedComponent, force: boolean, database: string | undefined): boolean {
+  return !!files(a, c).globals && force && targetDb(a, database) === a.database;
 }
 
 function refusal(d: Decision, label: string): LifeboatError {
@@ -136,12 +141,18 @@ function actionOf(d: Decision): string {
   return steps.filter(Boolean).join(', then ');
 }
 
+/** A temp dir on the target host, and whether a command there has removed it already. */
+interface RemoteDir {
+  path: string;
+  removed: boolean;
+}
+
 /**
  * Globals, drop, create and the load, in one session, each after the one before it succeeded; the load opens the
- * dump and removes the temp dir before psql starts (`withInputFileRemovingDir`). Returns how many statements of the
- * globals failed (roles that exist already do) and whether the load started (and so removed the dir).
+ * dump and removes the temp dir before psql starts (`withInputFileRemovingDir`), and `dir.removed` says whether it
+ * got that far. Returns how many statements of the globals failed (roles that exist already do).
  */
-async function load(t: Target, d: Decision, dir: string): Promise<{ globalsErrors: number; removedDir: boolean }> {
+async function load(t: Target, d: Decision, dir: RemoteDir): Promise<number> {
   const conn = pgConnectionArgs(t.a);
   const pg = (argv: string[]) => pgCommand(t.a, argv);
   // One transaction: a failed load leaves the database as it was (or empty, when just created).
@@ -151,24 +162,23 @@ async function load(t: Target, d: Decision, dir: string): Promise<{ globalsError
       : ['pg_restore', '--no-owner', '--exit-on-error', '--single-transaction', ...(d.clean ? ['--clean', '--if-exists'] : []), ...conn, `--dbname=${d.db}`];
   const steps: Array<{ what: string; argv: string[] }> = [
     // "role … already exists" is expected for every role still there, so no ON_ERROR_STOP here.
-    ...(d.globals ? [{ what: 'applying the globals', argv: withInputFile(`${dir}/globals.sql`, pg(['psql', '-X', '--quiet', ...conn, '--dbname=postgres', '--file=-'])) }] : []),
+    ...(d.globals ? [{ what: 'applying the globals', argv: withInputFile(`${dir.path}/globals.sql`, pg(['psql', '-X', '--quiet', ...conn, '--dbname=postgres', '--file=-'])) }] : []),
     ...(d.drop ? [{ what: `dropping database ${d.db}`, argv: pg(['dropdb', ...conn, '--', d.db]) }] : []),
     ...(d.create ? [{ what: `creating database ${d.db}`, argv: pg(['createdb', ...conn, '--template=template0', '--', d.db]) }] : []),
-    { what: `loading the dump into ${d.db}`, argv: withInputFileRemovingDir(`${dir}/dump`, dir, pg(client)) },
+    { what: `loading the dump into ${d.db}`, argv: withInputFileRemovingDir(`${dir.path}/dump`, dir.path, pg(client)) },
   ];
   const results = await execBatch(t.host, steps.map((x) => x.argv), { secretFile: t.secretFile, signal: t.signal, stopAfterFailure: true });
-  const removedDir = results.length === steps.length;
+  dir.removed = results.length === steps.length;
   const failed = results.findIndex((r) => r.exitCode !== 0);
-  if (failed >= 0) throw Object.assign(pgFailure(t.host, steps[failed]!.what, results[failed]!.exitCode, results[failed]!.stderr), { removedDir });
-  const globalsErrors = d.globals ? results[0]!.stderr.split('\n').filter((l) => /\bERROR:/.test(l)).length : 0;
-  return { globalsErrors, removedDir };
+  if (failed >= 0) throw pgFailure(t.host, steps[failed]!.what, results[failed]!.exitCode, results[failed]!.stderr);
+  return d.globals ? results[0]!.stderr.split('\n').filter((l) => /\bERROR:/.test(l)).length : 0;
 }
 
 /**
  * Before a restore writes anything, one session asks: can this psql be restricted (when plain SQL is loaded), what
  * is in the target database, and a private temp dir to push the dump into (its removal is the caller's).
  */
-async function probe(t: Target, db: string, plainSql: boolean): Promise<{ state: DbState; dir: { path: string; removed: boolean } }> {
+async function probe(t: Target, db: string, plainSql: boolean): Promise<{ state: DbState; dir: RemoteDir }> {
   const version = pgCommand(t.a, ['psql', '--version']);
   const results = await execBatch(t.host, [...(plainSql ? [version] : []), dbStateArgv(t.a, db), MKTEMP_ARGV], { secretFile: t.secretFile, signal: t.signal });
   const [versionRes, stateRes, tempRes] = plainSql ? results : [undefined, ...results];
@@ -201,7 +211,7 @@ export const postgresRestore: RestoreModule<PostgresArtifact> = {
     const { dump, globals, format } = files(ctx.artifact, ctx.component);
     const db = targetDb(t.a, ctx.options.database);
     // Plain SQL (the dump, the globals) is loaded by psql in restricted mode: see psql-restricted.ts.
-    const plainSql = format === 'plain' || (!!globals && ctx.options.force && db === t.a.database);
+    const plainSql = format === 'plain' || restoresGlobals(t.a, ctx.component, ctx.options.force, ctx.options.database);
     const { state, dir } = await probe(t, db, plainSql);
     try {
       const d = decision(t.a, ctx.component, ctx.options.force, ctx.options.database, state);
@@ -217,13 +227,7 @@ export const postgresRestore: RestoreModule<PostgresArtifact> = {
         await rsyncPush(ctx.host, pushed(local), `${dir.path}/dump`, { signal: ctx.signal, owner: false, onProgress: (rsync) => ctx.progress({ artifact: ctx.artifact.name, rsync }) });
         if (d.globals && globals) await rsyncPush(ctx.host, pushed(join(ctx.snapshotDir, globals)), `${dir.path}/globals.sql`, { signal: ctx.signal, owner: false });
         ctx.progress({ artifact: ctx.artifact.name, phase: 'load' });
-        const { globalsErrors } = await load(t, d, dir.path).then(
-          (r) => ((dir.removed = r.removedDir), r),
-          (err: unknown) => {
-            dir.removed = (err as { removedDir?: boolean }).removedDir === true;
-            throw err;
-          },
-        );
+        const globalsErrors = await load(t, d, dir);
         const details = { database: d.db, format: d.format, dropped: d.drop, created: d.create, clean: d.clean, globals: d.globals, ...(d.globals ? { globals_errors: globalsErrors } : {}) };
         return { target: where(d, ctx.host), bytes, details };
       } finally {
