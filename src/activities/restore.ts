@@ -73,7 +73,8 @@ export function createRestoreActivities() {
     async planRestore(ctx: PlanContext, fetched: FetchedSnapshot, input: RestoreInput): Promise<Step[]> {
       return runActivity(async ({ signal }) => {
         const components = await readComponents(fetched.dir);
-        const hosts = new HostPool(ctx, signal); // one SSH connection per target host for all its artifacts
+        // One SSH connection per target host for all its artifacts, and their checks, asked together, in one session.
+        const hosts = new HostPool(ctx, signal, { coalesce: true });
         // Each step asks its target (a round trip, a session on the host): small work, so as many at once as
         // preflight checks sources (the small sources' bound when larger), in plan order.
         const atOnce = Math.max(ctx.plan.parallelism, ctx.plan.smallSourceParallelism ?? 0);

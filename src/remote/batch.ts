@@ -23,6 +23,9 @@ const BATCH_SCRIPT = [
   'done',
 ].join('\n');
 
+/** What runs a command directly on a host (a batch, or a command alone). */
+export type Sender = Pick<Host, 'exec' | 'label'>;
+
 export interface BatchOptions extends Pick<ExecOptions, 'secretFile' | 'signal'> {
   /** Leave out the commands after the first one that fails (they are missing from the result). */
   stopAfterFailure?: boolean;
@@ -33,7 +36,7 @@ export interface BatchOptions extends Pick<ExecOptions, 'secretFile' | 'signal'>
  * stdout, the tail of its stderr). A secret file is shared by all of them. Meant for short commands: stdout is
  * collected, not streamed.
  */
-export async function execBatch(host: Host, commands: string[][], opts: BatchOptions = {}): Promise<ExecResult[]> {
+export async function execBatch(host: Sender, commands: string[][], opts: BatchOptions = {}): Promise<ExecResult[]> {
   if (commands.length === 0 || commands.some((c) => c.length === 0)) throw new Error('execBatch: every command needs an argv');
   const marker = `lifeboat-batch-${randomBytes(12).toString('hex')}`;
   const argv = ['sh', '-c', BATCH_SCRIPT, 'lifeboat-batch', marker, opts.stopAfterFailure ? '1' : '0', ...commands.flatMap((c) => [String(c.length), ...c])];
@@ -59,4 +62,55 @@ export function splitOutput(text: string, marker: string): Array<{ text: string;
     from = m.index + m[0].length;
   }
   return parts;
+}
+
+interface Pending {
+  /** Sends directly, under the caller's own label. */
+  via: Sender;
+  argv: string[];
+  opts: ExecOptions;
+  resolve: (r: ExecResult) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * For one connection: commands issued while it opens (or in the same tick once it is open) go out as one batch per
+ * secret and signal, so a step that asks several small things at once pays one session. Only for short commands
+ * that may as well run one after another (planning checks); a streamed command goes out alone.
+ */
+export class CommandCoalescer {
+  private queue: Pending[] = [];
+
+  /** `ready` opens the connection (or says it is open). */
+  constructor(private readonly ready: () => Promise<unknown>) {}
+
+  /** `via` runs a command on this connection directly. */
+  exec(via: Sender, argv: string[], opts: ExecOptions): Promise<ExecResult> {
+    if (opts.stdout) return via.exec(argv, opts);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ via, argv, opts, resolve, reject });
+      if (this.queue.length === 1) void this.ready().then(() => this.flush(), () => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const groups = new Map<string, Map<AbortSignal | undefined, Pending[]>>();
+    for (const p of this.queue.splice(0)) {
+      const secret = p.opts.secretFile ? `${p.opts.secretFile.env}\0${p.opts.secretFile.content}` : '';
+      const bySignal = groups.get(secret) ?? groups.set(secret, new Map()).get(secret)!;
+      (bySignal.get(p.opts.signal) ?? bySignal.set(p.opts.signal, []).get(p.opts.signal)!).push(p);
+    }
+    for (const group of [...groups.values()].flatMap((m) => [...m.values()])) void this.send(group);
+  }
+
+  private async send(group: Pending[]): Promise<void> {
+    const [first] = group;
+    const { secretFile, signal } = first!.opts;
+    try {
+      const results = group.length === 1 ? [await first!.via.exec(first!.argv, first!.opts)] : await execBatch(first!.via, group.map((p) => p.argv), { ...(secretFile ? { secretFile } : {}), ...(signal ? { signal } : {}) });
+      group.forEach((p, i) => p.resolve(results[i]!));
+    } catch (err) {
+      for (const p of group) p.reject(err);
+    }
+  }
 }

@@ -1,6 +1,7 @@
 // A source host: where artifacts are captured. Either the backup host itself (`local`) or an SSH peer.
 import type { Writable } from 'node:stream';
 import type { Config, Source } from '../config/schema';
+import { CommandCoalescer } from './batch';
 import type { SecretFile } from './remote-command';
 import { LocalHost } from './local';
 import { SshConnection, SshHost, sshLabel } from './ssh';
@@ -63,28 +64,34 @@ export async function connectHost(source: Source, config: Pick<Config, 'ssh'>, s
  * port, key and known_hosts), however many sources name it. Each source keeps its own label for messages.
  */
 export class HostPool {
-  private readonly connections = new Map<string, Promise<SshConnection>>();
+  private readonly connections = new Map<string, Promise<{ connection: SshConnection; coalescer?: CommandCoalescer }>>();
 
+  /** `coalesce`: short commands issued together on one connection share a session (see CommandCoalescer). */
   constructor(
     private readonly config: Pick<Config, 'ssh'>,
     private readonly signal?: AbortSignal,
+    private readonly opts: { coalesce?: boolean } = {},
   ) {}
 
   async host(source: Source): Promise<Host> {
     if (source.host === 'local') return new LocalHost(source.name);
     const settings = sshSettings(source, this.config);
     const key = JSON.stringify([settings.user, settings.host, settings.port, settings.identityFile, settings.knownHosts]);
-    let connection = this.connections.get(key);
-    if (!connection) {
-      connection = SshConnection.open(sshLabel(source.name, settings), settings, this.signal);
-      this.connections.set(key, connection);
+    let entry = this.connections.get(key);
+    if (!entry) {
+      entry = SshConnection.open(sshLabel(source.name, settings), settings, this.signal).then((connection) => ({
+        connection,
+        ...(this.opts.coalesce ? { coalescer: new CommandCoalescer(() => connection.ready()) } : {}),
+      }));
+      this.connections.set(key, entry);
     }
-    return new SshHost(source.name, await connection, true);
+    const { connection, coalescer } = await entry;
+    return new SshHost(source.name, connection, true, coalescer);
   }
 
   /** Ends every connection; commands still running on them fail. */
   close(): void {
-    for (const c of this.connections.values()) c.then((conn) => conn.end(), () => undefined);
+    for (const c of this.connections.values()) c.then(({ connection }) => connection.end(), () => undefined);
     this.connections.clear();
   }
 }

@@ -17,6 +17,7 @@ import { pinnedSshOptions } from './ssh-options';
 import { rsyncRshCommand, shellJoin } from './quote';
 import { dieWithWorker } from '../shared/die-with-worker';
 import { wrapRemote } from './remote-command';
+import type { CommandCoalescer, Sender } from './batch';
 
 const MAX_COLLECTED_STDOUT = 16 * 1024 * 1024;
 /** OpenSSH's MaxSessions defaults to 10: a shared connection queues its commands below that instead of being refused. */
@@ -103,13 +104,20 @@ export class SshConnection {
 export class SshHost implements Host {
   readonly label: string;
 
-  /** `shared`: the connection belongs to a pool (host.ts HostPool), which ends it; close() leaves it open. */
+  private readonly direct: Sender;
+
+  /**
+   * `shared`: the connection belongs to a pool (host.ts HostPool), which ends it; close() leaves it open.
+   * `coalescer`: the pool's for this connection, when short commands issued together should share a session.
+   */
   constructor(
     name: string,
     private readonly connection: SshConnection,
     private readonly shared = false,
+    private readonly coalescer?: CommandCoalescer,
   ) {
     this.label = sshLabel(name, connection.settings);
+    this.direct = { label: this.label, exec: (argv, opts) => this.connection.exec(shellJoin(wrapRemote(argv, opts?.secretFile)), argv[0] ?? '', this.label, opts ?? {}) };
   }
 
   /** A host with its own connection, opened by its first command. */
@@ -118,7 +126,7 @@ export class SshHost implements Host {
   }
 
   exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    return this.connection.exec(shellJoin(wrapRemote(argv, opts.secretFile)), argv[0] ?? '', this.label, opts);
+    return this.coalescer ? this.coalescer.exec(this.direct, argv, opts) : this.direct.exec(argv, opts);
   }
 
   rsyncTarget(): { rsh: string; prefix: string } {

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startSshHost, type SshHost } from '../../scripts/lib/services';
 import { execa } from 'execa';
 import { createBackupActivities } from '../../src/activities/backup';
+import { createRestoreActivities } from '../../src/activities/restore';
 import { FilesArtifact, Plan, PostgresArtifact } from '../../src/config/schema';
 import { execBatch } from '../../src/remote/batch';
 import { SshHost as RemoteHost } from '../../src/remote/ssh';
@@ -241,6 +242,40 @@ describe('a restore step over SSH', () => {
       await psql(`DROP DATABASE IF EXISTS ${target} WITH (FORCE)`).catch(() => undefined);
       await psql(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     }
+  });
+
+  it('planning a restore asks each host once, for all its artifacts at once', async () => {
+    const [a, b] = hosts;
+    const snapshotDir = join(root, uniqueName('plan'), 'snap');
+    const components: Record<string, RecordedComponent> = {};
+    const sources = [a!, b!].map((h) => {
+      const tree = join(h.dataDir, 'site');
+      const own = { ...comp('files', [`files/${h.name}/site`]), source: h.name };
+      components[`${h.name}-site`] = { ...own, paths: [`files/${h.name}/${h.name}-site`] };
+      components[`${h.name}-ver`] = { ...own, paths: [`files/${h.name}/${h.name}-ver`] };
+      return { ...tinySource(h), artifacts: [
+        { type: 'files', name: `${h.name}-site`, paths: [tree] },
+        { type: 'files', name: `${h.name}-ver`, paths: [join(h.dataDir, 'VERSION')] },
+        ...(h === a ? [{ type: 'postgres', name: 'pg', database: 'lifeboat_no_such_db', host: '127.0.0.1' }] : []),
+      ] };
+    });
+    components.pg = { ...comp('postgres', ['database/pg.sql'], { database: 'lifeboat_no_such_db', format: 'plain' }), source: a!.name };
+    for (const [name, c] of Object.entries(components)) {
+      const h = c.source === a!.name ? a! : b!;
+      const path = c.type === 'postgres' ? join(snapshotDir, 'database/pg.sql') : join(snapshotDir, c.paths[0]!, name.endsWith('-ver') ? join(h.dataDir, 'VERSION') : join(h.dataDir, 'site', 'x'));
+      await mkdir(join(path, '..'), { recursive: true });
+      await writeFile(path, 'x\n');
+    }
+    await writeFile(join(snapshotDir, 'metadata.yml'), JSON.stringify({ components }));
+    const ctx = context(sources, 8);
+    const fetched = { snapshot: 'snap', storage: 'local', workDir: join(snapshotDir, '..'), dir: snapshotDir, archiveSha256: '0'.repeat(64), artifacts: Object.entries(components).map(([name, c]) => ({ source: c.source, name, type: c.type, status: 'ok' as const })) };
+    const input = { plan: 'tiny', snapshot: 'snap', force: false, dryRun: true, dir: join(root, uniqueName('planned')) };
+    const steps = (await activityEnv().run(createRestoreActivities().planRestore, ctx, fetched, input)) as Array<{ artifact: string; targetInUse: boolean; action: string }>;
+    expect(steps.map((s) => [s.artifact, s.targetInUse])).toEqual([[`${a!.name}-site`, false], [`${a!.name}-ver`, false], [`${b!.name}-site`, false], [`${b!.name}-ver`, false], ['pg', false]]);
+    expect(steps.find((s) => s.artifact === 'pg')!.action).toContain('create the database');
+    // Before: one command per artifact (five); now each host's checks go together.
+    expect(countBy(seen.commands.map((c) => c.port))).toMatchObject({ [a!.name]: 1, [b!.name]: 1 });
+    expect(seen.commands.every((c) => c.command.includes('lifeboat-batch'))).toBe(true);
   });
 
   it('execBatch: every argument arrives intact through the login shell, and a cancel stops the running command', async () => {

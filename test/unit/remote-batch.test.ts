@@ -1,7 +1,7 @@
 // execBatch's framing and its stop-after-failure rule, with the backup host's own sh (LocalHost); over a real sshd
 // in test/integration/small-steps.test.ts.
 import { describe, expect, it } from 'vitest';
-import { execBatch, splitOutput } from '../../src/remote/batch';
+import { CommandCoalescer, execBatch, splitOutput, type Sender } from '../../src/remote/batch';
 import { LocalHost } from '../../src/remote/local';
 
 const host = new LocalHost('here');
@@ -40,5 +40,25 @@ describe('execBatch', () => {
   it('refuses an empty command', async () => {
     await expect(execBatch(host, [[]])).rejects.toThrow(/argv/);
     await expect(execBatch(host, [])).rejects.toThrow(/argv/);
+  });
+});
+
+describe('CommandCoalescer', () => {
+  it('sends commands issued together as one batch per secret and signal, each caller getting its own result', async () => {
+    const sent: string[][] = [];
+    const via: Sender = { label: host.label, exec: (argv, opts) => (sent.push(argv), host.exec(argv, opts)) };
+    const c = new CommandCoalescer(() => Promise.resolve());
+    const secret = { env: 'LB_SECRET', content: 'k' };
+    const [a, b, d] = await Promise.all([
+      c.exec(via, ['echo', 'a'], {}),
+      c.exec(via, ['sh', '-c', 'exit 2'], {}),
+      c.exec(via, ['sh', '-c', 'cat "$LB_SECRET"'], { secretFile: secret }),
+    ]);
+    expect([a!.stdout, b!.exitCode, d!.stdout]).toEqual(['a\n', 2, 'k']);
+    expect(sent.map((argv) => argv.includes('lifeboat-batch'))).toEqual([true, false]); // the two plain ones together; the secret one alone
+    // Once flushed, a later command starts a new round.
+    sent.length = 0;
+    expect((await c.exec(via, ['echo', 'later'], {})).stdout).toBe('later\n');
+    expect(sent).toEqual([['echo', 'later']]);
   });
 });
