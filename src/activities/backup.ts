@@ -8,6 +8,7 @@ import { getPlan, loadConfig } from '../config/load';
 import { findArtifact } from '../config/lookup';
 import type { Artifact, Source } from '../config/schema';
 import { HostPool, connectHost, type Host } from '../remote/host';
+import { coalescing } from '../remote/batch';
 import { LifeboatError } from '../shared/errors';
 import { formatBytes, parseDurationMs } from '../shared/units';
 import type {
@@ -391,11 +392,15 @@ async function gatherPermanent<T>(check: () => Promise<T>): Promise<{ value?: T;
   }
 }
 
-/** Tools, paths, size and app version of one source: one remote script, plus one command per estimate it cannot make. */
+/**
+ * Tools, paths, size and app version of one source: one remote script, and the estimates it cannot make (a dump's
+ * size query), asked at the same time so that they go in the same session when they need the same secret.
+ */
 async function checkSource(source: Source, hosts: HostPool, signal: AbortSignal) {
-  const host = await hosts.host(source);
+  const host = coalescing(await hosts.host(source));
   const programs = [...source.artifacts.flatMap((a) => sourceModule(a).requiredTools(a)), ...quiesceProgramsOf(source)];
   const scripted = source.artifacts.map(scriptedEstimate);
+  const asked = Promise.allSettled(source.artifacts.map((a, i) => (scripted[i] ? 0 : sourceModule(a).estimateBytes(host, a, signal))));
   const found = await runPreflightChecks(
     host,
     {
@@ -415,8 +420,12 @@ async function checkSource(source: Source, hosts: HostPool, signal: AbortSignal)
   if (found.failures.length) {
     throw new LifeboatError('CommandFailed', `size estimate on ${host.label} failed: ${found.failures.map((f) => `${f.path}: ${f.output.trim()}`).join('; ')}`);
   }
+  // After the script's findings: a missing tool is reported as such, not as the failed query it also causes.
   let estimatedBytes = found.estimatedBytes;
-  for (const [i, a] of source.artifacts.entries()) if (!scripted[i]) estimatedBytes += await sourceModule(a).estimateBytes(host, a, signal);
+  for (const r of await asked) {
+    if (r.status === 'rejected') throw r.reason;
+    estimatedBytes += r.value;
+  }
   // command output has no size to ask for (its estimate is 0): such a source is never taken for small.
   const sized = source.artifacts.every((a) => a.type !== 'command');
   return { name: source.name, host: source.host, appVersion: appVersion(found), estimatedBytes, sized };

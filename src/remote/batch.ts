@@ -114,3 +114,14 @@ export class CommandCoalescer {
     }
   }
 }
+
+/**
+ * `host` with its short commands issued together (while its connection opens, or in one tick) sent as one session.
+ * A host without a connection to wait for (the backup host itself) is returned as it is: its commands cost no login.
+ */
+export function coalescing(host: Host & { ready?: () => Promise<unknown> }): Host {
+  const ready = host.ready?.bind(host);
+  if (!ready) return host;
+  const coalescer = new CommandCoalescer(ready);
+  return { label: host.label, exec: (argv, opts = {}) => coalescer.exec(host, argv, opts), rsyncTarget: () => host.rsyncTarget(), close: () => host.close() };
+}

@@ -129,6 +129,11 @@ export class SshHost implements Host {
     return this.coalescer ? this.coalescer.exec(this.direct, argv, opts) : this.direct.exec(argv, opts);
   }
 
+  /** The connection, opened (its handshake) if it is not yet. */
+  ready(): Promise<unknown> {
+    return this.connection.ready();
+  }
+
   rsyncTarget(): { rsh: string; prefix: string } {
     const s = this.connection.settings;
     const ssh = ['-p', String(s.port), ...pinnedSshOptions(s)];

@@ -148,6 +148,20 @@ describe('preflight bound and sizes', () => {
   });
 });
 
+describe('preflight of a source with a database', () => {
+  it('asks the dump size query in the same session as the script', async () => {
+    const [h] = hosts;
+    const db = { type: 'postgres', name: 'pg', database: 'postgres', host: '127.0.0.1' };
+    const result = (await activityEnv().run(activities.preflight, context([{ ...tinySource(h!), artifacts: [...tinySource(h!).artifacts, db] }]))) as PreflightResult;
+    const filesOnly = (await activityEnv().run(activities.preflight, context([tinySource(h!)]))) as PreflightResult;
+    expect(result.estimatedBytes).toBeGreaterThan(filesOnly.estimatedBytes + 1_000_000); // the database's size came back too
+    const commands = seen.commands.filter((c) => c.port === h!.port);
+    expect(commands).toHaveLength(2); // one per preflight: before, the first took two (script, then psql)
+    expect(commands[0]!.command).toContain('lifeboat-batch');
+    expect(commands[0]!.command).toContain('pg_database_size');
+  });
+});
+
 describe('preflight of a local source', () => {
   it('runs the same script on the backup host itself, without SSH', async () => {
     const dir = join(root, 'local site');
