@@ -12,7 +12,11 @@ export function lastLines(text: string, n = 5): string {
 }
 
 async function mustExec(host: Host, argv: string[], what: string, opts: ExecOptions = {}): Promise<ExecResult> {
-  const res = await host.exec(argv, opts);
+  return succeeded(host, what, await host.exec(argv, opts));
+}
+
+/** `res`, when its command exited 0 (run alone or in a batch); else a CommandFailed naming `what`. */
+function succeeded(host: Host, what: string, res: ExecResult): ExecResult {
   if (res.exitCode !== 0) throw new LifeboatError('CommandFailed', `${what} on ${host.label} failed (exit ${res.exitCode}): ${lastLines(res.stderr)}`);
   return res;
 }
@@ -35,8 +39,7 @@ export const MKTEMP_ARGV = ['sh', '-c', 'mktemp -d "${TMPDIR:-/tmp}/lifeboat-res
 
 /** The dir MKTEMP_ARGV made, from its result. */
 export function tempDirOf(host: Host, res: ExecResult): string {
-  if (res.exitCode !== 0) throw new LifeboatError('CommandFailed', `mktemp on ${host.label} failed (exit ${res.exitCode}): ${lastLines(res.stderr)}`);
-  const dir = res.stdout.trim();
+  const dir = succeeded(host, 'mktemp', res).stdout.trim();
   if (!dir.startsWith('/')) throw new LifeboatError('CommandFailed', `mktemp on ${host.label} returned ${JSON.stringify(dir)}`);
   return dir;
 }
@@ -90,10 +93,10 @@ export async function pathStates(host: Host, paths: string[], signal: AbortSigna
 export async function targetStates(host: Host, paths: string[], signal: AbortSignal): Promise<{ states: PathState[]; root: boolean }> {
   if (paths.length === 0) return { states: [], root: false };
   const [states, id] = await execBatch(host, [['sh', '-c', STATE_SCRIPT, 'lifeboat-state', ...paths], ['id', '-u']], { signal });
-  for (const [what, r] of [['checking the restore targets', states!], ['id -u', id!]] as const) {
-    if (r.exitCode !== 0) throw new LifeboatError('CommandFailed', `${what} on ${host.label} failed (exit ${r.exitCode}): ${lastLines(r.stderr)}`);
-  }
-  return { states: parseStates(host, states!.stdout, paths.length), root: id!.stdout.trim() === '0' };
+  return {
+    states: parseStates(host, succeeded(host, 'checking the restore targets', states!).stdout, paths.length),
+    root: succeeded(host, 'id -u', id!).stdout.trim() === '0',
+  };
 }
 
 function parseStates(host: Host, stdout: string, count: number): PathState[] {
