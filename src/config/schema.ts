@@ -102,6 +102,8 @@ export const PostgresArtifact = z
     format: z.enum(['plain', 'custom']).default('plain'),
     /** Also dump roles and tablespaces with `pg_dumpall --globals-only`. */
     globals: z.boolean().default(false),
+    /** Link the last dump into the snapshot instead of dumping again when the cluster has not changed since (pg-unchanged.ts). */
+    reuseUnchanged: z.boolean().default(true),
   })
   .strict()
   .refine((a) => !(a.runAs && a.password), { message: 'use either runAs (peer authentication) or password, not both', path: ['runAs'] })

@@ -1,6 +1,9 @@
 // PostgreSQL: pg_dump runs on the source host and streams to the backup host; the dump is never held in memory.
 // A password goes through a private temporary PGPASSFILE (see remote/remote-command.ts), never a command line.
 // Row counts per table come from the dump itself (pg-rowcounts.ts), for the restore drill to compare against.
+// The dump is written to the artifact's mirror and linked into the snapshot; a database unchanged since the mirror's
+// dump is not dumped again (pg-unchanged.ts).
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { PostgresArtifact } from '../config/schema';
@@ -11,6 +14,7 @@ import { LifeboatError } from '../shared/errors';
 import { streamToFile, tailIncludes } from './capture-stream';
 import { inService } from './compose-exec';
 import { CopyRowCounter, countCopyRows } from './pg-rowcounts';
+import { dumpFingerprint, dumpUnlessUnchanged, forgetKeptDump, keepDump, keptDump, linkIntoSnapshot, PG_STATE_SQL, readOutcome } from './pg-unchanged';
 import type { SourceModule } from './types';
 import { dieWithWorker } from '../shared/die-with-worker';
 
@@ -82,31 +86,42 @@ export const postgres: SourceModule<PostgresArtifact> = {
     return Number(res.stdout.trim()) || 0;
   },
 
-  async capture({ host, artifact: a, snapshotDir, signal, progress }) {
+  async capture({ host, artifact: a, snapshot, snapshotDir, mirrorDir, signal, progress }) {
     const secretFile = await passfile(a);
     const rel = dumpFileName(a);
-    const target = join(snapshotDir, rel);
+    const fingerprint = dumpFingerprint({ dump: pgCommand(a, pgDumpArgv(a)), globals: a.globals ? pgCommand(a, pgDumpallGlobalsArgv(a)) : null });
+    const kept = a.reuseUnchanged ? await keptDump(mirrorDir, fingerprint) : undefined;
+    const command = dumpUnlessUnchanged(pgCommand(a, pgStateArgv(a)), pgCommand(a, pgDumpArgv(a)), kept?.state);
+    // The dump goes to the mirror (kept for the next run) and is linked into the snapshot once complete.
+    const target = join(mirrorDir, rel);
     // A plain dump's rows are counted as it streams by; a custom one is read back through pg_restore afterwards.
     const rows = a.format === 'plain' ? new CopyRowCounter() : undefined;
-    const dump = await streamToFile(host, pgCommand(a, pgDumpArgv(a)), target, {
+    const dump = await streamToFile(host, command.argv, target, {
       secretFile,
       signal,
       onBytes: (bytes) => progress({ artifact: a.name, bytes }),
       ...(rows ? { onChunk: (chunk: Buffer) => rows.push(chunk) } : {}),
     });
+    const outcome = readOutcome(dump.stderr, command.marker);
     if (dump.exitCode !== 0) {
       await dump.discard();
-      throw classifyPgFailure(host.label, a, dump.exitCode, dump.stderr);
+      throw classifyPgFailure(host.label, a, dump.exitCode, outcome.stderr);
+    }
+    if (outcome.unchanged && kept) {
+      await dump.discard();
+      await linkIntoSnapshot(mirrorDir, snapshotDir, kept.captured.paths);
+      return { ...kept.captured, details: { ...kept.captured.details, unchanged_since: kept.dumpedIn } };
     }
     if (a.format === 'plain' && !(await tailIncludes(dump.partial, DUMP_COMPLETE, 4096))) {
       await dump.discard();
       throw new LifeboatError('CommandFailed', `pg_dump of ${a.database} on ${host.label} ended without its completion marker (truncated dump)`);
     }
+    await forgetKeptDump(mirrorDir);
     await dump.commit();
     const paths = [rel];
     let bytes = dump.bytes;
     if (a.globals) {
-      const g = await streamToFile(host, pgCommand(a, pgDumpallGlobalsArgv(a)), join(snapshotDir, globalsFileName(a)), { secretFile, signal });
+      const g = await streamToFile(host, pgCommand(a, pgDumpallGlobalsArgv(a)), join(mirrorDir, globalsFileName(a)), { secretFile, signal });
       if (g.exitCode !== 0) {
         await g.discard();
         throw classifyPgFailure(host.label, a, g.exitCode, g.stderr);
@@ -115,9 +130,26 @@ export const postgres: SourceModule<PostgresArtifact> = {
       paths.push(globalsFileName(a));
       bytes += g.bytes;
     }
-    return { paths, bytes, details: { database: a.database, format: a.format, ...(rows ? { row_counts: rows.finish() } : await customRowCounts(target, signal)) } };
+    await removeOtherDumps(mirrorDir, paths);
+    await linkIntoSnapshot(mirrorDir, snapshotDir, paths);
+    const captured = { paths, bytes, details: { database: a.database, format: a.format, ...(rows ? { row_counts: rows.finish() } : await customRowCounts(target, signal)) } };
+    await keepDump(mirrorDir, { fingerprint, state: outcome.state, dumpedIn: snapshot, captured });
+    return captured;
   },
 };
+
+/** The cluster's state (pg-unchanged.ts), asked with the dump's own connection settings. */
+export function pgStateArgv(a: PostgresArtifact): string[] {
+  return ['psql', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', ...pgConnectionArgs(a), `--dbname=${a.database}`, '-c', PG_STATE_SQL];
+}
+
+/** Dumps an earlier config wrote under other names (format: plain → custom) would sit in the mirror forever. */
+async function removeOtherDumps(mirrorDir: string, keep: string[]): Promise<void> {
+  const dir = join(mirrorDir, 'database');
+  for (const name of await readdir(dir)) {
+    if (!keep.includes(`database/${name}`)) await rm(join(dir, name), { force: true });
+  }
+}
 
 /** Row counts of a custom-format dump, read through the backup host's pg_restore. Never fails the capture. */
 async function customRowCounts(dumpPath: string, signal: AbortSignal): Promise<Record<string, unknown>> {
