@@ -14,7 +14,7 @@ import { startSshHost, type SshHost } from '../../scripts/lib/services';
 import { execa } from 'execa';
 import { createBackupActivities } from '../../src/activities/backup';
 import { createRestoreActivities } from '../../src/activities/restore';
-import { FilesArtifact, Plan, PostgresArtifact } from '../../src/config/schema';
+import { FilesArtifact, Plan, PostgresArtifact, SqliteArtifact } from '../../src/config/schema';
 import { execBatch } from '../../src/remote/batch';
 import { SshHost as RemoteHost } from '../../src/remote/ssh';
 import { restoreModule } from '../../src/sources/restore';
@@ -218,6 +218,23 @@ describe('a restore step over SSH', () => {
     expect(await readFile(join(to, path, 'sub', "it's.txt"), 'utf8')).toBe('restored\n');
     expect(commandsOn(h!)).toHaveLength(1); // states and `id -u`; before: states, mkdir, id -u
     expect(commandsOn(h!)[0]).toContain('lifeboat-batch');
+  });
+
+  it('sqlite: one command for the check, rsync (which makes the directory), one to put the file in place', async () => {
+    const [h] = hosts;
+    const snapshotDir = join(root, uniqueName('snap'));
+    await mkdir(join(snapshotDir, 'database'), { recursive: true });
+    await execa('sqlite3', [join(snapshotDir, 'database/app.sqlite'), "CREATE TABLE t(v); INSERT INTO t VALUES ('restored');"]);
+    const artifact = SqliteArtifact.parse({ type: 'sqlite', name: 'app', path: '/srv/app/app.db' });
+    const to = join(root, uniqueName('to'), 'deep', 'new place');
+    const host = await open(h!);
+    try {
+      await restoreModule(artifact)!.restore(rctx(host, artifact, snapshotDir, comp('sqlite', ['database/app.sqlite']), { dir: to }));
+    } finally {
+      host.close();
+    }
+    expect((await execa('sqlite3', [join(to, 'app.db'), 'SELECT v FROM t'])).stdout).toBe('restored');
+    expect(commandsOn(h!)).toHaveLength(2); // the state check and the placement; before: also a mkdir
   });
 
   it('postgres: one command before the push, one for create and load, and the host temp dir is gone either way', async () => {

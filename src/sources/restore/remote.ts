@@ -131,10 +131,10 @@ const PLACE_SCRIPT = [
  */
 export async function placeFile(host: Host, local: string, target: string, opts: { signal: AbortSignal; removeFirst?: string[] }): Promise<string[]> {
   const staged = `${target}.lifeboat-restore`;
-  await mustExec(host, ['mkdir', '-p', '--', dirname(target)], `mkdir ${dirname(target)}`, { signal: opts.signal });
   try {
     // The snapshot's copy belongs to the backup worker: the file is the SSH user's, or the target's (above).
-    await rsyncPush(host, local, staged, { signal: opts.signal, owner: false });
+    // rsync's own session makes the directory (no `mkdir` session of its own).
+    await rsyncPush(host, local, staged, { signal: opts.signal, owner: false, makeDir: dirname(target) });
     const res = await mustExec(host, ['sh', '-c', PLACE_SCRIPT, 'lifeboat-place', staged, target, ...(opts.removeFirst ?? [])], `moving the restored file to ${target}`, { signal: opts.signal });
     return res.stderr.split('\n').filter((l) => l.startsWith('lifeboat: warning:'));
   } catch (err) {
