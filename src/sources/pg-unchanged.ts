@@ -4,11 +4,13 @@
 // pg_dump would start, in the same session:
 //   - system identifier and postmaster start time: the same server, not restarted, restored or replaced;
 //   - the WAL insert position: every logged change to any database of the cluster (rows, catalog, roles) moves it;
+//   - the transaction snapshot (xmin:xmax:running xids): a commit whose WAL record is written becomes visible only
+//     when it leaves the running list (with synchronous replication that can be much later), and that writes no WAL;
 //   - a digest of the database's sequences: nextval() within an already logged range writes no WAL;
 //   - none at all (always dump) on a standby, or when the database has unlogged tables (their rows write no WAL).
-// The position is read before the dump's own snapshot is taken, so a change in between only causes a new dump.
+// The state is read before the dump's own snapshot is taken, so a change in between only causes a new dump.
 import { createHash, randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Captured } from './types';
 
@@ -18,8 +20,11 @@ export const PG_STATE_SQL = [
   "ELSE (SELECT system_identifier::text FROM pg_catalog.pg_control_system())",
   "  || ':' || extract(epoch FROM pg_catalog.pg_postmaster_start_time())::text",
   "  || ':' || pg_catalog.pg_current_wal_insert_lsn()::text",
-  "  || ':' || coalesce((SELECT pg_catalog.md5(pg_catalog.string_agg(pg_catalog.format('%I.%I=%s', schemaname, sequencename,",
-  "       coalesce(last_value::text, '-')), ',' ORDER BY schemaname, sequencename)) FROM pg_catalog.pg_sequences), '')",
+  "  || ':' || pg_catalog.txid_current_snapshot()::text",
+  // sha256, not md5: md5() fails on a FIPS build (which would only mean a dump every time).
+  "  || ':' || coalesce((SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.string_agg(",
+  "       pg_catalog.format('%I.%I=%s', schemaname, sequencename, coalesce(last_value::text, '-')), ','",
+  "       ORDER BY schemaname, sequencename), 'UTF8')), 'hex') FROM pg_catalog.pg_sequences), '')",
   'END',
 ].join('\n');
 
@@ -60,8 +65,9 @@ export function readOutcome(stderr: string, marker: string): DumpOutcome {
   let state = '';
   let unchanged = false;
   const rest: string[] = [];
+  const statePrefix = `${marker} state `;
   for (const line of stderr.split('\n')) {
-    if (line.startsWith(`${marker} state `)) state = line.slice(marker.length + 7).trim();
+    if (line.startsWith(statePrefix)) state = line.slice(statePrefix.length).trim();
     else if (line === `${marker} unchanged`) unchanged = true;
     else rest.push(line);
   }
@@ -88,7 +94,7 @@ export function dumpFingerprint(commands: unknown): string {
 }
 
 async function identity(path: string): Promise<string | undefined> {
-  const st = await stat(path, { bigint: true }).catch(() => undefined);
+  const st = await lstat(path, { bigint: true }).catch(() => undefined); // a symlink is never a kept dump
   return st?.isFile() ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}` : undefined;
 }
 
@@ -96,19 +102,23 @@ async function identity(path: string): Promise<string | undefined> {
 export async function keptDump(mirrorDir: string, fingerprint: string): Promise<KeptDump | undefined> {
   const text = await readFile(join(mirrorDir, KEPT), 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
-  let kept: KeptDump;
+  let kept: KeptDump | undefined;
   try {
-    kept = JSON.parse(text) as KeptDump;
+    kept = JSON.parse(text) as KeptDump | undefined;
   } catch {
     return undefined;
   }
-  if (kept.version !== 1 || kept.fingerprint !== fingerprint || !kept.state || !Array.isArray(kept.files)) return undefined;
+  if (kept?.version !== 1 || kept.fingerprint !== fingerprint || typeof kept.state !== 'string' || !kept.state) return undefined;
+  if (typeof kept.dumpedIn !== 'string' || !Array.isArray(kept.files) || !kept.captured || typeof kept.captured !== 'object') return undefined;
+  const { paths, bytes, details } = kept.captured;
   // What gets linked (captured.paths) must be exactly the files whose identity is checked here.
-  if (!Array.isArray(kept.captured?.paths) || kept.captured.paths.join('\0') !== kept.files.map((f) => f.path).join('\0')) return undefined;
+  if (!Array.isArray(paths) || paths.join('\0') !== kept.files.map((f) => f?.path).join('\0')) return undefined;
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0 || !details || typeof details !== 'object' || Array.isArray(details)) return undefined;
   for (const f of kept.files) {
     if (!isMirrorPath(f.path) || (await identity(join(mirrorDir, f.path))) !== f.identity) return undefined;
   }
-  return kept;
+  // Only the fields a capture reports, whatever else the file holds.
+  return { version: 1, fingerprint, state: kept.state, dumpedIn: kept.dumpedIn, files: kept.files, captured: { paths, bytes, details } };
 }
 
 /** Forgets the kept dump before a new one replaces its files, so a crash in between never pairs old state and new files. */

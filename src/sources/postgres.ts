@@ -80,8 +80,7 @@ export const postgres: SourceModule<PostgresArtifact> = {
   requiredPaths: () => [],
 
   async estimateBytes(host: Host, a, signal) {
-    const argv = ['psql', '-X', '-A', '-t', ...pgConnectionArgs(a), `--dbname=${a.database}`, '-c', 'SELECT pg_database_size(current_database())'];
-    const res = await host.exec(pgCommand(a, argv), { secretFile: await passfile(a), signal });
+    const res = await host.exec(pgCommand(a, psqlArgv(a, 'SELECT pg_database_size(current_database())')), { secretFile: await passfile(a), signal });
     if (res.exitCode !== 0) throw classifyPgFailure(host.label, a, res.exitCode, res.stderr);
     return Number(res.stdout.trim()) || 0;
   },
@@ -89,9 +88,10 @@ export const postgres: SourceModule<PostgresArtifact> = {
   async capture({ host, artifact: a, snapshot, snapshotDir, mirrorDir, signal, progress }) {
     const secretFile = await passfile(a);
     const rel = dumpFileName(a);
-    const fingerprint = dumpFingerprint({ dump: pgCommand(a, pgDumpArgv(a)), globals: a.globals ? pgCommand(a, pgDumpallGlobalsArgv(a)) : null });
+    const dumpArgv = pgCommand(a, pgDumpArgv(a));
+    const fingerprint = dumpFingerprint({ dump: dumpArgv, globals: a.globals ? pgCommand(a, pgDumpallGlobalsArgv(a)) : null });
     const kept = a.reuseUnchanged ? await keptDump(mirrorDir, fingerprint) : undefined;
-    const command = dumpUnlessUnchanged(pgCommand(a, pgStateArgv(a)), pgCommand(a, pgDumpArgv(a)), kept?.state);
+    const command = dumpUnlessUnchanged(pgCommand(a, psqlArgv(a, PG_STATE_SQL)), dumpArgv, kept?.state);
     // The dump goes to the mirror (kept for the next run) and is linked into the snapshot once complete.
     const target = join(mirrorDir, rel);
     // A plain dump's rows are counted as it streams by; a custom one is read back through pg_restore afterwards.
@@ -110,7 +110,8 @@ export const postgres: SourceModule<PostgresArtifact> = {
     if (outcome.unchanged && kept) {
       await dump.discard();
       await linkIntoSnapshot(mirrorDir, snapshotDir, kept.captured.paths);
-      return { ...kept.captured, details: { ...kept.captured.details, unchanged_since: kept.dumpedIn } };
+      // A retry of the run that made the dump (the worker died after recording it) is not "unchanged since" itself.
+      return kept.dumpedIn === snapshot ? kept.captured : { ...kept.captured, details: { ...kept.captured.details, unchanged_since: kept.dumpedIn } };
     }
     if (a.format === 'plain' && !(await tailIncludes(dump.partial, DUMP_COMPLETE, 4096))) {
       await dump.discard();
@@ -138,9 +139,9 @@ export const postgres: SourceModule<PostgresArtifact> = {
   },
 };
 
-/** The cluster's state (pg-unchanged.ts), asked with the dump's own connection settings. */
-export function pgStateArgv(a: PostgresArtifact): string[] {
-  return ['psql', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', ...pgConnectionArgs(a), `--dbname=${a.database}`, '-c', PG_STATE_SQL];
+/** One query with the dump's own connection settings, its value alone on stdout (size estimate, state). */
+export function psqlArgv(a: PostgresArtifact, sql: string): string[] {
+  return ['psql', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', ...pgConnectionArgs(a), `--dbname=${a.database}`, '-c', sql];
 }
 
 /** Dumps an earlier config wrote under other names (format: plain → custom) would sit in the mirror forever. */

@@ -4,6 +4,7 @@
 // that the state must see is driven here: a row, a sequence step that writes no WAL, unlogged tables.
 import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshHost, type SshHost } from '../../scripts/lib/services';
 import { PostgresArtifact, type Source } from '../../src/config/schema';
@@ -40,17 +41,17 @@ afterAll(async () => {
 });
 
 /** One capture into a new snapshot directory; its name, result and the dump's inode and text. */
-async function capture(over: Record<string, unknown> = {}) {
+async function capture(over: Record<string, unknown> = {}, into = mirrorDir) {
   const snapshot = `app-20261205T0000${String(n++).padStart(2, '0')}`;
   const snapshotDir = join(root, 'snapshots', snapshot);
-  const artifact = PostgresArtifact.parse({ type: 'postgres', name: 'app', database: 'app', host: '127.0.0.1', port: pg.port, globals: true, ...over });
+  const artifact = PostgresArtifact.parse({ type: 'postgres', name: 'app', database: 'app', host: '127.0.0.1', port: pg.port, user: 'postgres', globals: true, ...over });
   const captured: Captured = await postgres.capture({
     host,
     source: { name: 'db' } as Source,
     artifact,
     snapshot,
     snapshotDir,
-    mirrorDir,
+    mirrorDir: into,
     denyList: [],
     signal: new AbortController().signal,
     progress: () => undefined,
@@ -121,6 +122,15 @@ describe('an unchanged PostgreSQL database', () => {
     expect(rewritten.text).toContain('PostgreSQL database dump complete');
   });
 
+  it('is linked for a role that is not a superuser too (the state needs no special privilege)', async () => {
+    await pg.psql("CREATE ROLE reader LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader; GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO reader", 'app');
+    const other = join(root, 'mirror-reader');
+    const first = await capture({ user: 'reader', globals: false }, other);
+    const second = await capture({ user: 'reader', globals: false }, other);
+    expect(second.captured.details.unchanged_since).toBe(first.snapshot);
+    expect(second.ino).toBe(first.ino);
+  });
+
   it('is dumped again when the format changes, and the other format\'s file leaves the mirror', async () => {
     await capture();
     const custom = await capture({ format: 'custom' });
@@ -130,3 +140,48 @@ describe('an unchanged PostgreSQL database', () => {
     expect((await capture({ format: 'custom' })).captured.details.unchanged_since).toBe(custom.snapshot);
   });
 });
+
+// A commit's WAL record is written before the transaction becomes visible; with synchronous replication waiting for
+// a standby that never answers, it stays invisible until the wait is called off, which writes no WAL. A second
+// cluster (replication needs wal_level=replica and a WAL sender slot).
+describe('a commit that becomes visible without writing WAL', () => {
+  let sync: PgCluster;
+  beforeAll(async () => {
+    sync = await startPgCluster(join(root, 'pg-sync'), { wal_level: 'replica', max_wal_senders: 2 });
+    await sync.psql('CREATE DATABASE app');
+    await sync.psql("CREATE TABLE meals (id int PRIMARY KEY, name text); INSERT INTO meals VALUES (1, 'first')", 'app');
+  }, 60_000);
+  afterAll(async () => sync?.stop());
+
+  it('is in the next dump: the transaction snapshot is part of the state', async () => {
+    const prev = pg;
+    pg = sync; // capture() dumps the cluster named by pg
+    const into = join(root, 'mirror-sync');
+    try {
+      await sync.psql("ALTER SYSTEM SET synchronous_standby_names = 'lifeboat_nobody'"); // not in a transaction block
+      await sync.psql('SELECT pg_reload_conf()');
+      await new Promise((r) => setTimeout(r, 500));
+      const late = execa('psql', ['-X', '-h', '127.0.0.1', '-p', String(sync.port), '-U', 'postgres', '-d', 'app', '-c', "INSERT INTO meals VALUES (2, 'late')"], { reject: false });
+      await until(async () => (await sync.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")) === '1');
+      const before = await capture({}, into);
+      expect(before.text).not.toContain('late');
+      await sync.psql('ALTER SYSTEM RESET synchronous_standby_names');
+      await sync.psql('SELECT pg_reload_conf()');
+      await late;
+      expect(await sync.psql('SELECT name FROM meals WHERE id = 2', 'app')).toBe('late');
+      const after = await capture({}, into);
+      expect(after.captured.details.unchanged_since).toBeUndefined();
+      expect(after.text).toContain('late');
+    } finally {
+      pg = prev;
+    }
+  });
+});
+
+async function until(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -19,7 +19,7 @@ function serverBin(): string {
   return join('/usr/lib/postgresql', versions[0], 'bin');
 }
 
-export async function startPgCluster(dir: string): Promise<PgCluster> {
+export async function startPgCluster(dir: string, extra: Record<string, string | number> = {}): Promise<PgCluster> {
   const bin = serverBin();
   const data = join(dir, 'data');
   await mkdir(dir, { recursive: true });
@@ -28,7 +28,7 @@ export async function startPgCluster(dir: string): Promise<PgCluster> {
   const asPostgres = (cmd: string, args: string[]) => execa('runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args], { cwd: dir });
   await asPostgres('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   const port = await freePort();
-  const settings = { port, listen_addresses: "'127.0.0.1'", unix_socket_directories: `'${dir}'`, wal_level: 'minimal', max_wal_senders: 0, autovacuum: 'off', checkpoint_timeout: '1d', fsync: 'off' };
+  const settings = { port, listen_addresses: "'127.0.0.1'", unix_socket_directories: `'${dir}'`, wal_level: 'minimal', max_wal_senders: 0, autovacuum: 'off', checkpoint_timeout: '1d', fsync: 'off', ...extra };
   await appendFile(join(data, 'postgresql.conf'), Object.entries(settings).map(([k, v]) => `${k} = ${v}\n`).join(''));
   await asPostgres('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', 'start']);
   return {

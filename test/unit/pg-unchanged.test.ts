@@ -1,7 +1,7 @@
 // The unchanged-dump decision's parts without a database: the remote script with the local sh (LocalHost), what is
 // read back from its stderr, and what a mirror's state file may say before its dump is reused. Against a private
 // PostgreSQL cluster over sshd: test/integration/pg-unchanged.test.ts.
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalHost } from '../../src/remote/local';
@@ -76,6 +76,15 @@ describe('keptDump', () => {
       expect(await keptDump(mirror, 'f1')).toBeUndefined();
     }
     await writeFile(join(mirror, 'dump-state.json'), '{');
+    expect(await keptDump(mirror, 'f1')).toBeUndefined();
+  });
+
+  it('reports only the fields a capture reports, whatever else the state file holds', async () => {
+    const mirror = await setUp();
+    const text = JSON.parse(await readFile(join(mirror, 'dump-state.json'), 'utf8'));
+    await writeFile(join(mirror, 'dump-state.json'), JSON.stringify({ ...text, captured: { ...text.captured, status: 'skipped', error: 'x' } }));
+    expect((await keptDump(mirror, 'f1'))!.captured).toEqual({ paths: ['database/app.sql'], bytes: 7, details: { format: 'plain' } });
+    await writeFile(join(mirror, 'dump-state.json'), JSON.stringify({ ...text, captured: { ...text.captured, bytes: '7' } }));
     expect(await keptDump(mirror, 'f1')).toBeUndefined();
   });
 
