@@ -133,6 +133,8 @@ export const SqliteArtifact = z
     method: z.enum(['vacuum', 'backup']).default('vacuum'),
     /** How long to wait for a writer's lock (sqlite3 `.timeout`). */
     busyTimeoutSeconds: z.number().int().min(0).default(30),
+    /** Link the last copy into the snapshot instead of copying again when the database's files have not changed (sqlite.ts). */
+    reuseUnchanged: z.boolean().default(true),
   })
   .strict();
 

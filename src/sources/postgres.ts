@@ -1,8 +1,8 @@
 // PostgreSQL: pg_dump runs on the source host and streams to the backup host; the dump is never held in memory.
 // A password goes through a private temporary PGPASSFILE (see remote/remote-command.ts), never a command line.
 // Row counts per table come from the dump itself (pg-rowcounts.ts), for the restore drill to compare against.
-// The dump is written to the artifact's mirror and linked into the snapshot; a database unchanged since the mirror's
-// dump is not dumped again (pg-unchanged.ts).
+// The dump is written to the artifact's mirror and linked into the snapshot (kept-dump.ts); a database unchanged since
+// the mirror's dump is not dumped again (pg-unchanged.ts).
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -14,7 +14,8 @@ import { LifeboatError } from '../shared/errors';
 import { streamToFile, tailIncludes } from './capture-stream';
 import { inService } from './compose-exec';
 import { CopyRowCounter, countCopyRows } from './pg-rowcounts';
-import { dumpFingerprint, dumpUnlessUnchanged, forgetKeptDump, keepDump, keptDump, linkIntoSnapshot, PG_STATE_SQL, readOutcome } from './pg-unchanged';
+import { dumpFingerprint, forgetKeptDump, keepDump, keptDump, linkIntoSnapshot, readOutcome } from './kept-dump';
+import { dumpUnlessUnchanged, PG_STATE_SQL } from './pg-unchanged';
 import type { SourceModule } from './types';
 import { dieWithWorker } from '../shared/die-with-worker';
 

@@ -1,18 +1,29 @@
 // SQLite: a consistent copy is made on the source host with sqlite3 itself (VACUUM INTO or .backup) into a
-// private temp dir, streamed to the snapshot, then checked on the backup host with PRAGMA integrity_check.
-// Copying the file with cp/rsync instead would tear pages while the application writes.
+// private temp dir, streamed to the artifact's mirror, checked on the backup host with PRAGMA integrity_check, and
+// linked into the snapshot. Copying the file with cp/rsync instead would tear pages while the application writes.
+// A database whose files have not changed since the mirror's copy is not copied again (kept-dump.ts): the state is
+// each file's device, inode, size, mtime and ctime (ns; ctime cannot be set back by anyone), the database and its
+// -wal. Like git's racy-index rule, a state whose newest change is under RACY_SECONDS old is not kept: a write in the
+// same clock tick as that change would leave every time as it was. A -journal present (a write in progress, or a
+// persistent journal) means a copy every time.
 import { join } from 'node:path';
 import type { SqliteArtifact } from '../config/schema';
 import type { Host } from '../remote/host';
 import { LocalHost } from '../remote/local';
 import { LifeboatError } from '../shared/errors';
 import { streamToFile } from './capture-stream';
+import { dumpFingerprint, forgetKeptDump, keepDump, keptDump, linkIntoSnapshot, newMarker, readOutcome } from './kept-dump';
 import type { SourceModule } from './types';
 
 /** Exit status of the capture script when the database file is missing (EX_NOINPUT). */
 export const SQLITE_MISSING_EXIT = 66;
 
-// $1 = database path, $2 = busy timeout in ms, $3 = the copy statement (a constant from copyStatement()).
+/** A state younger than this (its newest ctime) is not kept: see the header. */
+export const RACY_SECONDS = 3;
+
+// $1 = database path, $2 = busy timeout in ms, $3 = the copy statement (a constant from copyStatement()),
+// $4 = marker, $5 = the kept copy's state ('' for none). Prints `<marker> state <state>` on stderr (empty when there
+// is a -journal, stat fails, or the newest change is too recent); when it equals $5, `<marker> unchanged` and exits.
 // `-readonly` never writes the source (works for WAL and rollback-journal databases) and, unlike a plain
 // open, cannot create an empty database. sqlite3 and cat run in the background so that a TERM from a
 // cancelled activity interrupts `wait` at once instead of waiting for them; the EXIT trap removes the copy.
@@ -22,6 +33,15 @@ export const SQLITE_CAPTURE_SCRIPT = [
   'trap cleanup EXIT',
   "trap 'exit 143' HUP INT TERM",
   `[ -f "$1" ] || { echo "lifeboat: $1: no such database file" >&2; exit ${SQLITE_MISSING_EXIT}; }`,
+  'st=',
+  'if [ ! -e "$1-journal" ]; then',
+  // The unquoted $( ) joins the lines with single spaces (stat prints no spaces or glob characters here).
+  '  st=$(echo $(for f in "$1" "$1-wal"; do if [ -e "$f" ]; then stat -c %d:%i:%s:%.9Y:%.9Z -- "$f"; else echo -; fi; done 2>/dev/null))',
+  '  newest=$(for f in "$1" "$1-wal"; do [ ! -e "$f" ] || stat -c %Z -- "$f"; done 2>/dev/null | sort -n | tail -n 1)',
+  `  [ -n "$newest" ] && [ $(( $(date +%s) - newest )) -ge ${RACY_SECONDS} ] || st=`,
+  'fi',
+  'printf \'%s state %s\\n\' "$4" "$st" >&2',
+  'if [ -n "$st" ] && [ "$st" = "$5" ]; then printf \'%s unchanged\\n\' "$4" >&2; exit 0; fi',
   't=$(mktemp -d) && cd "$t" || exit 70',
   'sqlite3 -readonly "$1" ".timeout $2" "$3" >&2 & p=$!',
   'wait "$p"; s=$?; p=',
@@ -39,8 +59,17 @@ export function copyStatement(method: SqliteArtifact['method']): string {
   return method === 'vacuum' ? "VACUUM INTO 'copy.sqlite'" : ".backup 'copy.sqlite'";
 }
 
-export function sqliteCaptureArgv(a: SqliteArtifact): string[] {
-  return ['sh', '-c', SQLITE_CAPTURE_SCRIPT, 'lifeboat-sqlite', a.path, String(a.busyTimeoutSeconds * 1000), copyStatement(a.method)];
+export function sqliteCaptureArgv(a: SqliteArtifact, marker = '', kept = ''): string[] {
+  return ['sh', '-c', SQLITE_CAPTURE_SCRIPT, 'lifeboat-sqlite', a.path, String(a.busyTimeoutSeconds * 1000), copyStatement(a.method), marker, kept];
+}
+
+/** What the script reports for the database and its -wal: identity and times, or `-` for a missing -wal. */
+const FILE_STATE = /^\d+:\d+:\d+:\d+\.\d{9}:\d+\.\d{9}$/;
+
+/** Only a state of the expected form is kept: a `stat` that printed something else must never compare equal later. */
+export function keepableState(state: string): string {
+  const parts = state.trim().split(' ');
+  return parts.length === 2 && FILE_STATE.test(parts[0]!) && (parts[1] === '-' || FILE_STATE.test(parts[1]!)) ? state : '';
 }
 
 export function sqliteFileName(a: SqliteArtifact): string {
@@ -89,21 +118,36 @@ export const sqlite: SourceModule<SqliteArtifact> = {
     return sumLines(res.stdout);
   },
 
-  async capture({ host, artifact: a, snapshotDir, signal, progress, quiet }) {
+  async capture({ host, artifact: a, snapshot, snapshotDir, mirrorDir, signal, progress, quiet }) {
     const rel = sqliteFileName(a);
     const onBytes = (bytes: number) => progress({ artifact: a.name, bytes });
-    const target = join(snapshotDir, rel);
+    const fingerprint = dumpFingerprint(sqliteCaptureArgv(a));
+    const kept = a.reuseUnchanged ? await keptDump(mirrorDir, fingerprint) : undefined;
+    const marker = newMarker('lifeboat-sqlite');
     // VACUUM INTO (or .backup) writes its copy before the first byte streams: silent until then, within its own bound.
-    const out = await quiet(`sqlite ${a.method}`, SQLITE_COPY_BOUND_MS, () => streamToFile(host, sqliteCaptureArgv(a), target, { signal, onBytes }));
+    const out = await quiet(`sqlite ${a.method}`, SQLITE_COPY_BOUND_MS, () =>
+      streamToFile(host, sqliteCaptureArgv(a, marker, kept?.state), join(mirrorDir, rel), { signal, onBytes }),
+    );
+    const outcome = readOutcome(out.stderr, marker);
+    let tables: Record<string, number>;
     try {
-      if (out.exitCode !== 0) throw classifySqliteFailure(host.label, a, out.exitCode, out.stderr);
-      const tables = await checkCopy(out.partial, a, signal);
+      if (out.exitCode !== 0) throw classifySqliteFailure(host.label, a, out.exitCode, outcome.stderr);
+      if (outcome.unchanged && kept) {
+        await out.discard();
+        await linkIntoSnapshot(mirrorDir, snapshotDir, kept.captured.paths);
+        return kept.dumpedIn === snapshot ? kept.captured : { ...kept.captured, details: { ...kept.captured.details, unchanged_since: kept.dumpedIn } };
+      }
+      tables = await checkCopy(out.partial, a, signal);
+      await forgetKeptDump(mirrorDir);
       await out.commit();
-      return { paths: [rel], bytes: out.bytes, details: { path: a.path, method: a.method, integrity: 'ok', tables } };
     } catch (err) {
       await out.discard();
       throw err;
     }
+    await linkIntoSnapshot(mirrorDir, snapshotDir, [rel]);
+    const captured = { paths: [rel], bytes: out.bytes, details: { path: a.path, method: a.method, integrity: 'ok', tables } };
+    await keepDump(mirrorDir, { fingerprint, state: keepableState(outcome.state), dumpedIn: snapshot, captured });
+    return captured;
   },
 };
 

@@ -191,15 +191,15 @@ describe('classifyMysqlFailure', () => {
 });
 
 describe('sqlite argv', () => {
-  it('runs the constant script; path, timeout and statement are separate argv elements', () => {
-    const argv = sqliteCaptureArgv(sqliteArtifact({ path: `/srv/${NASTY}.db`, busyTimeoutSeconds: 7 }));
-    expect(argv).toEqual(['sh', '-c', SQLITE_CAPTURE_SCRIPT, 'lifeboat-sqlite', `/srv/${NASTY}.db`, '7000', "VACUUM INTO 'copy.sqlite'"]);
+  it('runs the constant script; path, timeout, statement, marker and kept state are separate argv elements', () => {
+    const argv = sqliteCaptureArgv(sqliteArtifact({ path: `/srv/${NASTY}.db`, busyTimeoutSeconds: 7 }), 'lifeboat-sqlite-00', NASTY);
+    expect(argv).toEqual(['sh', '-c', SQLITE_CAPTURE_SCRIPT, 'lifeboat-sqlite', `/srv/${NASTY}.db`, '7000', "VACUUM INTO 'copy.sqlite'", 'lifeboat-sqlite-00', NASTY]);
   });
 
   it('copy statements are constants writing into the private temp dir', () => {
     expect(copyStatement('vacuum')).toBe("VACUUM INTO 'copy.sqlite'");
     expect(copyStatement('backup')).toBe(".backup 'copy.sqlite'");
-    expect(sqliteCaptureArgv(sqliteArtifact({ method: 'backup' })).at(-1)).toBe(".backup 'copy.sqlite'");
+    expect(sqliteCaptureArgv(sqliteArtifact({ method: 'backup' }))[6]).toBe(".backup 'copy.sqlite'");
   });
 
   it('the script opens the database read-only and cleans up on exit and signals', () => {

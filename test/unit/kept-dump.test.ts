@@ -1,11 +1,13 @@
-// The unchanged-dump decision's parts without a database: the remote script with the local sh (LocalHost), what is
-// read back from its stderr, and what a mirror's state file may say before its dump is reused. Against a private
-// PostgreSQL cluster over sshd: test/integration/pg-unchanged.test.ts.
+// Kept dumps (kept-dump.ts) and the unchanged-dump scripts without a database: the scripts with the local sh
+// (LocalHost), what is read back from their stderr, and what a mirror's state file may say before its dump is
+// reused. Against real servers over sshd: test/integration/pg-unchanged.test.ts, sqlite-unchanged.test.ts.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalHost } from '../../src/remote/local';
-import { dumpUnlessUnchanged, keepDump, keptDump, readOutcome } from '../../src/sources/pg-unchanged';
+import { keepDump, keptDump, readOutcome } from '../../src/sources/kept-dump';
+import { dumpUnlessUnchanged } from '../../src/sources/pg-unchanged';
+import { keepableState } from '../../src/sources/sqlite';
 import { tempDir } from '../support/fixtures';
 
 const host = new LocalHost('here');
@@ -92,5 +94,16 @@ describe('keptDump', () => {
     const mirror = await tempDir('pg-kept-empty');
     await keepDump(mirror, { fingerprint: 'f1', state: '', dumpedIn: 'x', captured: { paths: [], bytes: 0, details: {} } });
     expect(await keptDump(mirror, 'f1')).toBeUndefined();
+  });
+});
+
+describe('keepableState (sqlite)', () => {
+  it('keeps only the stat lines it expects: database and -wal, or database and "-"', () => {
+    const f = '65024:9977915:8192:1796509745.777567044:1796509745.777567044';
+    expect(keepableState(`${f} ${f} `)).toBe(`${f} ${f} `);
+    expect(keepableState(`${f} - `)).toBe(`${f} - `);
+    for (const bad of ['', '- - ', `${f} `, '%d:%i:%s:%.9Y:%.9Z - ', '65024:9977915:8192:1796509745:1796509745 - ', `${f} ${f} ${f} `]) {
+      expect(keepableState(bad)).toBe('');
+    }
   });
 });
