@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshHost, type SshHost } from '../../scripts/lib/services';
-import { PostgresArtifact, type Source } from '../../src/config/schema';
+import { PostgresArtifact } from '../../src/config/schema';
 import { SshHost as RemoteHost } from '../../src/remote/ssh';
 import { postgres } from '../../src/sources/postgres';
-import type { Captured } from '../../src/sources/types';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster';
+import { captureOnce } from '../support/capture-once';
 import { tempDir } from '../support/fixtures';
 
 const root = await tempDir('pg-unchanged');
@@ -45,18 +45,7 @@ async function capture(over: Record<string, unknown> = {}, into = mirrorDir) {
   const snapshot = `app-20261205T0000${String(n++).padStart(2, '0')}`;
   const snapshotDir = join(root, 'snapshots', snapshot);
   const artifact = PostgresArtifact.parse({ type: 'postgres', name: 'app', database: 'app', host: '127.0.0.1', port: pg.port, user: 'postgres', globals: true, ...over });
-  const captured: Captured = await postgres.capture({
-    host,
-    source: { name: 'db' } as Source,
-    artifact,
-    snapshot,
-    snapshotDir,
-    mirrorDir: into,
-    denyList: [],
-    signal: new AbortController().signal,
-    progress: () => undefined,
-    quiet: (_phase, _bound, fn) => fn(),
-  });
+  const captured = await captureOnce(postgres, { host, artifact, snapshot, snapshotDir, mirrorDir: into, source: 'db' });
   const dump = join(snapshotDir, artifact.format === 'custom' ? 'database/app.dump' : 'database/app.sql');
   return { snapshot, captured, ino: (await stat(dump)).ino, text: artifact.format === 'plain' ? await readFile(dump, 'utf8') : '' };
 }

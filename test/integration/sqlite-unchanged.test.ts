@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshHost, type SshHost } from '../../scripts/lib/services';
-import { SqliteArtifact, type Source } from '../../src/config/schema';
+import { SqliteArtifact } from '../../src/config/schema';
 import { SshHost as RemoteHost } from '../../src/remote/ssh';
 import { RACY_SECONDS, sqlite } from '../../src/sources/sqlite';
-import type { Captured } from '../../src/sources/types';
+import { captureOnce } from '../support/capture-once';
 import { tempDir } from '../support/fixtures';
 
 const root = await tempDir('sqlite-unchanged');
@@ -45,18 +45,7 @@ async function capture(db: string, over: Record<string, unknown> = {}) {
   const snapshot = `app-20261205T0100${String(n++).padStart(2, '0')}`;
   const snapshotDir = join(root, 'snapshots', snapshot);
   const artifact = SqliteArtifact.parse({ type: 'sqlite', name: 'notes', path: db, ...over });
-  const captured: Captured = await sqlite.capture({
-    host,
-    source: { name: 'app' } as Source,
-    artifact,
-    snapshot,
-    snapshotDir,
-    mirrorDir: join(root, 'mirror', db.replace(/\W/g, '_')),
-    denyList: [],
-    signal: new AbortController().signal,
-    progress: () => undefined,
-    quiet: (_phase, _bound, fn) => fn(),
-  });
+  const captured = await captureOnce(sqlite, { host, artifact, snapshot, snapshotDir, mirrorDir: join(root, 'mirror', db.replace(/\W/g, '_')) });
   const copy = join(snapshotDir, 'database/notes.sqlite');
   return { snapshot, captured, ino: (await stat(copy)).ino, rows: await sql(copy, 'SELECT count(*) FROM notes') };
 }
