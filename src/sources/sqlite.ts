@@ -2,10 +2,10 @@
 // private temp dir, streamed to the artifact's mirror, checked on the backup host with PRAGMA integrity_check, and
 // linked into the snapshot. Copying the file with cp/rsync instead would tear pages while the application writes.
 // A database whose files have not changed since the mirror's copy is not copied again (kept-dump.ts): the state is
-// each file's device, inode, size, mtime and ctime (ns; ctime cannot be set back by anyone), the database and its
-// -wal. Like git's racy-index rule, a state whose newest change is under RACY_SECONDS old is not kept: a write in the
-// same clock tick as that change would leave every time as it was. A -journal present (a write in progress, or a
-// persistent journal) means a copy every time.
+// each file's device, inode, size, mtime and ctime (ns; only a clock stepped back can repeat a ctime) for the
+// database, its -wal and -journal, plus the -shm's wal-index header. Like git's racy-index rule, a state whose newest
+// change is under RACY_SECONDS old is not kept: a write in the same clock tick as that change would leave every time
+// as it was. A non-empty -journal (a write in progress, or a persistent journal) means a copy every time.
 import { join } from 'node:path';
 import type { SqliteArtifact } from '../config/schema';
 import type { Host } from '../remote/host';
@@ -33,12 +33,19 @@ export const SQLITE_CAPTURE_SCRIPT = [
   'trap cleanup EXIT',
   "trap 'exit 143' HUP INT TERM",
   `[ -f "$1" ] || { echo "lifeboat: $1: no such database file" >&2; exit ${SQLITE_MISSING_EXIT}; }`,
-  'st=',
-  'if [ ! -e "$1-journal" ]; then',
+  'st=; now=$(date +%s)',
+  'case $now in ""|*[!0-9]*) now= ;; esac',
+  // A symlink's own times never change (SQLite writes the file it points to); a non-empty -journal is a write in
+  // progress or a persistent journal: no state. An empty one (journal_mode=TRUNCATE) is part of the state.
+  'if [ -n "$now" ] && [ ! -L "$1" ] && [ ! -s "$1-journal" ]; then',
   // The unquoted $( ) joins the lines with single spaces (stat prints no spaces or glob characters here).
-  '  st=$(echo $(for f in "$1" "$1-wal"; do if [ -e "$f" ]; then stat -c %d:%i:%s:%.9Y:%.9Z -- "$f"; else echo -; fi; done 2>/dev/null))',
-  '  newest=$(for f in "$1" "$1-wal"; do [ ! -e "$f" ] || stat -c %Z -- "$f"; done 2>/dev/null | sort -n | tail -n 1)',
-  `  [ -n "$newest" ] && [ $(( $(date +%s) - newest )) -ge ${RACY_SECONDS} ] || st=`,
+  '  st=$(echo $(for f in "$1" "$1-wal" "$1-journal"; do if [ -e "$f" ]; then stat -c %d:%i:%s:%.9Y:%.9Z -- "$f"; else echo -; fi; done 2>/dev/null))',
+  // The wal-index header (the -shm's first 48 bytes, written by writers only): a WAL commit becomes visible when it
+  // is updated, which can be after the -wal's last write (its fsync) and changes no file time.
+  '  shm=-; [ ! -e "$1-shm" ] || shm=$(od -An -v -tx1 -w48 -N48 -- "$1-shm" 2>/dev/null | tr -d " ")',
+  '  st="$st ${shm:-?}"',
+  '  newest=$(for f in "$1" "$1-wal" "$1-journal"; do [ ! -e "$f" ] || stat -c %Z -- "$f"; done 2>/dev/null | sort -n | tail -n 1)',
+  `  case $newest in ""|*[!0-9]*) st= ;; *) [ $((now - newest)) -ge ${RACY_SECONDS} ] || st= ;; esac`,
   'fi',
   'printf \'%s state %s\\n\' "$4" "$st" >&2',
   'if [ -n "$st" ] && [ "$st" = "$5" ]; then printf \'%s unchanged\\n\' "$4" >&2; exit 0; fi',
@@ -63,13 +70,16 @@ export function sqliteCaptureArgv(a: SqliteArtifact, marker = '', kept = ''): st
   return ['sh', '-c', SQLITE_CAPTURE_SCRIPT, 'lifeboat-sqlite', a.path, String(a.busyTimeoutSeconds * 1000), copyStatement(a.method), marker, kept];
 }
 
-/** What the script reports for the database and its -wal: identity and times, or `-` for a missing -wal. */
+/** What the script reports per file (database, -wal, -journal): identity and times, or `-` when it is missing. */
 const FILE_STATE = /^\d+:\d+:\d+:\d+\.\d{9}:\d+\.\d{9}$/;
+/** The -shm's wal-index header in hex, or `-`. */
+const SHM_STATE = /^([0-9a-f]{96}|-)$/;
 
-/** Only a state of the expected form is kept: a `stat` that printed something else must never compare equal later. */
+/** Only a state of the expected form is kept: a `stat` or `od` that printed something else must never compare equal later. */
 export function keepableState(state: string): string {
   const parts = state.trim().split(' ');
-  return parts.length === 2 && FILE_STATE.test(parts[0]!) && (parts[1] === '-' || FILE_STATE.test(parts[1]!)) ? state : '';
+  if (parts.length !== 4 || !FILE_STATE.test(parts[0]!) || !SHM_STATE.test(parts[3]!)) return '';
+  return parts.slice(1, 3).every((p) => p === '-' || FILE_STATE.test(p)) ? state.trim() : '';
 }
 
 export function sqliteFileName(a: SqliteArtifact): string {

@@ -1,7 +1,7 @@
 // A SQLite database whose files have not changed since the last copy is not copied again (src/sources/sqlite.ts,
 // kept-dump.ts): captures over a real sshd with the host's sqlite3. Each way a database changes is driven here: a
 // write (rollback journal), a write that only reaches the -wal, a write in the same second as the copy (the racy
-// rule), a -journal present.
+// rule), a symlinked path, a -journal present.
 import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -102,11 +102,24 @@ describe('an unchanged SQLite database', () => {
     }
   });
 
-  it('is always copied while a -journal is present, or with reuseUnchanged: false', async () => {
+  it('named by a symlink, is copied every time (the link\'s own times never change)', async () => {
+    const db = await newDatabase('target');
+    const link = join(sshd.dataDir, 'link.db');
+    await execa('ln', ['-s', db, link]);
+    await settle();
+    await capture(link);
+    await sql(db, "INSERT INTO notes (body) VALUES ('three')");
+    await settle();
+    const after = await capture(link);
+    expect(after.captured.details.unchanged_since).toBeUndefined();
+    expect(after.rows).toBe('3');
+  });
+
+  it('is always copied while a non-empty -journal is present, or with reuseUnchanged: false', async () => {
     const db = await newDatabase('journal');
     await settle();
     await capture(db);
-    await writeFile(`${db}-journal`, '');
+    await writeFile(`${db}-journal`, Buffer.alloc(512)); // as journal_mode=PERSIST leaves it: zeroed header, not hot
     const withJournal = await capture(db);
     expect(withJournal.captured.details.unchanged_since).toBeUndefined();
     expect((await capture(db)).captured.details.unchanged_since).toBeUndefined();

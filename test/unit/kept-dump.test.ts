@@ -98,11 +98,12 @@ describe('keptDump', () => {
 });
 
 describe('keepableState (sqlite)', () => {
-  it('keeps only the stat lines it expects: database and -wal, or database and "-"', () => {
+  it('keeps only the state it expects: database, -wal, -journal (each stat line or "-"), the -shm header or "-"', () => {
     const f = '65024:9977915:8192:1796509745.777567044:1796509745.777567044';
-    expect(keepableState(`${f} ${f} `)).toBe(`${f} ${f} `);
-    expect(keepableState(`${f} - `)).toBe(`${f} - `);
-    for (const bad of ['', '- - ', `${f} `, '%d:%i:%s:%.9Y:%.9Z - ', '65024:9977915:8192:1796509745:1796509745 - ', `${f} ${f} ${f} `]) {
+    const shm = 'a'.repeat(96);
+    expect(keepableState(`${f} ${f} - ${shm}`)).toBe(`${f} ${f} - ${shm}`);
+    expect(keepableState(` ${f} - ${f} - `)).toBe(`${f} - ${f} -`);
+    for (const bad of ['', '- - - -', `${f} - -`, `${f} - - ?`, `${f} - - ${'a'.repeat(95)}`, '%d:%i:%s:%.9Y:%.9Z - - -', '65024:9977915:8192:1796509745:1796509745 - - -', `${f} ${f} ${f} ${f} -`]) {
       expect(keepableState(bad)).toBe('');
     }
   });
