@@ -100,6 +100,11 @@ export async function keepDump(mirrorDir: string, kept: Omit<KeptDump, 'version'
   await rename(tmp, join(mirrorDir, KEPT));
 }
 
+/** The kept capture as this run's result; a retry of the run that made it (the worker died after recording it) is not "unchanged since" itself. */
+export function reusedCapture(kept: KeptDump, snapshot: string): KeptDump['captured'] {
+  return kept.dumpedIn === snapshot ? kept.captured : { ...kept.captured, details: { ...kept.captured.details, unchanged_since: kept.dumpedIn } };
+}
+
 /** Hard-links the mirror's dump files into the snapshot directory (same inode: the snapshot's copy is the mirror's). */
 export async function linkIntoSnapshot(mirrorDir: string, snapshotDir: string, paths: string[]): Promise<void> {
   for (const path of paths) {

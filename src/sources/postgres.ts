@@ -14,7 +14,7 @@ import { LifeboatError } from '../shared/errors';
 import { streamToFile, tailIncludes } from './capture-stream';
 import { inService } from './compose-exec';
 import { CopyRowCounter, countCopyRows } from './pg-rowcounts';
-import { dumpFingerprint, forgetKeptDump, keepDump, keptDump, linkIntoSnapshot, readOutcome } from './kept-dump';
+import { dumpFingerprint, forgetKeptDump, keepDump, keptDump, linkIntoSnapshot, readOutcome, reusedCapture } from './kept-dump';
 import { dumpUnlessUnchanged, PG_STATE_SQL } from './pg-unchanged';
 import type { SourceModule } from './types';
 import { dieWithWorker } from '../shared/die-with-worker';
@@ -111,8 +111,7 @@ export const postgres: SourceModule<PostgresArtifact> = {
     if (outcome.unchanged && kept) {
       await dump.discard();
       await linkIntoSnapshot(mirrorDir, snapshotDir, kept.captured.paths);
-      // A retry of the run that made the dump (the worker died after recording it) is not "unchanged since" itself.
-      return kept.dumpedIn === snapshot ? kept.captured : { ...kept.captured, details: { ...kept.captured.details, unchanged_since: kept.dumpedIn } };
+      return reusedCapture(kept, snapshot);
     }
     if (a.format === 'plain' && !(await tailIncludes(dump.partial, DUMP_COMPLETE, 4096))) {
       await dump.discard();

@@ -12,7 +12,7 @@ import type { Host } from '../remote/host';
 import { LocalHost } from '../remote/local';
 import { LifeboatError } from '../shared/errors';
 import { streamToFile } from './capture-stream';
-import { dumpFingerprint, forgetKeptDump, keepDump, keptDump, linkIntoSnapshot, newMarker, readOutcome } from './kept-dump';
+import { dumpFingerprint, forgetKeptDump, keepDump, keptDump, linkIntoSnapshot, newMarker, readOutcome, reusedCapture } from './kept-dump';
 import type { SourceModule } from './types';
 
 /** Exit status of the capture script when the database file is missing (EX_NOINPUT). */
@@ -145,7 +145,7 @@ export const sqlite: SourceModule<SqliteArtifact> = {
       if (outcome.unchanged && kept) {
         await out.discard();
         await linkIntoSnapshot(mirrorDir, snapshotDir, kept.captured.paths);
-        return kept.dumpedIn === snapshot ? kept.captured : { ...kept.captured, details: { ...kept.captured.details, unchanged_since: kept.dumpedIn } };
+        return reusedCapture(kept, snapshot);
       }
       tables = await checkCopy(out.partial, a, signal);
       await forgetKeptDump(mirrorDir);
