@@ -22,8 +22,9 @@ export const SQLITE_MISSING_EXIT = 66;
 export const RACY_SECONDS = 3;
 
 // $1 = database path, $2 = busy timeout in ms, $3 = the copy statement (a constant from copyStatement()),
-// $4 = marker, $5 = the kept copy's state ('' for none). Prints `<marker> state <state>` on stderr (empty when there
-// is a -journal, stat fails, or the newest change is too recent); when it equals $5, `<marker> unchanged` and exits.
+// $4 = marker, $5 = the kept copy's state ('' for none). Prints `<marker> state <state>` on stderr (empty for a
+// symlinked path, a non-empty -journal, a clock that is not a number, or a newest change under RACY_SECONDS old; odd
+// `stat`/`od` output is rejected by keepableState); when it equals $5, `<marker> unchanged` and exits.
 // `-readonly` never writes the source (works for WAL and rollback-journal databases) and, unlike a plain
 // open, cannot create an empty database. sqlite3 and cat run in the background so that a TERM from a
 // cancelled activity interrupts `wait` at once instead of waiting for them; the EXIT trap removes the copy.
