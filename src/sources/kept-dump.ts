@@ -86,8 +86,12 @@ export async function forgetKeptDump(mirrorDir: string): Promise<void> {
   await rm(join(mirrorDir, KEPT), { force: true });
 }
 
-/** Records the dump just committed to the mirror; an empty state is not recorded (it never compares equal). */
-export async function keepDump(mirrorDir: string, kept: Omit<KeptDump, 'version' | 'files'>): Promise<void> {
+/**
+ * Links the dump just committed to the mirror into the snapshot and records it for the next run; an empty state is
+ * not recorded (it never compares equal).
+ */
+export async function keepDump(mirrorDir: string, snapshotDir: string, kept: Omit<KeptDump, 'version' | 'files'>): Promise<void> {
+  await linkIntoSnapshot(mirrorDir, snapshotDir, kept.captured.paths);
   if (!kept.state) return;
   const files = [];
   for (const path of kept.captured.paths) {
@@ -100,13 +104,17 @@ export async function keepDump(mirrorDir: string, kept: Omit<KeptDump, 'version'
   await rename(tmp, join(mirrorDir, KEPT));
 }
 
-/** The kept capture as this run's result; a retry of the run that made it (the worker died after recording it) is not "unchanged since" itself. */
-export function reusedCapture(kept: KeptDump, snapshot: string): KeptDump['captured'] {
+/**
+ * Links the kept dump into the snapshot and returns it as this run's result; a retry of the run that made it (the
+ * worker died after recording it) is not "unchanged since" itself.
+ */
+export async function useKeptDump(mirrorDir: string, snapshotDir: string, kept: KeptDump, snapshot: string): Promise<KeptDump['captured']> {
+  await linkIntoSnapshot(mirrorDir, snapshotDir, kept.captured.paths);
   return kept.dumpedIn === snapshot ? kept.captured : { ...kept.captured, details: { ...kept.captured.details, unchanged_since: kept.dumpedIn } };
 }
 
 /** Hard-links the mirror's dump files into the snapshot directory (same inode: the snapshot's copy is the mirror's). */
-export async function linkIntoSnapshot(mirrorDir: string, snapshotDir: string, paths: string[]): Promise<void> {
+async function linkIntoSnapshot(mirrorDir: string, snapshotDir: string, paths: string[]): Promise<void> {
   for (const path of paths) {
     if (!isMirrorPath(path)) throw new Error(`not a dump path: ${path}`);
     const to = join(snapshotDir, path);

@@ -14,7 +14,7 @@ import { LifeboatError } from '../shared/errors';
 import { streamToFile, tailIncludes } from './capture-stream';
 import { inService } from './compose-exec';
 import { CopyRowCounter, countCopyRows } from './pg-rowcounts';
-import { dumpFingerprint, forgetKeptDump, keepDump, keptDump, linkIntoSnapshot, readOutcome, reusedCapture } from './kept-dump';
+import { dumpFingerprint, forgetKeptDump, keepDump, keptDump, readOutcome, useKeptDump } from './kept-dump';
 import { dumpUnlessUnchanged, PG_STATE_SQL } from './pg-unchanged';
 import type { SourceModule } from './types';
 import { dieWithWorker } from '../shared/die-with-worker';
@@ -110,8 +110,7 @@ export const postgres: SourceModule<PostgresArtifact> = {
     }
     if (outcome.unchanged && kept) {
       await dump.discard();
-      await linkIntoSnapshot(mirrorDir, snapshotDir, kept.captured.paths);
-      return reusedCapture(kept, snapshot);
+      return useKeptDump(mirrorDir, snapshotDir, kept, snapshot);
     }
     if (a.format === 'plain' && !(await tailIncludes(dump.partial, DUMP_COMPLETE, 4096))) {
       await dump.discard();
@@ -132,9 +131,8 @@ export const postgres: SourceModule<PostgresArtifact> = {
       bytes += g.bytes;
     }
     await removeOtherDumps(mirrorDir, paths);
-    await linkIntoSnapshot(mirrorDir, snapshotDir, paths);
     const captured = { paths, bytes, details: { database: a.database, format: a.format, ...(rows ? { row_counts: rows.finish() } : await customRowCounts(target, signal)) } };
-    await keepDump(mirrorDir, { fingerprint, state: outcome.state, dumpedIn: snapshot, captured });
+    await keepDump(mirrorDir, snapshotDir, { fingerprint, state: outcome.state, dumpedIn: snapshot, captured });
     return captured;
   },
 };

@@ -12,7 +12,7 @@ import type { Host } from '../remote/host';
 import { LocalHost } from '../remote/local';
 import { LifeboatError } from '../shared/errors';
 import { streamToFile } from './capture-stream';
-import { dumpFingerprint, forgetKeptDump, keepDump, keptDump, linkIntoSnapshot, newMarker, readOutcome, reusedCapture } from './kept-dump';
+import { dumpFingerprint, forgetKeptDump, keepDump, keptDump, newMarker, readOutcome, useKeptDump } from './kept-dump';
 import type { SourceModule } from './types';
 
 /** Exit status of the capture script when the database file is missing (EX_NOINPUT). */
@@ -145,8 +145,7 @@ export const sqlite: SourceModule<SqliteArtifact> = {
       if (out.exitCode !== 0) throw classifySqliteFailure(host.label, a, out.exitCode, outcome.stderr);
       if (outcome.unchanged && kept) {
         await out.discard();
-        await linkIntoSnapshot(mirrorDir, snapshotDir, kept.captured.paths);
-        return reusedCapture(kept, snapshot);
+        return await useKeptDump(mirrorDir, snapshotDir, kept, snapshot);
       }
       tables = await checkCopy(out.partial, a, signal);
       await forgetKeptDump(mirrorDir);
@@ -155,9 +154,8 @@ export const sqlite: SourceModule<SqliteArtifact> = {
       await out.discard();
       throw err;
     }
-    await linkIntoSnapshot(mirrorDir, snapshotDir, [rel]);
     const captured = { paths: [rel], bytes: out.bytes, details: { path: a.path, method: a.method, integrity: 'ok', tables } };
-    await keepDump(mirrorDir, { fingerprint, state: keepableState(outcome.state), dumpedIn: snapshot, captured });
+    await keepDump(mirrorDir, snapshotDir, { fingerprint, state: keepableState(outcome.state), dumpedIn: snapshot, captured });
     return captured;
   },
 };

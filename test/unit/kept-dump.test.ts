@@ -54,7 +54,7 @@ describe('keptDump', () => {
     await mkdir(join(mirror, 'database'));
     await writeFile(join(mirror, 'database/app.sql'), 'dump v1');
     const captured = { paths: ['database/app.sql'], bytes: 7, details: { format: 'plain' } };
-    await keepDump(mirror, { fingerprint: 'f1', state: 's1', dumpedIn: 'app-20261205T000000', captured });
+    await keepDump(mirror, join(mirror, 'snapshot'), { fingerprint: 'f1', state: 's1', dumpedIn: 'app-20261205T000000', captured });
     return mirror;
   };
 
@@ -92,7 +92,7 @@ describe('keptDump', () => {
 
   it('records nothing for an empty state (a standby, unlogged tables): it would never compare equal', async () => {
     const mirror = await tempDir('pg-kept-empty');
-    await keepDump(mirror, { fingerprint: 'f1', state: '', dumpedIn: 'x', captured: { paths: [], bytes: 0, details: {} } });
+    await keepDump(mirror, join(mirror, 'snapshot'), { fingerprint: 'f1', state: '', dumpedIn: 'x', captured: { paths: [], bytes: 0, details: {} } });
     expect(await keptDump(mirror, 'f1')).toBeUndefined();
   });
 });
