@@ -43,10 +43,12 @@ export const SQLITE_CAPTURE_SCRIPT = [
   '  st=$(echo $(for f in "$1" "$1-wal" "$1-journal"; do if [ -e "$f" ]; then stat -c %d:%i:%s:%.9Y:%.9Z -- "$f"; else echo -; fi; done 2>/dev/null))',
   // The wal-index header (the -shm's first 48 bytes, written by writers only): a WAL commit becomes visible when it
   // is updated, which can be after the -wal's last write (its fsync) and changes no file time.
-  '  shm=-; [ ! -e "$1-shm" ] || shm=$(od -An -v -tx1 -w48 -N48 -- "$1-shm" 2>/dev/null | tr -d " ")',
-  '  st="$st ${shm:-?}"',
-  '  newest=$(for f in "$1" "$1-wal" "$1-journal"; do [ ! -e "$f" ] || stat -c %Z -- "$f"; done 2>/dev/null | sort -n | tail -n 1)',
+  // The newest ctime, in whole seconds, from the lines just read (the last field of each; `-` is a missing file).
+  '  newest=',
+  '  for w in $st; do [ "$w" = - ] && continue; c=${w##*:}; c=${c%%.*}; case $c in ""|*[!0-9]*) newest=x; break ;; esac; [ -n "$newest" ] && [ "$newest" -ge "$c" ] || newest=$c; done',
   `  case $newest in ""|*[!0-9]*) st= ;; *) [ $((now - newest)) -ge ${RACY_SECONDS} ] || st= ;; esac`,
+  '  shm=-; [ ! -e "$1-shm" ] || shm=$(od -An -v -tx1 -w48 -N48 -- "$1-shm" 2>/dev/null | tr -d " ")',
+  '  [ -z "$st" ] || st="$st ${shm:-?}"',
   'fi',
   'printf \'%s state %s\\n\' "$4" "$st" >&2',
   'if [ -n "$st" ] && [ "$st" = "$5" ]; then printf \'%s unchanged\\n\' "$4" >&2; exit 0; fi',
