@@ -199,6 +199,15 @@ describe('a restore step over SSH', () => {
     host, artifact, snapshotDir, component, options: { force: false, ...options }, signal, progress: () => {},
   });
   const commandsOn = (h: SshHost) => seen.commands.filter((c) => c.port === h.port).map((c) => c.command);
+  /** One restore step on its own connection to `h`, closed after. */
+  const restoreOn = async <A extends Artifact>(h: SshHost, artifact: A, snapshotDir: string, component: RecordedComponent, options: Partial<RestoreOptions>) => {
+    const host = await open(h);
+    try {
+      return await restoreModule(artifact)!.restore(rctx(host, artifact, snapshotDir, component, options));
+    } finally {
+      host.close();
+    }
+  };
 
   it('files: one command for the checks, then rsync alone (it makes the target directory itself)', async () => {
     const [h] = hosts;
@@ -209,12 +218,7 @@ describe('a restore step over SSH', () => {
     await writeFile(join(base, 'sub', "it's.txt"), 'restored\n');
     const artifact = FilesArtifact.parse({ type: 'files', name: 'tree', paths: [path] });
     const to = join(root, uniqueName('to'), 'deep', 'new place');
-    const host = await open(h!);
-    try {
-      await restoreModule(artifact)!.restore(rctx(host, artifact, snapshotDir, comp('files', ['files/app/tree']), { dir: to }));
-    } finally {
-      host.close();
-    }
+    await restoreOn(h!, artifact, snapshotDir, comp('files', ['files/app/tree']), { dir: to });
     expect(await readFile(join(to, path, 'sub', "it's.txt"), 'utf8')).toBe('restored\n');
     expect(commandsOn(h!)).toHaveLength(1); // states and `id -u`; before: states, mkdir, id -u
     expect(commandsOn(h!)[0]).toContain('lifeboat-batch');
@@ -227,12 +231,7 @@ describe('a restore step over SSH', () => {
     await execa('sqlite3', [join(snapshotDir, 'database/app.sqlite'), "CREATE TABLE t(v); INSERT INTO t VALUES ('restored');"]);
     const artifact = SqliteArtifact.parse({ type: 'sqlite', name: 'app', path: '/srv/app/app.db' });
     const to = join(root, uniqueName('to'), 'deep', 'new place');
-    const host = await open(h!);
-    try {
-      await restoreModule(artifact)!.restore(rctx(host, artifact, snapshotDir, comp('sqlite', ['database/app.sqlite']), { dir: to }));
-    } finally {
-      host.close();
-    }
+    await restoreOn(h!, artifact, snapshotDir, comp('sqlite', ['database/app.sqlite']), { dir: to });
     expect((await execa('sqlite3', [join(to, 'app.db'), 'SELECT v FROM t'])).stdout).toBe('restored');
     expect(commandsOn(h!)).toHaveLength(2); // the state check and the placement; before: also a mkdir
   });
