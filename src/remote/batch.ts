@@ -6,6 +6,12 @@ import { randomBytes } from 'node:crypto';
 import { LifeboatError } from '../shared/errors';
 import type { ExecOptions, ExecResult, Host } from './host';
 
+/**
+ * Sets `cmd` to `"${1}" "${2}" … "${n}"`: references to the first n positional parameters (with `cmd=` and `k=1`
+ * before it), for `eval "exec $cmd"`. An argument's text never enters the eval'd string.
+ */
+export const POSITIONAL_ARGV = 'while [ "$k" -le "$n" ]; do cmd="$cmd \\"\\${$k}\\""; k=$((k + 1)); done';
+
 // $1 = marker, $2 = 1 to stop after the first failure, then per command its argc and argv. Each command runs in
 // turn (exec'd in a background subshell, so a TERM from the wrapper reaches it), followed on stdout and stderr by a
 // line `<marker> <exit code>`. The eval'd string holds only "${k}" references, never an argument's text.
@@ -14,7 +20,7 @@ const BATCH_SCRIPT = [
   'trap \'[ -n "$c" ] && kill -TERM "$c" 2>/dev/null; exit 143\' HUP INT TERM',
   'while [ $# -gt 0 ]; do',
   '  n=$1; shift; cmd=; k=1',
-  '  while [ "$k" -le "$n" ]; do cmd="$cmd \\"\\${$k}\\""; k=$((k + 1)); done',
+  `  ${POSITIONAL_ARGV}`,
   '  eval "exec $cmd" </dev/null & c=$!',
   '  wait "$c"; s=$?; c=',
   '  printf \'\\n%s %s\\n\' "$m" "$s"; printf \'\\n%s %s\\n\' "$m" "$s" >&2',

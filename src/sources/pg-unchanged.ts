@@ -8,6 +8,7 @@
 //   - a digest of the database's sequences: nextval() within an already logged range writes no WAL;
 //   - none at all (always dump) on a standby, or when the database has unlogged tables (their rows write no WAL).
 // The state is read before the dump's own snapshot is taken, so a change in between only causes a new dump.
+import { POSITIONAL_ARGV } from '../remote/batch';
 import { newMarker } from './kept-dump';
 
 export const PG_STATE_SQL = [
@@ -28,9 +29,9 @@ export const PG_STATE_SQL = [
 // and pg_dump's. Prints `<marker> state <state>` on stderr; when it equals $2, `<marker> unchanged` and exits without
 // dumping; else execs pg_dump (a TERM on cancellation reaches it). The eval'd text holds only "${k}" references.
 const DUMP_UNLESS_UNCHANGED = [
-  'm=$1; want=$2; n=$3; shift 3; q=; k=1',
-  'while [ "$k" -le "$n" ]; do q="$q \\"\\${$k}\\""; k=$((k + 1)); done',
-  'state=$(eval "$q" </dev/null 2>/dev/null) || state=',
+  'm=$1; want=$2; n=$3; shift 3; cmd=; k=1',
+  POSITIONAL_ARGV,
+  'state=$(eval "$cmd" </dev/null 2>/dev/null) || state=',
   'printf \'%s state %s\\n\' "$m" "$state" >&2',
   'if [ -n "$state" ] && [ "$state" = "$want" ]; then printf \'%s unchanged\\n\' "$m" >&2; exit 0; fi',
   'shift "$n"',
