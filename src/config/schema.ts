@@ -351,6 +351,12 @@ export const ResticStorage = z
     /** The restore drill also runs `restic check --read-data-subset=<n>%` once per drill (0: structure only). */
     checkReadDataPercent: z.number().min(0).max(100).default(5),
     /**
+     * Database files (`database/*` of a snapshot) up to this size go to the repository as a base kept on the backup
+     * host and a `zstd --patch-from` patch against it, so a day's changed rows cost kilobytes, not a whole new dump
+     * (storage/restic-deltas.ts). zstd holds the base in memory while patching. 0: store every dump whole.
+     */
+    deltaMaxMiB: z.number().int().min(0).default(1024),
+    /**
      * `sftp:` repositories: the key and the pinned known_hosts restic's ssh uses; unset fields come from the top-level
      * `ssh:`. A host whose key is not in knownHosts is refused (HostKeyRejected).
      */

@@ -21,6 +21,7 @@ import { MEDIA_INDEX } from '../snapshot/media-index';
 import { selects } from '../snapshot/selection';
 import { checkpointsProblem, type StoredCheckpoints } from '../snapshot/stored-checkpoints';
 import type { ResticRef } from '../storage/restic-upload';
+import { applyDeltas, deltaPatterns } from '../storage/restic-deltas';
 import { MAX_RECORD_BYTES, type StorageBackend } from '../storage/types';
 
 /** `<plan>/<snapshot>.json` as stored: the backup's record plus where it went and, after a drill, its result. */
@@ -339,8 +340,9 @@ async function restoreFromRestic(opts: DownloadOptions & { storage: ResticBacken
   const report = opts.onProgress;
   report?.({ phase: 'restore' });
   const onProgress = report && ((bytesDone: number, bytesTotal?: number) => report({ phase: 'restore', bytesDone, ...(bytesTotal !== undefined ? { bytesTotal } : {}) }));
-  await storage.restore({ id, snapshot }, root, { ...(select ? { include: select.map(resticPattern) } : {}), signal, onProgress });
+  await storage.restore({ id, snapshot }, root, { ...(select ? { include: select.flatMap((p) => [p, ...deltaPatterns(p)]).map(resticPattern) } : {}), signal, onProgress });
   await assertSafeTree(root, snapshot);
+  await applyDeltas(root, signal); // database files stored as base and patch: the manifest check below proves them
   await verifyTree(root, record, { ...(signal ? { signal } : {}), ...(select ? { only: (path: string) => select.some((p) => selects(p, path)) } : {}), ...(report ? { report } : {}) });
   return { record, dir: root, metadata: await readMetadata(root) };
 }

@@ -17,6 +17,11 @@ export function mirrorDir(backupRoot: string, plan: string, source: string, arti
   return join(backupRoot, '.mirror', plan, source, artifact);
 }
 
+/** A restic storage's database bases for one plan (storage/restic-deltas.ts): beside the snapshots, for hard links. */
+export function resticDeltaBases(backupRoot: string, storage: string, plan: string): string {
+  return join(backupRoot, '.restic-deltas', storage, plan);
+}
+
 /**
  * Finished snapshots of one prefix on the backup host beyond the newest `keep`: what local pruning removes.
  * Pure over directory entry names; `.partial` directories (a run in progress) are never candidates.

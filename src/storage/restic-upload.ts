@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { LifeboatError } from '../shared/errors';
 import type { SnapshotRecord, StorageResult } from '../shared/types';
 import { recordKey } from '../snapshot/naming';
-import type { BackupOutcome, ResticBackend, ResticSummary } from './restic';
+import type { BackupOptions, BackupOutcome, ResticBackend, ResticSummary } from './restic';
 import { MAX_RECORD_BYTES } from './types';
 
 /** What a restic record adds to the SnapshotRecord. Not covered by the signature: see README (restic). */
@@ -25,14 +25,14 @@ export async function uploadToRestic(
    * `fresh`: the upload's first attempt (no data or record snapshot of it can exist yet). A data snapshot found
    * anyway (two storages on one repository) means a record may exist too: then the record write looks it up.
    */
-  input: { storage: string; dir: string; record: SnapshotRecord; fresh?: boolean; signal?: AbortSignal; onProgress?: (bytes: number, total?: number) => void },
+  input: { storage: string; dir: string; record: SnapshotRecord; fresh?: boolean; deltas?: BackupOptions['deltas']; signal?: AbortSignal; onProgress?: (bytes: number, total?: number) => void },
 ): Promise<ResticUploadResult> {
   const { record, dir } = input;
   const id = { plan: record.plan, snapshot: record.snapshot, tier: record.tier, createdAt: record.created_at };
   const repositoryId = await backend.repositoryId();
   // What only the finished snapshot tells (its id, location, completion) is added when the record is read.
   const embedded = JSON.stringify({ ...record, storage: input.storage, ...(repositoryId ? { restic: { repository_id: repositoryId } } : {}) }, null, 2);
-  const outcome = await backend.backupDir(dir, id, { signal: input.signal, onProgress: input.onProgress, fresh: input.fresh, record: embedded });
+  const outcome = await backend.backupDir(dir, id, { signal: input.signal, onProgress: input.onProgress, fresh: input.fresh, record: embedded, ...(input.deltas ? { deltas: input.deltas } : {}) });
   try {
     await assertComplete(outcome, dir, record, outcome.alreadyPresent ? undefined : Buffer.byteLength(embedded));
   } catch (err) {
@@ -73,12 +73,16 @@ export async function uploadToRestic(
 async function assertComplete(outcome: BackupOutcome, dir: string, record: SnapshotRecord, recordBytes: number | undefined): Promise<void> {
   const { summary } = outcome;
   const manifestBytes = (await stat(join(dir, 'manifest.sha256'))).size;
-  const want = { files: record.manifest.files + 1 + (outcome.holdsRecord ? 1 : 0), bytes: record.manifest.bytes + manifestBytes };
+  // Database patches (restic-deltas.ts): each dump went as its base and its patch.
+  // Their bytes are unknown only for an earlier attempt's snapshot whose patches were made again since.
+  const extra = outcome.extra ?? { files: 0, bytes: 0 };
+  const want = { files: record.manifest.files + 1 + (outcome.holdsRecord ? 1 : 0) + extra.files, bytes: record.manifest.bytes + manifestBytes + (extra.bytes ?? 0) };
   const got = { files: summary.total_files_processed, bytes: summary.total_bytes_processed };
-  const extra = (got.bytes ?? 0) - want.bytes;
-  const recordFits = !outcome.holdsRecord ? extra === 0 : recordBytes !== undefined ? extra === recordBytes : extra > 0 && extra <= MAX_RECORD_BYTES;
+  const surplus = (got.bytes ?? 0) - want.bytes;
+  const recordFits =
+    extra.bytes === undefined || (!outcome.holdsRecord ? surplus === 0 : recordBytes !== undefined ? surplus === recordBytes : surplus > 0 && surplus <= MAX_RECORD_BYTES);
   if (got.files !== want.files || !recordFits) {
-    const counted = outcome.holdsRecord ? 'manifest.sha256 and the record included, the record\'s bytes not' : 'manifest.sha256 included';
+    const counted = (outcome.holdsRecord ? 'manifest.sha256 and the record included, the record\'s bytes not' : 'manifest.sha256 included') + (extra.files ? `, ${extra.files} database file(s) as base and patch` : '');
     throw new LifeboatError('ChecksumMismatch', `restic snapshot of ${dir} holds ${got.files} files and ${got.bytes} bytes, but the snapshot has ${want.files} files and ${want.bytes} bytes (${counted})`);
   }
 }

@@ -20,6 +20,7 @@ import { resolveSecret } from '../config/secrets';
 import { LifeboatError } from '../shared/errors';
 import { isHex64 } from '../shared/hex';
 import { isPlanName, isSnapshotName, recordKey } from '../snapshot/naming';
+import { earlierDeltaExtra, prepareDeltaView, type DeltaView } from './restic-deltas';
 import { readCachedParent, readCachedRecord, writeCachedParent, writeCachedRecord } from './restic-cache';
 import { sftpOptions, withSshLog, type SftpOptions } from './restic-sftp';
 import { RETRY_LOCK, runRestic, type ResticCall, type ResticOutput } from './restic-run';
@@ -74,6 +75,8 @@ export interface BackupOptions {
   fresh?: boolean;
   /** The record's JSON, stored in the data snapshot as `/<snapshot>.json` (see embeddedRecordPath). */
   record?: string;
+  /** Database files go as a base and a patch (restic-deltas.ts); bases live in `basesDir` on the backup host. */
+  deltas?: { basesDir: string; maxBytes: number };
 }
 
 export interface BackupOutcome {
@@ -83,6 +86,11 @@ export interface BackupOutcome {
   /** The data snapshot holds a record (`/<snapshot>.json`, tag `lifeboat-record`): this one's, or an earlier attempt's. */
   holdsRecord: boolean;
   summary: ResticSummary;
+  /**
+   * Files and bytes the backed-up tree holds beyond the snapshot directory (database patches: restic-deltas.ts);
+   * bytes unknown for an earlier attempt's snapshot whose patches changed since.
+   */
+  extra?: { files: number; bytes?: number };
 }
 
 export async function openRestic(name: string, cfg: ResticStorage): Promise<ResticBackend> {
@@ -266,7 +274,10 @@ export class ResticBackend implements StorageBackend {
       }
     }
     const existing = (await this.dataSnapshots(id))[0];
-    if (existing) return { snapshotId: existing.id, alreadyPresent: true, holdsRecord: !!identify(existing, RECORD_TAG), summary: existing.summary ?? {} };
+    if (existing) {
+      const extra = opts.deltas ? await earlierDeltaExtra(dir, opts.deltas.basesDir, opts.deltas.maxBytes) : undefined;
+      return { snapshotId: existing.id, alreadyPresent: true, holdsRecord: !!identify(existing, RECORD_TAG), summary: existing.summary ?? {}, ...(extra?.files ? { extra } : {}) };
+    }
     const parent = (await this.snapshots()).filter((s) => identify(s, DATA_TAG)?.plan === id.plan).sort(byNewest)[0];
     return this.backupOnto(dir, id, parent?.id, opts);
   }
@@ -281,10 +292,12 @@ export class ResticBackend implements StorageBackend {
     ];
     // Only for the backup's length: the local snapshot directory keeps its own files (archives, later uploads).
     const recordFile = opts.record !== undefined ? join(dir, embeddedRecordPath(id.snapshot)) : undefined;
+    let view: DeltaView | undefined;
     try {
       if (recordFile) await writeFile(recordFile, opts.record!, { mode: 0o600 });
+      view = opts.deltas ? await prepareDeltaView(dir, opts.deltas.basesDir, { maxBytes: opts.deltas.maxBytes, ...(opts.signal ? { signal: opts.signal } : {}) }) : undefined;
       await this.run(args, 'backup', {
-        cwd: dir,
+        cwd: view?.dir ?? dir,
         signal: opts.signal,
         onJson: (m) => {
           if (m.message_type === 'status' && typeof m.bytes_done === 'number') opts.onProgress?.(m.bytes_done, typeof m.total_bytes === 'number' ? m.total_bytes : undefined);
@@ -297,6 +310,7 @@ export class ResticBackend implements StorageBackend {
       if (summary?.snapshot_id) await this.forget([summary.snapshot_id]).catch(() => undefined);
       throw err;
     } finally {
+      await view?.remove();
       if (recordFile) await rm(recordFile, { force: true });
     }
     if (!summary?.snapshot_id) {
@@ -309,7 +323,7 @@ export class ResticBackend implements StorageBackend {
     // lock, so nobody else writes this snapshot's records) needs no second `restic snapshots` (a key derivation).
     const made: ResticSnapshot = { id: summary.snapshot_id, time: new Date(id.createdAt).toISOString(), tags, paths: [dir], hostname: RESTIC_HOST, summary };
     this.listing = this.listing?.then((list) => [...list, made]);
-    return { snapshotId: summary.snapshot_id, alreadyPresent: false, holdsRecord: opts.record !== undefined, summary };
+    return { snapshotId: summary.snapshot_id, alreadyPresent: false, holdsRecord: opts.record !== undefined, summary, ...(view ? { extra: { files: view.extraFiles, bytes: view.extraBytes } } : {}) };
   }
 
   /**

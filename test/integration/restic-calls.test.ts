@@ -40,7 +40,7 @@ afterAll(async () => {
 
 const calls = async () => (await readFile(log, 'utf8').catch(() => '')).split('\n').filter((l) => l && l !== 'version');
 
-const cfg = () => ({ type: 'restic' as const, repository: join(root, 'repo'), password: { file: join(root, 'password') }, env: {}, init: true, checkReadDataPercent: 5 });
+const cfg = () => ({ type: 'restic' as const, repository: join(root, 'repo'), password: { file: join(root, 'password') }, env: {}, init: true, checkReadDataPercent: 5, deltaMaxMiB: 1024 });
 
 /** A record for `snapshot` of plan p over `dir` (its manifest as the upload checks it). */
 function recordOf(dir: string, snapshot: string, m: Awaited<ReturnType<typeof buildManifest>>): SnapshotRecord {

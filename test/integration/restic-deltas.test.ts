@@ -1,0 +1,184 @@
+// Database files in a restic repository as a base and a zstd patch (src/storage/restic-deltas.ts): real restic, a
+// local-path repository, real zstd. The snapshot directories are made here as the finalize step leaves them.
+import { createHash, randomBytes } from 'node:crypto';
+import { link, lstat, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SnapshotRecord } from '../../src/shared/types';
+import { LifeboatError } from '../../src/shared/errors';
+import { resticDeltaBases } from '../../src/snapshot/layout';
+import { buildManifest } from '../../src/snapshot/manifest';
+import { openStorage } from '../../src/storage';
+import { isRestic, type ResticBackend } from '../../src/storage/restic';
+import { applyDeltas } from '../../src/storage/restic-deltas';
+import { findRestic } from '../../src/storage/restic-run';
+import { uploadToRestic, type ResticUploadResult } from '../../src/storage/restic-upload';
+import { tempDir } from '../support/fixtures';
+
+const root = await tempDir('restic-deltas');
+const backups = join(root, 'backups');
+const password = randomBytes(8).toString('hex');
+const cfg = (repo: string, deltaMaxMiB = 1024) => ({ type: 'restic' as const, repository: join(root, repo), password: { file: join(root, 'password') }, env: {}, init: true, checkReadDataPercent: 5, deltaMaxMiB });
+const bases = resticDeltaBases(backups, 'repo', 'p');
+const MiB = 1024 * 1024;
+
+beforeAll(async () => {
+  await writeFile(join(root, 'password'), `${password}\n`, { mode: 0o600 });
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** A plain dump's COPY rows: `rows` lines of about 55 bytes, row `i` seeded by `i` and its version. */
+function dumpText(rows: number, version: (i: number) => number = () => 0): string {
+  const lines = ['COPY public.orders (id, customer, total, note) FROM stdin;'];
+  for (let i = 1; i <= rows; i++) {
+    const h = createHash('sha256').update(`${i}:${version(i)}`).digest('hex');
+    lines.push(`${i}\tcustomer ${h.slice(0, 8)}\t${parseInt(h.slice(8, 14), 16) / 100}\t${h.slice(14, 40)}`);
+  }
+  return `${lines.join('\n')}\n\\.\n`;
+}
+
+/** A finalized snapshot directory of plan p holding `database/orders.sql` (given, a hard link of `linkFrom`, or none). */
+async function snapshotDir(snapshot: string, dump?: string | { linkFrom: string }): Promise<{ dir: string; record: SnapshotRecord }> {
+  const dir = join(backups, snapshot);
+  await mkdir(join(dir, 'database'), { recursive: true, mode: 0o700 });
+  await writeFile(join(dir, 'metadata.yml'), 'plan: p\n');
+  const file = join(dir, 'database', 'orders.sql');
+  if (typeof dump === 'string') {
+    await writeFile(file, dump, { mode: 0o640 });
+    await utimes(file, new Date('2026-12-01T02:30:00Z'), new Date('2026-12-01T02:30:00.123Z'));
+  } else if (dump) await link(dump.linkFrom, file);
+  const m = await buildManifest(dir);
+  await writeFile(join(dir, 'manifest.sha256'), m.text);
+  const sha = createHash('sha256').update(m.text).digest('hex');
+  const record: SnapshotRecord = {
+    success: true, status: 'Completed', snapshot, plan: 'p', tier: 'daily', created_at: `${snapshot.slice(2, 6)}-${snapshot.slice(6, 8)}-${snapshot.slice(8, 10)}T00:00:00Z`, format: 'tar.zst',
+    size_bytes: 0, checksum_sha256: sha, manifest: { sha256: sha, files: m.entries.length, bytes: m.entries.reduce((n, e) => n + e.size, 0) }, artifacts: [],
+  };
+  return { dir, record };
+}
+
+async function backend(repo = 'repo', deltaMaxMiB = 1024): Promise<ResticBackend> {
+  const b = await openStorage(repo, cfg(repo, deltaMaxMiB));
+  if (!isRestic(b)) throw new Error('not restic');
+  await b.check();
+  return b;
+}
+
+const upload = async (b: ResticBackend, s: { dir: string; record: SnapshotRecord }, opts: { maxBytes?: number; fresh?: boolean; storage?: string } = {}): Promise<ResticUploadResult> =>
+  uploadToRestic(b, { storage: opts.storage ?? 'repo', dir: s.dir, record: s.record, fresh: opts.fresh ?? true, deltas: { basesDir: resticDeltaBases(backups, opts.storage ?? 'repo', 'p'), maxBytes: opts.maxBytes ?? 1024 * MiB } });
+
+async function lsPaths(repo: string, id: string): Promise<string[]> {
+  const ls = await execa(findRestic(), ['ls', '--json', '--no-lock', id], { env: { RESTIC_REPOSITORY: join(root, repo), RESTIC_PASSWORD: password } });
+  return ls.stdout.split('\n').flatMap((l) => (l.includes('"struct_type":"node"') ? [(JSON.parse(l) as { path: string }).path] : [])).sort();
+}
+
+/** `restic restore` of one data snapshot, then the pairs applied, as a restore from the storage does. */
+async function restoreTree(b: ResticBackend, id: string, snapshot: string, include?: string[]): Promise<string> {
+  const target = join(root, `restored-${snapshot}-${randomBytes(3).toString('hex')}`);
+  await b.restore({ id, snapshot }, target, include ? { include } : {});
+  await applyDeltas(target);
+  return target;
+}
+
+const ROWS = 60_000; // a 3.5 MiB dump
+const day1 = dumpText(ROWS);
+const changed = new Set(Array.from({ length: 100 }, (_, k) => 1 + k * 599)); // 100 rows spread over the whole table
+const day2 = dumpText(ROWS, (i) => (changed.has(i) ? 1 : 0));
+
+describe('database files in a restic repository as base and patch', () => {
+  let b: ResticBackend;
+  let second: ResticUploadResult;
+
+  it('a day with 100 changed rows spread over the dump adds a patch of kilobytes; the repository holds base and patch', async () => {
+    b = await backend();
+    const s1 = await snapshotDir('p-20261201T000000', day1);
+    const first = await upload(b, s1);
+    const s2 = await snapshotDir('p-20261202T000000', day2);
+    second = await upload(b, s2);
+    const added = { first: first.restic.data_added_packed!, second: second.restic.data_added_packed! };
+    console.log(`restic data_added_packed: first ${added.first} B, 100 rows changed ${added.second} B (dump ${day2.length} B)`);
+    expect(added.first).toBeGreaterThan(day1.length / 4); // the first holds the whole dump (compressed by restic)
+    expect(added.second).toBeLessThan(64 * 1024);
+    // Without the patch, restic stores the changed dump again (its chunks all differ): the same two days, whole.
+    const whole = await backend('whole', 0);
+    await upload(whole, s1, { maxBytes: 0, storage: 'whole' });
+    const wholeSecond = await upload(whole, s2, { maxBytes: 0, storage: 'whole' });
+    expect(wholeSecond.restic.data_added_packed!).toBeGreaterThan(added.first / 2);
+    expect(await lsPaths('whole', wholeSecond.restic.snapshot_id)).toContain('/database/orders.sql');
+
+    const paths = await lsPaths('repo', second.restic.snapshot_id);
+    expect(paths).toEqual(expect.arrayContaining(['/database/orders.sql.lbbase', '/database/orders.sql.lbpatch', '/manifest.sha256', '/metadata.yml']));
+    expect(paths).not.toContain('/database/orders.sql');
+    // The base is the first day's dump, kept on the backup host as a hard link; the view restic read is gone.
+    expect((await stat(join(bases, 'database', 'orders.sql'))).ino).toBe((await stat(join(backups, 'p-20261201T000000', 'database', 'orders.sql'))).ino);
+    expect(await readdir(join(backups, '.restic-deltas', 'repo'))).toEqual(['p']);
+  });
+
+  it('a restore gives the dump back byte for byte, with its mode and mtime', async () => {
+    const target = await restoreTree(b, second.restic.snapshot_id, 'p-20261202T000000');
+    expect(await readFile(join(target, 'database', 'orders.sql'), 'utf8')).toBe(day2);
+    expect((await readdir(join(target, 'database'))).sort()).toEqual(['orders.sql']);
+    const st = await stat(join(target, 'database', 'orders.sql'));
+    expect(st.mode & 0o777).toBe(0o640);
+    expect(st.mtime.toISOString()).toBe('2026-12-01T02:30:00.123Z');
+    // A selection of the dump alone brings its pair along.
+    const only = await restoreTree(b, second.restic.snapshot_id, 'p-20261202T000000', ['/database/orders.sql', '/database/orders.sql.lbbase', '/database/orders.sql.lbpatch']);
+    expect(await readFile(join(only, 'database', 'orders.sql'), 'utf8')).toBe(day2);
+  });
+
+  it('an unchanged dump (the same inode) reuses its patch: restic reads nothing new', async () => {
+    const patch = join(bases, 'database', 'orders.sql.patch');
+    const before = await stat(patch);
+    const s3 = await snapshotDir('p-20261203T000000', { linkFrom: join(backups, 'p-20261202T000000', 'database', 'orders.sql') });
+    const third = await upload(b, s3);
+    expect((await stat(patch)).ino).toBe(before.ino);
+    expect(third.restic.files_new! + third.restic.files_changed!).toBeLessThanOrEqual(3); // metadata, manifest, record
+    expect(third.restic.data_added_packed!).toBeLessThan(8 * 1024);
+  });
+
+  it('a patch over a tenth of its dump makes the dump the next base', async () => {
+    const s4 = await snapshotDir('p-20261204T000000', dumpText(ROWS, (i) => (i % 3 === 0 ? 2 : 0)));
+    const fourth = await upload(b, s4);
+    expect((await stat(join(bases, 'database', 'orders.sql'))).ino).toBe((await stat(join(s4.dir, 'database', 'orders.sql'))).ino);
+    expect((await stat(join(bases, 'database', 'orders.sql.patch'))).size).toBeLessThan(4096);
+    const target = await restoreTree(b, fourth.restic.snapshot_id, 'p-20261204T000000');
+    expect((await readFile(join(target, 'database', 'orders.sql'))).equals(await readFile(join(s4.dir, 'database', 'orders.sql')))).toBe(true);
+    // The second day's snapshot carries its own base: a new base changes nothing for it.
+    expect(await readFile(join(await restoreTree(b, second.restic.snapshot_id, 'p-20261202T000000'), 'database', 'orders.sql'), 'utf8')).toBe(day2);
+  });
+
+  it('a retried upload keeps the data snapshot an earlier attempt finished (its pairs counted)', async () => {
+    const s5 = await snapshotDir('p-20261205T000000', day1);
+    const first = await upload(b, s5);
+    const again = await upload(b, s5, { fresh: false });
+    expect(again).toMatchObject({ already_present: true, key: first.restic.snapshot_id });
+    expect((await b.dataSnapshots({ plan: 'p', snapshot: 'p-20261205T000000' })).map((s) => s.id)).toEqual([first.restic.snapshot_id]);
+  });
+
+  it('a dump the snapshot no longer holds drops its base', async () => {
+    expect((await readdir(join(bases, 'database'))).length).toBeGreaterThan(0);
+    await upload(b, await snapshotDir('p-20261206T000000'));
+    expect(await readdir(join(bases, 'database'))).toEqual([]);
+  });
+
+  it('a damaged patch or a patch without its base fails the restore as IntegrityCheckFailed', async () => {
+    const tree = join(root, 'damaged');
+    await mkdir(join(tree, 'database'), { recursive: true });
+    await writeFile(join(tree, 'database', 'orders.sql.lbbase'), day1);
+    await writeFile(join(root, 'day2.sql'), day2);
+    await execa('zstd', ['-q', `--patch-from=${join(tree, 'database', 'orders.sql.lbbase')}`, '-o', join(tree, 'database', 'orders.sql.lbpatch'), join(root, 'day2.sql')]);
+    const patch = await readFile(join(tree, 'database', 'orders.sql.lbpatch'));
+    patch[Math.floor(patch.length / 2)]! ^= 0xff;
+    await writeFile(join(tree, 'database', 'orders.sql.lbpatch'), patch);
+    const err = await applyDeltas(tree).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LifeboatError);
+    expect(err).toMatchObject({ code: 'IntegrityCheckFailed' });
+    expect(await lstat(join(tree, 'database', 'orders.sql')).catch(() => null)).toBeNull();
+    await rm(join(tree, 'database', 'orders.sql.lbbase'));
+    await expect(applyDeltas(tree)).rejects.toMatchObject({ code: 'IntegrityCheckFailed' });
+  });
+});
