@@ -353,9 +353,10 @@ export const ResticStorage = z
     /**
      * Database files (`database/*` of a snapshot) up to this size go to the repository as a base kept on the backup
      * host and a `zstd --patch-from` patch against it, so a day's changed rows cost kilobytes, not a whole new dump
-     * (storage/restic-deltas.ts). zstd holds the base in memory while patching. 0: store every dump whole.
+     * (storage/restic-deltas.ts). zstd needs about 3× the dump in memory while patching (2× to restore), so larger
+     * dumps are stored whole. 0: store every dump whole.
      */
-    deltaMaxMiB: z.number().int().min(0).default(1024),
+    deltaMaxMiB: z.number().int().min(0).default(256),
     /**
      * `sftp:` repositories: the key and the pinned known_hosts restic's ssh uses; unset fields come from the top-level
      * `ssh:`. A host whose key is not in knownHosts is refused (HostKeyRejected).

@@ -20,7 +20,6 @@ export const PATCH_SUFFIX = '.lbpatch';
 export const DELTA_MIN_BYTES = 1024 * 1024;
 /** A patch above this share of its dump makes the dump the next base (a patch holds every change since its base). */
 const REBASE_FRACTION = 0.1;
-const MiB = 1024 * 1024;
 
 export interface DeltaView {
   /** What restic backs up instead of the snapshot directory. */
@@ -138,13 +137,14 @@ async function rebase(file: string, base: string) {
 /** `zstd --patch-from`, then `zstd --test` of the pair (its frame checksum is the file's); the patch is renamed in last. */
 async function makePatch(file: string, base: string, patch: string, signal?: AbortSignal): Promise<number> {
   const tmp = `${patch}.partial`;
-  const zstd = (args: string[], stdin: number | 'ignore') => execa('zstd', ['-q', '--no-progress', '--long=31', `--patch-from=${base}`, ...args], { cancelSignal: signal, forceKillAfterDelay: 2000, stdin });
+  const zstd = ['-q', '--no-progress', '--long=31', `--patch-from=${base}`];
+  const opts = { cancelSignal: signal, forceKillAfterDelay: 2000 } as const;
   // The dump goes in on stdin (an open descriptor, not through this process): zstd refuses a file that is also
   // its own reference, which a dump just made the base is (the same inode).
   const input = await open(file, 'r');
   try {
-    await zstd(['-f', '-3', '-T0', '--check', `--stream-size=${(await input.stat()).size}`, '-o', tmp], input.fd);
-    await zstd(['-d', '--test', '--', tmp], 'ignore');
+    await execa('zstd', [...zstd, '-f', '-3', '-T0', '--check', `--stream-size=${(await input.stat()).size}`, '-o', tmp], { ...opts, stdin: input.fd });
+    await execa('zstd', [...zstd, '-d', '--test', '--', tmp], { ...opts, stdin: 'ignore' });
   } catch (err) {
     await rm(tmp, { force: true });
     if (signal?.aborted) throw err;
@@ -227,6 +227,3 @@ function identity(st: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint 
 async function isFile(path: string): Promise<boolean> {
   return (await lstat(path).catch(() => undefined))?.isFile() ?? false;
 }
-
-export const DEFAULT_DELTA_MAX_MIB = 1024;
-export const deltaMaxBytes = (mib: number): number => mib * MiB;

@@ -40,6 +40,8 @@ beforeAll(async () => {
   await symlink('readme.txt', join(site, 'README'));
   await psql(`CREATE DATABASE ${db}`);
   await psql(`CREATE TABLE orders (id int PRIMARY KEY, total numeric); INSERT INTO orders SELECT g, g * 1.5 FROM generate_series(1, 300) g;`, db);
+  // Enough rows for a dump over 1 MiB: a restic storage stores it as a base and a patch (storage/restic-deltas.ts).
+  await psql(`CREATE TABLE events (id int PRIMARY KEY, note text); INSERT INTO events SELECT g, md5(g::text) FROM generate_series(1, 40000) g;`, db);
   await writeFile(join(root, 'restic-password'), `${PASSWORD}\n`, { mode: 0o600 });
   await writeFile(join(root, 'wrong-password'), 'not-the-password\n', { mode: 0o600 });
   await writeFile(join(root, 'signing.key'), signing.privatePem, { mode: 0o600 });
@@ -144,7 +146,10 @@ describe('restic repository storage', () => {
     // The tree holds the snapshot at its root, whatever backupRoot was.
     const ls = await execa(findRestic(), ['ls', '--json', '--no-lock', data[0]!.id], { env: { RESTIC_REPOSITORY: localRepo, RESTIC_PASSWORD: PASSWORD } });
     const paths = ls.stdout.split('\n').flatMap((l) => (l.includes('"struct_type":"node"') ? [(JSON.parse(l) as { path: string }).path] : []));
-    expect(paths).toEqual(expect.arrayContaining(['/metadata.yml', '/manifest.sha256', `/${first.snapshot}.json`, '/database/orders.sql', `/files/app/site${site}/uploads/photo.bin`]));
+    expect(paths).toEqual(expect.arrayContaining(['/metadata.yml', '/manifest.sha256', `/${first.snapshot}.json`, `/files/app/site${site}/uploads/photo.bin`]));
+    // The dump (over 1 MiB) went as a base and a patch, which a restore turns back into the dump.
+    expect(paths).toEqual(expect.arrayContaining(['/database/orders.sql.lbbase', '/database/orders.sql.lbpatch']));
+    expect(paths).not.toContain('/database/orders.sql');
     // The archive storage of the same plan got its archive as before.
     expect(first.storages.find((s) => s.storage === 'archives')).toMatchObject({ type: 'local', verified_by: 'file-sha256' });
   });
@@ -173,6 +178,7 @@ describe('restic repository storage', () => {
     expect(res.snapshot).toBe(second.snapshot);
     expect(res.restored.map((r) => r.artifact).sort()).toEqual(['orders', 'site']);
     expect(await psql("SELECT count(*) || ':' || sum(total) FROM orders", `${db}_copy`)).toBe('300:67725.0');
+    expect(await psql('SELECT count(*) FROM events', `${db}_copy`)).toBe('40000');
     await execa('diff', ['-r', '--no-dereference', site, join(dir, site.slice(1))]);
     expect(await readdir(join(root, 'backups', '.restore')).catch(() => [])).toEqual([]);
   });
