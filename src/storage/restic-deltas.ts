@@ -143,7 +143,7 @@ async function makePatch(file: string, base: string, patch: string, signal?: Abo
   // its own reference, which a dump just made the base is (the same inode).
   const input = await open(file, 'r');
   try {
-    await execa('zstd', [...zstd, '-f', '-3', '-T0', '--check', `--stream-size=${(await input.stat()).size}`, '-o', tmp], { ...opts, stdin: input.fd });
+    await execa('zstd', [...zstd, '-f', '-3', '-T0', '--check', `--stream-size=${(await input.stat()).size}`, '-o', tmp], { ...opts, stdin: input.fd as 3 }); // execa's types name fds 3–9 only; any fd goes to spawn as is
     await execa('zstd', [...zstd, '-d', '--test', '--', tmp], { ...opts, stdin: 'ignore' });
   } catch (err) {
     await rm(tmp, { force: true });
