@@ -290,12 +290,14 @@ export class ResticBackend implements StorageBackend {
       ...(parent ? ['--parent', parent, '--ignore-ctime'] : []),
       '.',
     ];
-    // Only for the backup's length: the local snapshot directory keeps its own files (archives, later uploads).
-    const recordFile = opts.record !== undefined ? join(dir, embeddedRecordPath(id.snapshot)) : undefined;
+    // The record is a file only for the backup's length: the local snapshot directory keeps its own files (archives, later uploads).
     let view: DeltaView | undefined;
+    let recordFile: string | undefined;
     try {
-      if (recordFile) await writeFile(recordFile, opts.record!, { mode: 0o600 });
       view = opts.deltas ? await prepareDeltaView(dir, opts.deltas.basesDir, { maxBytes: opts.deltas.maxBytes, ...(opts.signal ? { signal: opts.signal } : {}) }) : undefined;
+      // In the view when there is one: the snapshot directory itself then never holds the record, even after a crash.
+      recordFile = opts.record !== undefined ? join(view?.dir ?? dir, embeddedRecordPath(id.snapshot)) : undefined;
+      if (recordFile) await writeFile(recordFile, opts.record!, { mode: 0o600 });
       await this.run(args, 'backup', {
         cwd: view?.dir ?? dir,
         signal: opts.signal,

@@ -111,7 +111,8 @@ describe('database files in a restic repository as base and patch', () => {
     expect(await lsPaths('whole', wholeSecond.restic.snapshot_id)).toContain('/database/orders.sql');
 
     const paths = await lsPaths('repo', second.restic.snapshot_id);
-    expect(paths).toEqual(expect.arrayContaining(['/database/orders.sql.lbbase', '/database/orders.sql.lbpatch', '/manifest.sha256', '/metadata.yml']));
+    expect(paths).toEqual(expect.arrayContaining(['/database/orders.sql.lbbase', '/database/orders.sql.lbpatch', '/manifest.sha256', '/metadata.yml', '/p-20261202T000000.json']));
+    expect((await readdir(s2.dir)).sort()).toEqual(['database', 'manifest.sha256', 'metadata.yml']); // the record went into the view only
     expect(paths).not.toContain('/database/orders.sql');
     // The base is the first day's dump, kept on the backup host as a hard link; the view restic read is gone.
     expect((await stat(join(bases, 'database', 'orders.sql'))).ino).toBe((await stat(join(backups, 'p-20261201T000000', 'database', 'orders.sql'))).ino);
