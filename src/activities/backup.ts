@@ -25,7 +25,7 @@ import { createArchive } from '../snapshot/archive';
 import { checkpointsProblem, type StoredCheckpoints } from '../snapshot/stored-checkpoints';
 import { encryptArgv } from '../snapshot/encryption';
 import { BUILTIN_DENY, isDenied } from '../snapshot/deny-list';
-import { localSnapshotsToPrune, mirrorDir, resticDeltaBases, snapshotPaths } from '../snapshot/layout';
+import { localSnapshotsToPrune, mirrorDir, resticDeltaDir, snapshotPaths } from '../snapshot/layout';
 import { ENCRYPTED_SUFFIX, archiveKey, recordKey } from '../snapshot/naming';
 import { loadSigningKey, signRecord } from '../snapshot/signing';
 import { hashFile, hashManifest, listFiles, parseManifest } from '../snapshot/manifest';
@@ -260,7 +260,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           const dir = snapshotPaths(ctx.backupRoot, record.snapshot, archive.format).dir;
           progress({ storage: storageName, ...phase('upload') });
           const onProgress = (bytes: number, total?: number) => progress({ bytesDone: bytes, bytesTotal: total });
-          const deltas = { basesDir: resticDeltaBases(ctx.backupRoot, storageName, ctx.planName), maxBytes: cfg.type === 'restic' ? cfg.deltaMaxMiB * 1024 * 1024 : 0 };
+          const deltas = { dir: resticDeltaDir(ctx.backupRoot, storageName, ctx.planName), maxBytes: cfg.type === 'restic' ? cfg.deltaMaxMiB * 1024 * 1024 : 0 };
           return uploadToRestic(backend, { storage: storageName, dir, record: await sealRecord(ctx, record, archive), fresh: attempt === 1, deltas, signal, onProgress });
         }
         // Media objects first, the archive next, the record last: a listed snapshot has everything it references.

@@ -356,7 +356,7 @@ export const ResticStorage = z
      * (storage/restic-deltas.ts). zstd needs about 3× the dump in memory while patching (2× to restore), so larger
      * dumps are stored whole. 0: store every dump whole.
      */
-    deltaMaxMiB: z.number().int().min(0).default(256),
+    deltaMaxMiB: z.number().int().min(0).max(2047).default(256), // zstd's --long window ends at 2 GiB
     /**
      * `sftp:` repositories: the key and the pinned known_hosts restic's ssh uses; unset fields come from the top-level
      * `ssh:`. A host whose key is not in knownHosts is refused (HostKeyRejected).

@@ -17,8 +17,8 @@ export function mirrorDir(backupRoot: string, plan: string, source: string, arti
   return join(backupRoot, '.mirror', plan, source, artifact);
 }
 
-/** A restic storage's database bases for one plan (storage/restic-deltas.ts): beside the snapshots, for hard links. */
-export function resticDeltaBases(backupRoot: string, storage: string, plan: string): string {
+/** A restic storage's database bases and views for one plan (storage/restic-deltas.ts): beside the snapshots, for hard links. */
+export function resticDeltaDir(backupRoot: string, storage: string, plan: string): string {
   return join(backupRoot, '.restic-deltas', storage, plan);
 }
 

@@ -11,6 +11,7 @@
 // restic's parent comparison still skips unchanged files) with the dumps replaced by their pairs.
 import { chmod, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { LifeboatError } from '../shared/errors';
 
@@ -24,158 +25,200 @@ const REBASE_FRACTION = 0.1;
 export interface DeltaView {
   /** What restic backs up instead of the snapshot directory. */
   dir: string;
-  /** Files and bytes the view holds beyond the snapshot directory (each pair replaces one dump). */
-  extraFiles: number;
+  /** Pairs in the view: each replaces one dump, so the view holds this many files more than the snapshot. */
+  pairs: number;
+  /** Bytes the view holds beyond the snapshot directory. */
   extraBytes: number;
   /** Drops the view (the bases stay for the next run). */
   remove(): Promise<void>;
 }
 
-/** What a cached patch was made from: the dump's and the base's identity (device, inode, size, mtime). */
+/** What a cached patch was made from and is: dump, base and patch identity (device, inode, size, mtime, mode). */
 interface PatchState {
   file: string;
   base: string;
+  patch: string;
 }
 
+/** A view an attempt left behind (crashed worker) is removed by a later upload after this long. */
+const VIEW_STALE_MS = 24 * 3600_000;
+
 /**
- * The view of `snapshotDir` for restic, or undefined when it has no database file worth a patch.
- * `basesDir`: this storage's and plan's own directory on the backup host's snapshot filesystem.
+ * The view of `snapshotDir` for restic, or undefined when it has no database file worth a patch. `deltaDir`: this
+ * storage's and plan's own directory on the snapshots' filesystem: `bases/` (base, cached patch, state per dump)
+ * and `views/` (one per attempt, so an attempt still running after its heartbeat timed out keeps its own).
  */
-export async function prepareDeltaView(snapshotDir: string, basesDir: string, opts: { maxBytes: number; signal?: AbortSignal }): Promise<DeltaView | undefined> {
-  const dumps = await deltaCandidates(snapshotDir, opts.maxBytes);
-  const view = `${basesDir}.view`;
-  await rm(view, { recursive: true, force: true }); // an interrupted upload's
+export async function prepareDeltaView(snapshotDir: string, deltaDir: string, opts: { maxBytes: number; signal?: AbortSignal }): Promise<DeltaView | undefined> {
+  const names = await deltaCandidates(snapshotDir, opts.maxBytes);
+  const bases = join(deltaDir, 'bases');
   // No snapshot depends on a base kept here (each carries its own): a dump no longer captured can drop its base.
-  await dropStaleBases(join(basesDir, 'database'), new Set(dumps.map((rel) => rel.slice('database/'.length))));
-  if (!dumps.length) return undefined;
-  await mkdir(join(basesDir, 'database'), { recursive: true, mode: 0o700 });
-  await execa('cp', ['-a', '-l', '--', snapshotDir, view], { cancelSignal: opts.signal, forceKillAfterDelay: 2000 });
+  await dropStaleBases(bases, new Set(names));
+  await dropStaleViews(join(deltaDir, 'views'));
+  if (!names.length) return undefined;
+  await mkdir(bases, { recursive: true, mode: 0o700 });
+  await mkdir(join(deltaDir, 'views'), { recursive: true, mode: 0o700 });
+  const view = join(deltaDir, 'views', `${Date.now()}-${randomBytes(4).toString('hex')}`);
   let extraBytes = 0;
   try {
-    for (const rel of dumps) {
-      const pair = await patchFor(join(snapshotDir, rel), join(basesDir, rel), opts.signal);
-      await rm(join(view, rel));
-      await link(pair.base, join(view, rel + BASE_SUFFIX));
-      await link(pair.patch, join(view, rel + PATCH_SUFFIX));
-      extraBytes += pair.baseBytes + pair.patchBytes - pair.fileBytes;
-    }
+    await execa('cp', ['-a', '-l', '--', snapshotDir, view], { cancelSignal: opts.signal, forceKillAfterDelay: 2000 });
+    for (const name of names) extraBytes += await pairInto(join(snapshotDir, 'database', name), join(bases, name), join(view, 'database', name), opts.signal);
   } catch (err) {
     await rm(view, { recursive: true, force: true });
     throw err;
   }
-  return {
-    dir: view,
-    extraFiles: dumps.length,
-    extraBytes,
-    remove: () => rm(view, { recursive: true, force: true }),
-  };
+  return { dir: view, pairs: names.length, extraBytes, remove: () => rm(view, { recursive: true, force: true }) };
 }
 
-/**
- * What an earlier attempt's view held beyond the snapshot directory, for a data snapshot found already made: the
- * pairs are counted from the snapshot directory; their bytes are known while each cached patch still matches its
- * dump and base (undefined otherwise: only the count can be checked).
- */
-export async function earlierDeltaExtra(snapshotDir: string, basesDir: string, maxBytes: number): Promise<{ files: number; bytes?: number }> {
-  const dumps = await deltaCandidates(snapshotDir, maxBytes);
-  let bytes: number | undefined = 0;
-  for (const rel of dumps) {
-    const base = join(basesDir, rel);
-    const [fileSt, baseSt, patchSt, state] = await Promise.all([stat(join(snapshotDir, rel), { bigint: true }), lstat(base, { bigint: true }).catch(() => undefined), lstat(`${base}.patch`).catch(() => undefined), readState(`${base}.state.json`)]);
-    if (bytes === undefined || !baseSt || !patchSt || state?.file !== identity(fileSt) || state.base !== identity(baseSt)) bytes = undefined;
-    else bytes += Number(baseSt.size) + patchSt.size - Number(fileSt.size);
-  }
-  return { files: dumps.length, ...(bytes !== undefined ? { bytes } : {}) };
-}
-
-/** `database/<name>` regular files between DELTA_MIN_BYTES and maxBytes, in name order. */
+/** Names of `database/` regular files between DELTA_MIN_BYTES and maxBytes, in name order. */
 async function deltaCandidates(snapshotDir: string, maxBytes: number): Promise<string[]> {
   if (maxBytes < DELTA_MIN_BYTES) return [];
   const names = await readdir(join(snapshotDir, 'database')).catch(() => [] as string[]);
   const out: string[] = [];
   for (const name of names.sort()) {
     const st = await lstat(join(snapshotDir, 'database', name));
-    if (st.isFile() && st.size >= DELTA_MIN_BYTES && st.size <= maxBytes) out.push(`database/${name}`);
+    if (st.isFile() && st.size >= DELTA_MIN_BYTES && st.size <= maxBytes) out.push(name);
   }
   return out;
 }
 
 /**
- * The base and patch for `file`: the cached patch while neither the file nor its base changed, else a new patch
- * (checked by `zstd --test`: base and patch give back bytes with the file's checksum). A missing base, or a patch
- * over REBASE_FRACTION of the file, makes the file itself the base (a hard link: dumps are replaced, never
- * rewritten in place).
+ * Replaces the view's link of `file` (at `target`) by `<target>.lbbase` and `<target>.lbpatch`; returns the bytes
+ * they add. The cached pair while the state names this dump, base and patch as they are (checked on the links made,
+ * as another attempt may rename in between); else a new patch, made against the view's own link of the base, so
+ * that pair belongs together whatever else renames. A missing base, one over twice the dump, or a patch over
+ * REBASE_FRACTION of the dump makes the dump itself the base (a hard link: dumps are replaced, never rewritten).
  */
-async function patchFor(file: string, base: string, signal?: AbortSignal): Promise<{ base: string; patch: string; baseBytes: number; patchBytes: number; fileBytes: number }> {
-  const patch = `${base}.patch`;
-  const stateFile = `${base}.state.json`;
+async function pairInto(file: string, base: string, target: string, signal?: AbortSignal): Promise<number> {
   const fileSt = await stat(file, { bigint: true });
-  const fileId = identity(fileSt);
-  const cached = await readState(stateFile);
-  let baseSt = await lstat(base, { bigint: true }).catch(() => undefined);
-  if (!(cached && baseSt?.isFile() && cached.file === fileId && cached.base === identity(baseSt) && (await isFile(patch)))) {
-    await rm(stateFile, { force: true });
-    if (!baseSt?.isFile()) baseSt = await rebase(file, base);
-    let patchBytes = await makePatch(file, base, patch, signal);
-    if (patchBytes > Number(fileSt.size) * REBASE_FRACTION && identity(baseSt) !== fileId) {
-      baseSt = await rebase(file, base);
-      patchBytes = await makePatch(file, base, patch, signal);
-    }
-    await writeFile(stateFile, JSON.stringify({ file: fileId, base: identity(baseSt) } satisfies PatchState), { mode: 0o600 });
+  const baseLink = target + BASE_SUFFIX;
+  const patchLink = target + PATCH_SUFFIX;
+  await rm(target);
+  const cached = await readState(`${base}.state.json`);
+  if (cached?.file === identity(fileSt) && (await linkIfSame(base, baseLink, cached.base)) && (await linkIfSame(`${base}.patch`, patchLink, cached.patch))) {
+    return pairBytes(baseLink, patchLink, fileSt.size);
   }
-  return { base, patch, baseBytes: Number(baseSt.size), patchBytes: (await stat(patch)).size, fileBytes: Number(fileSt.size) };
+  await rm(baseLink, { force: true });
+  await rm(patchLink, { force: true });
+  const current = await lstat(base, { bigint: true }).catch(() => undefined);
+  if (!current?.isFile() || current.size > 2n * fileSt.size) await rebase(file, base);
+  await link(base, baseLink);
+  let patch = await makePatch(file, baseLink, signal);
+  if (patch.size > Number(fileSt.size) * REBASE_FRACTION && identity(await lstat(baseLink, { bigint: true })) !== identity(fileSt)) {
+    await rm(baseLink);
+    await rm(patch.path);
+    await rebase(file, base);
+    await link(base, baseLink);
+    patch = await makePatch(file, baseLink, signal);
+  }
+  await link(patch.path, patchLink);
+  await rename(patch.path, `${base}.patch`);
+  const state: PatchState = { file: identity(fileSt), base: identity(await lstat(baseLink, { bigint: true })), patch: identity(await lstat(patchLink, { bigint: true })) };
+  await writeDurably(`${base}.state.json`, JSON.stringify(state));
+  return pairBytes(baseLink, patchLink, fileSt.size);
 }
 
-async function rebase(file: string, base: string) {
-  const tmp = `${base}.new`;
-  await rm(tmp, { force: true });
+async function pairBytes(baseLink: string, patchLink: string, fileBytes: bigint): Promise<number> {
+  const [b, p] = await Promise.all([lstat(baseLink), lstat(patchLink)]);
+  return b.size + p.size - Number(fileBytes);
+}
+
+/** Links `src` to `dst` when `src` is the file `expected` names; false (nothing left at `dst`) otherwise. */
+async function linkIfSame(src: string, dst: string, expected: string): Promise<boolean> {
+  try {
+    await link(src, dst);
+  } catch {
+    return false;
+  }
+  if (identity(await lstat(dst, { bigint: true })) === expected) return true;
+  await rm(dst, { force: true });
+  return false;
+}
+
+async function rebase(file: string, base: string): Promise<void> {
+  const tmp = `${base}.new-${randomBytes(4).toString('hex')}`;
   await link(file, tmp);
   await rename(tmp, base);
-  return lstat(base, { bigint: true });
 }
 
-/** `zstd --patch-from`, then `zstd --test` of the pair (its frame checksum is the file's); the patch is renamed in last. */
-async function makePatch(file: string, base: string, patch: string, signal?: AbortSignal): Promise<number> {
-  const tmp = `${patch}.partial`;
+/**
+ * `zstd --patch-from`, then `zstd --test` of the pair (its frame checksum is the file's), into a file of its own
+ * (fsynced: a cached patch is trusted later by its identity alone). It carries the dump's mode and mtime, which a
+ * restore gives back to the dump.
+ */
+async function makePatch(file: string, base: string, signal?: AbortSignal): Promise<{ path: string; size: number }> {
+  const path = `${base}.patch-${randomBytes(4).toString('hex')}`;
   const zstd = ['-q', '--no-progress', '--long=31', `--patch-from=${base}`];
   const opts = { cancelSignal: signal, forceKillAfterDelay: 2000 } as const;
   // The dump goes in on stdin (an open descriptor, not through this process): zstd refuses a file that is also
   // its own reference, which a dump just made the base is (the same inode).
   const input = await open(file, 'r');
   try {
-    await execa('zstd', [...zstd, '-f', '-3', '-T0', '--check', `--stream-size=${(await input.stat()).size}`, '-o', tmp], { ...opts, stdin: input.fd as 3 }); // execa's types name fds 3–9 only; any fd goes to spawn as is
-    await execa('zstd', [...zstd, '-d', '--test', '--', tmp], { ...opts, stdin: 'ignore' });
+    const st = await input.stat();
+    await execa('zstd', [...zstd, '-f', '-3', '-T0', '--check', `--stream-size=${st.size}`, '-o', path], { ...opts, stdin: input.fd as 3 }); // execa's types name fds 3–9 only; any fd goes to spawn as is
+    await execa('zstd', [...zstd, '-d', '--test', '--', path], { ...opts, stdin: 'ignore' });
+    await chmod(path, st.mode & 0o7777);
+    await utimes(path, st.atime, st.mtime);
+    await fsyncFile(path);
+    return { path, size: (await stat(path)).size };
   } catch (err) {
-    await rm(tmp, { force: true });
+    await rm(path, { force: true });
     if (signal?.aborted) throw err;
-    const e = err as { stderr?: string; code?: string; message: string };
-    if (e.code === 'ENOENT') throw new LifeboatError('MissingTool', 'zstd is not installed on the backup host (needed for database patches in a restic storage)');
-    throw new LifeboatError('CommandFailed', `zstd patch of ${file} against ${base} failed: ${(e.stderr || e.message).trim().split('\n').slice(-3).join('\n')}`);
+    throw zstdFailure(err, `zstd patch of ${file} against ${base} failed`);
   } finally {
     await input.close();
   }
-  // The patch carries the dump's mode and mtime, which a restore gives back to the dump.
-  const st = await stat(file);
-  await chmod(tmp, st.mode & 0o7777);
-  await utimes(tmp, st.atime, st.mtime);
-  await rename(tmp, patch);
-  return (await stat(patch)).size;
+}
+
+/** ENOENT or an unknown `--patch-from`: a tool to install (permanent); anything else a failure worth a retry. */
+function zstdFailure(err: unknown, what: string, kind: 'CommandFailed' | 'IntegrityCheckFailed' = 'CommandFailed'): LifeboatError {
+  const e = err as { stderr?: string; code?: string; message: string };
+  const text = (e.stderr || e.message).trim();
+  if (e.code === 'ENOENT' || /unrecognized option|unknown option|incorrect parameter.*patch-from/i.test(text)) {
+    return new LifeboatError('MissingTool', `zstd 1.4.5 or later is needed on this host for database patches in a restic storage (${text.split('\n')[0]})`);
+  }
+  return new LifeboatError(kind, `${what}: ${text.split('\n').slice(-3).join('\n')}`);
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Written, fsynced, then renamed in: a state file is whole or absent. */
+async function writeDurably(path: string, text: string): Promise<void> {
+  const tmp = `${path}.new-${randomBytes(4).toString('hex')}`;
+  await writeFile(tmp, text, { mode: 0o600 });
+  await fsyncFile(tmp);
+  await rename(tmp, path);
 }
 
 async function readState(path: string): Promise<PatchState | undefined> {
   try {
     const s = JSON.parse(await readFile(path, 'utf8')) as Partial<PatchState>;
-    return typeof s.file === 'string' && typeof s.base === 'string' ? { file: s.file, base: s.base } : undefined;
+    return typeof s.file === 'string' && typeof s.base === 'string' && typeof s.patch === 'string' ? { file: s.file, base: s.base, patch: s.patch } : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** Bases (with their patch and state) of dumps the last snapshot no longer holds: a removed artifact's. */
+/**
+ * Everything in `bases/` but the base, cached patch and state of the dumps this snapshot holds: a removed
+ * artifact's, and temporaries an interrupted attempt left.
+ */
 async function dropStaleBases(dir: string, keep: Set<string>): Promise<void> {
+  const wanted = new Set([...keep].flatMap((n) => [n, `${n}.patch`, `${n}.state.json`]));
+  for (const name of await readdir(dir).catch(() => [] as string[])) if (!wanted.has(name)) await rm(join(dir, name), { force: true });
+}
+
+/** Views older than VIEW_STALE_MS (named by their creation time): a crashed attempt's, holding links to old dumps. */
+async function dropStaleViews(dir: string): Promise<void> {
   for (const name of await readdir(dir).catch(() => [] as string[])) {
-    const dump = name.replace(/(\.patch(\.partial)?|\.state\.json|\.new)$/, '');
-    if (!keep.has(dump)) await rm(join(dir, name), { force: true });
+    const made = Number(name.split('-')[0]);
+    if (!(made > Date.now() - VIEW_STALE_MS)) await rm(join(dir, name), { recursive: true, force: true });
   }
 }
 
@@ -203,7 +246,7 @@ export async function applyDeltas(root: string, signal?: AbortSignal): Promise<n
     } catch (err) {
       await rm(tmp, { force: true });
       if (signal?.aborted) throw err;
-      throw new LifeboatError('IntegrityCheckFailed', `restored ${patch} does not apply to its base: ${((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').slice(-2).join('\n')}`);
+      throw zstdFailure(err, `restored ${patch} does not apply to its base`, 'IntegrityCheckFailed');
     }
     await utimes(tmp, st.atime, st.mtime);
     await chmod(tmp, st.mode & 0o7777);
@@ -220,8 +263,9 @@ export function deltaPatterns(path: string): string[] {
   return path.startsWith('database/') && !path.endsWith('*') ? [path + BASE_SUFFIX, path + PATCH_SUFFIX] : [];
 }
 
-function identity(st: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint }): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+/** A chmod changes no mtime, and the patch carries the mode: the mode is part of what must stay the same. */
+function identity(st: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint; mode: bigint }): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}`;
 }
 
 async function isFile(path: string): Promise<boolean> {

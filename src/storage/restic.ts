@@ -20,7 +20,7 @@ import { resolveSecret } from '../config/secrets';
 import { LifeboatError } from '../shared/errors';
 import { isHex64 } from '../shared/hex';
 import { isPlanName, isSnapshotName, recordKey } from '../snapshot/naming';
-import { earlierDeltaExtra, prepareDeltaView, type DeltaView } from './restic-deltas';
+import { prepareDeltaView, type DeltaView } from './restic-deltas';
 import { readCachedParent, readCachedRecord, writeCachedParent, writeCachedRecord } from './restic-cache';
 import { sftpOptions, withSshLog, type SftpOptions } from './restic-sftp';
 import { RETRY_LOCK, runRestic, type ResticCall, type ResticOutput } from './restic-run';
@@ -75,8 +75,8 @@ export interface BackupOptions {
   fresh?: boolean;
   /** The record's JSON, stored in the data snapshot as `/<snapshot>.json` (see embeddedRecordPath). */
   record?: string;
-  /** Database files go as a base and a patch (restic-deltas.ts); bases live in `basesDir` on the backup host. */
-  deltas?: { basesDir: string; maxBytes: number };
+  /** Database files go as a base and a patch (restic-deltas.ts); `dir` is the plan's delta directory on the backup host. */
+  deltas?: { dir: string; maxBytes: number };
 }
 
 export interface BackupOutcome {
@@ -88,7 +88,7 @@ export interface BackupOutcome {
   summary: ResticSummary;
   /**
    * Files and bytes the backed-up tree holds beyond the snapshot directory (database patches: restic-deltas.ts);
-   * bytes unknown for an earlier attempt's snapshot whose patches changed since.
+   * bytes unknown for a snapshot an earlier attempt made.
    */
   extra?: { files: number; bytes?: number };
 }
@@ -275,8 +275,9 @@ export class ResticBackend implements StorageBackend {
     }
     const existing = (await this.dataSnapshots(id))[0];
     if (existing) {
-      const extra = opts.deltas ? await earlierDeltaExtra(dir, opts.deltas.basesDir, opts.deltas.maxBytes) : undefined;
-      return { snapshotId: existing.id, alreadyPresent: true, holdsRecord: !!identify(existing, RECORD_TAG), summary: existing.summary ?? {}, ...(extra?.files ? { extra } : {}) };
+      // Its pairs as its own tag says (another storage on this repository may patch other dumps); their bytes unknown.
+      const pairs = Number(/^\d+$/.exec(tagValue(existing.tags ?? [], 'deltas') ?? '0')?.[0] ?? NaN);
+      return { snapshotId: existing.id, alreadyPresent: true, holdsRecord: !!identify(existing, RECORD_TAG), summary: existing.summary ?? {}, ...(pairs !== 0 ? { extra: { files: pairs } } : {}) };
     }
     const parent = (await this.snapshots()).filter((s) => identify(s, DATA_TAG)?.plan === id.plan).sort(byNewest)[0];
     return this.backupOnto(dir, id, parent?.id, opts);
@@ -284,17 +285,19 @@ export class ResticBackend implements StorageBackend {
 
   private async backupOnto(dir: string, id: Identified & { tier: string; createdAt: string }, parent: string | undefined, opts: BackupOptions): Promise<BackupOutcome> {
     let summary: ResticSummary | undefined;
-    const tags = [...dataTags(id), ...(opts.record !== undefined ? [RECORD_TAG] : [])];
-    const args = [
-      'backup', '--json', '--host', RESTIC_HOST, '--tag', tags.join(','), '--time', resticTime(id.createdAt), '--retry-lock', RETRY_LOCK,
-      ...(parent ? ['--parent', parent, '--ignore-ctime'] : []),
-      '.',
-    ];
+    let tags = [...dataTags(id), ...(opts.record !== undefined ? [RECORD_TAG] : [])];
     // The record is a file only for the backup's length: the local snapshot directory keeps its own files (archives, later uploads).
     let view: DeltaView | undefined;
     let recordFile: string | undefined;
     try {
-      view = opts.deltas ? await prepareDeltaView(dir, opts.deltas.basesDir, { maxBytes: opts.deltas.maxBytes, ...(opts.signal ? { signal: opts.signal } : {}) }) : undefined;
+      view = opts.deltas ? await prepareDeltaView(dir, opts.deltas.dir, { maxBytes: opts.deltas.maxBytes, ...(opts.signal ? { signal: opts.signal } : {}) }) : undefined;
+      // A retry that finds this snapshot counts its files by this tag (restic-upload.ts assertComplete).
+      if (view) tags = [...tags, `deltas=${view.pairs}`];
+      const args = [
+        'backup', '--json', '--host', RESTIC_HOST, '--tag', tags.join(','), '--time', resticTime(id.createdAt), '--retry-lock', RETRY_LOCK,
+        ...(parent ? ['--parent', parent, '--ignore-ctime'] : []),
+        '.',
+      ];
       // In the view when there is one: the snapshot directory itself then never holds the record, even after a crash.
       recordFile = opts.record !== undefined ? join(view?.dir ?? dir, embeddedRecordPath(id.snapshot)) : undefined;
       if (recordFile) await writeFile(recordFile, opts.record!, { mode: 0o600 });
@@ -325,7 +328,7 @@ export class ResticBackend implements StorageBackend {
     // lock, so nobody else writes this snapshot's records) needs no second `restic snapshots` (a key derivation).
     const made: ResticSnapshot = { id: summary.snapshot_id, time: new Date(id.createdAt).toISOString(), tags, paths: [dir], hostname: RESTIC_HOST, summary };
     this.listing = this.listing?.then((list) => [...list, made]);
-    return { snapshotId: summary.snapshot_id, alreadyPresent: false, holdsRecord: opts.record !== undefined, summary, ...(view ? { extra: { files: view.extraFiles, bytes: view.extraBytes } } : {}) };
+    return { snapshotId: summary.snapshot_id, alreadyPresent: false, holdsRecord: opts.record !== undefined, summary, ...(view ? { extra: { files: view.pairs, bytes: view.extraBytes } } : {}) };
   }
 
   /**

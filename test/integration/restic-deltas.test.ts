@@ -1,13 +1,13 @@
 // Database files in a restic repository as a base and a zstd patch (src/storage/restic-deltas.ts): real restic, a
 // local-path repository, real zstd. The snapshot directories are made here as the finalize step leaves them.
 import { createHash, randomBytes } from 'node:crypto';
-import { link, lstat, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SnapshotRecord } from '../../src/shared/types';
 import { LifeboatError } from '../../src/shared/errors';
-import { resticDeltaBases } from '../../src/snapshot/layout';
+import { resticDeltaDir } from '../../src/snapshot/layout';
 import { buildManifest } from '../../src/snapshot/manifest';
 import { openStorage } from '../../src/storage';
 import { isRestic, type ResticBackend } from '../../src/storage/restic';
@@ -20,7 +20,7 @@ const root = await tempDir('restic-deltas');
 const backups = join(root, 'backups');
 const password = randomBytes(8).toString('hex');
 const cfg = (repo: string, deltaMaxMiB = 1024) => ({ type: 'restic' as const, repository: join(root, repo), password: { file: join(root, 'password') }, env: {}, init: true, checkReadDataPercent: 5, deltaMaxMiB });
-const bases = resticDeltaBases(backups, 'repo', 'p');
+const bases = join(resticDeltaDir(backups, 'repo', 'p'), 'bases');
 const MiB = 1024 * 1024;
 
 beforeAll(async () => {
@@ -69,7 +69,7 @@ async function backend(repo = 'repo', deltaMaxMiB = 1024): Promise<ResticBackend
 }
 
 const upload = async (b: ResticBackend, s: { dir: string; record: SnapshotRecord }, opts: { maxBytes?: number; fresh?: boolean; storage?: string } = {}): Promise<ResticUploadResult> =>
-  uploadToRestic(b, { storage: opts.storage ?? 'repo', dir: s.dir, record: s.record, fresh: opts.fresh ?? true, deltas: { basesDir: resticDeltaBases(backups, opts.storage ?? 'repo', 'p'), maxBytes: opts.maxBytes ?? 1024 * MiB } });
+  uploadToRestic(b, { storage: opts.storage ?? 'repo', dir: s.dir, record: s.record, fresh: opts.fresh ?? true, deltas: { dir: resticDeltaDir(backups, opts.storage ?? 'repo', 'p'), maxBytes: opts.maxBytes ?? 1024 * MiB } });
 
 async function lsPaths(repo: string, id: string): Promise<string[]> {
   const ls = await execa(findRestic(), ['ls', '--json', '--no-lock', id], { env: { RESTIC_REPOSITORY: join(root, repo), RESTIC_PASSWORD: password } });
@@ -115,7 +115,7 @@ describe('database files in a restic repository as base and patch', () => {
     expect((await readdir(s2.dir)).sort()).toEqual(['database', 'manifest.sha256', 'metadata.yml']); // the record went into the view only
     expect(paths).not.toContain('/database/orders.sql');
     // The base is the first day's dump, kept on the backup host as a hard link; the view restic read is gone.
-    expect((await stat(join(bases, 'database', 'orders.sql'))).ino).toBe((await stat(join(backups, 'p-20261201T000000', 'database', 'orders.sql'))).ino);
+    expect((await stat(join(bases, 'orders.sql'))).ino).toBe((await stat(join(backups, 'p-20261201T000000', 'database', 'orders.sql'))).ino);
     expect(await readdir(join(backups, '.restic-deltas', 'repo'))).toEqual(['p']);
   });
 
@@ -132,7 +132,7 @@ describe('database files in a restic repository as base and patch', () => {
   });
 
   it('an unchanged dump (the same inode) reuses its patch: restic reads nothing new', async () => {
-    const patch = join(bases, 'database', 'orders.sql.patch');
+    const patch = join(bases, 'orders.sql.patch');
     const before = await stat(patch);
     const s3 = await snapshotDir('p-20261203T000000', { linkFrom: join(backups, 'p-20261202T000000', 'database', 'orders.sql') });
     const third = await upload(b, s3);
@@ -144,8 +144,8 @@ describe('database files in a restic repository as base and patch', () => {
   it('a patch over a tenth of its dump makes the dump the next base', async () => {
     const s4 = await snapshotDir('p-20261204T000000', dumpText(ROWS, (i) => (i % 3 === 0 ? 2 : 0)));
     const fourth = await upload(b, s4);
-    expect((await stat(join(bases, 'database', 'orders.sql'))).ino).toBe((await stat(join(s4.dir, 'database', 'orders.sql'))).ino);
-    expect((await stat(join(bases, 'database', 'orders.sql.patch'))).size).toBeLessThan(4096);
+    expect((await stat(join(bases, 'orders.sql'))).ino).toBe((await stat(join(s4.dir, 'database', 'orders.sql'))).ino);
+    expect((await stat(join(bases, 'orders.sql.patch'))).size).toBeLessThan(4096);
     const target = await restoreTree(b, fourth.restic.snapshot_id, 'p-20261204T000000');
     expect((await readFile(join(target, 'database', 'orders.sql'))).equals(await readFile(join(s4.dir, 'database', 'orders.sql')))).toBe(true);
     // The second day's snapshot carries its own base: a new base changes nothing for it.
@@ -160,10 +160,37 @@ describe('database files in a restic repository as base and patch', () => {
     expect((await b.dataSnapshots({ plan: 'p', snapshot: 'p-20261205T000000' })).map((s) => s.id)).toEqual([first.restic.snapshot_id]);
   });
 
+  it('a second storage on the same repository without patches keeps the snapshot the first made (counted by its tag)', async () => {
+    const s5 = { dir: join(backups, 'p-20261205T000000'), record: (await b.getJson<SnapshotRecord>('p/p-20261205T000000.json'))! };
+    const [made] = await b.dataSnapshots({ plan: 'p', snapshot: 'p-20261205T000000' });
+    expect(made!.tags).toContain('deltas=1');
+    const other = await upload(await backend(), { dir: s5.dir, record: { ...s5.record } }, { maxBytes: 0, storage: 'other', fresh: false });
+    expect(other).toMatchObject({ already_present: true, key: made!.id });
+    expect((await b.dataSnapshots({ plan: 'p', snapshot: 'p-20261205T000000' })).map((x) => x.id)).toEqual([made!.id]);
+  });
+
+  it('a cached patch that is not the file its state names, or a dump whose mode changed, gets a new patch', async () => {
+    const patch = join(bases, 'orders.sql.patch');
+    const good = await readFile(patch);
+    // The same bytes under another inode (a torn write replaced, say): the state's identity no longer holds.
+    await writeFile(`${patch}.x`, Buffer.alloc(good.length));
+    await rename(`${patch}.x`, patch);
+    const s7 = await snapshotDir('p-20261207T000000', { linkFrom: join(backups, 'p-20261205T000000', 'database', 'orders.sql') });
+    const seventh = await upload(b, s7);
+    expect((await readFile(patch)).equals(good)).toBe(true); // made again
+    expect(await readFile(join(await restoreTree(b, seventh.restic.snapshot_id, 'p-20261207T000000'), 'database', 'orders.sql'), 'utf8')).toBe(day1);
+    const before = (await stat(patch)).ino;
+    await chmod(join(s7.dir, 'database', 'orders.sql'), 0o600);
+    const s8 = await snapshotDir('p-20261208T000000', { linkFrom: join(s7.dir, 'database', 'orders.sql') });
+    const eighth = await upload(b, s8);
+    expect((await stat(patch)).ino).not.toBe(before);
+    expect((await stat(join(await restoreTree(b, eighth.restic.snapshot_id, 'p-20261208T000000'), 'database', 'orders.sql'))).mode & 0o777).toBe(0o600);
+  });
+
   it('a dump the snapshot no longer holds drops its base', async () => {
-    expect((await readdir(join(bases, 'database'))).length).toBeGreaterThan(0);
-    await upload(b, await snapshotDir('p-20261206T000000'));
-    expect(await readdir(join(bases, 'database'))).toEqual([]);
+    expect((await readdir(bases)).length).toBeGreaterThan(0);
+    await upload(b, await snapshotDir('p-20261209T000000'));
+    expect(await readdir(bases)).toEqual([]);
   });
 
   it('a damaged patch or a patch without its base fails the restore as IntegrityCheckFailed', async () => {
@@ -179,6 +206,14 @@ describe('database files in a restic repository as base and patch', () => {
     expect(err).toBeInstanceOf(LifeboatError);
     expect(err).toMatchObject({ code: 'IntegrityCheckFailed' });
     expect(await lstat(join(tree, 'database', 'orders.sql')).catch(() => null)).toBeNull();
+    // Without zstd on the restoring host the snapshot is not called damaged: the tool is missing.
+    const path = process.env.PATH;
+    process.env.PATH = join(root, 'no-such-bin');
+    try {
+      await expect(applyDeltas(tree)).rejects.toMatchObject({ code: 'MissingTool' });
+    } finally {
+      process.env.PATH = path;
+    }
     await rm(join(tree, 'database', 'orders.sql.lbbase'));
     await expect(applyDeltas(tree)).rejects.toMatchObject({ code: 'IntegrityCheckFailed' });
   });
