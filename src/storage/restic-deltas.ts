@@ -40,8 +40,11 @@ interface PatchState {
   patch: string;
 }
 
-/** A view an attempt left behind (crashed worker) is removed by a later upload after this long. */
-const VIEW_STALE_MS = 24 * 3600_000;
+/**
+ * A view an attempt left behind (crashed worker) is removed by a later upload after this long; an attempt still
+ * running (a first upload over a slow link) must not lose its view, so well beyond any upload's length.
+ */
+const VIEW_STALE_MS = 3 * 24 * 3600_000;
 
 /**
  * The view of `snapshotDir` for restic, or undefined when it has no database file worth a patch. `deltaDir`: this
@@ -55,6 +58,7 @@ export async function prepareDeltaView(snapshotDir: string, deltaDir: string, op
   await dropStaleBases(bases, new Set(names));
   await dropStaleViews(join(deltaDir, 'views'));
   if (!names.length) return undefined;
+  await assertZstdPatches();
   await mkdir(bases, { recursive: true, mode: 0o700 });
   await mkdir(join(deltaDir, 'views'), { recursive: true, mode: 0o700 });
   const view = join(deltaDir, 'views', `${Date.now()}-${randomBytes(4).toString('hex')}`);
@@ -102,10 +106,15 @@ async function pairInto(file: string, base: string, target: string, signal?: Abo
   const current = await lstat(base, { bigint: true }).catch(() => undefined);
   if (!current?.isFile() || current.size > 2n * fileSt.size) await rebase(file, base);
   await link(base, baseLink);
-  let patch = await makePatch(file, baseLink, signal);
-  if (patch.size > Number(fileSt.size) * REBASE_FRACTION && identity(await lstat(baseLink, { bigint: true })) !== identity(fileSt)) {
+  const baseIsDump = async () => identity(await lstat(baseLink, { bigint: true })) === identity(fileSt);
+  let patch = await makePatch(file, baseLink, signal).catch(async (err: unknown) => {
+    // A base that fails (too big for memory, say) would fail every run: the dump itself as base needs least.
+    if (signal?.aborted || (err instanceof LifeboatError && err.code === 'MissingTool') || (await baseIsDump())) throw err;
+    return undefined;
+  });
+  if (!patch || (patch.size > Number(fileSt.size) * REBASE_FRACTION && !(await baseIsDump()))) {
+    if (patch) await rm(patch.path);
     await rm(baseLink);
-    await rm(patch.path);
     await rebase(file, base);
     await link(base, baseLink);
     patch = await makePatch(file, baseLink, signal);
@@ -169,14 +178,44 @@ async function makePatch(file: string, base: string, signal?: AbortSignal): Prom
   }
 }
 
-/** ENOENT or an unknown `--patch-from`: a tool to install (permanent); anything else a failure worth a retry. */
-function zstdFailure(err: unknown, what: string, kind: 'CommandFailed' | 'IntegrityCheckFailed' = 'CommandFailed'): LifeboatError {
+/** zstd's `--patch-from` came with 1.4.5; older ones answer only "Incorrect parameters". */
+const ZSTD_MIN: [number, number, number] = [1, 4, 5];
+const zstdChecked = new Map<string, Promise<void>>();
+
+/** zstd on this host can make and apply patches (asked once per PATH); else MissingTool, a permanent error. */
+export function assertZstdPatches(): Promise<void> {
+  const key = process.env.PATH ?? '';
+  let checked = zstdChecked.get(key);
+  if (!checked) {
+    checked = execa('zstd', ['--version'], { stdin: 'ignore' }).then(
+      ({ stdout }) => {
+        const v = /v(\d+)\.(\d+)\.(\d+)/.exec(stdout)?.slice(1).map(Number);
+        if (!v || v[0]! * 1e6 + v[1]! * 1e3 + v[2]! < ZSTD_MIN[0] * 1e6 + ZSTD_MIN[1] * 1e3 + ZSTD_MIN[2]) throw missingZstd(`found: ${stdout.trim().split('\n')[0]}`);
+      },
+      (err: { code?: string; message: string }) => {
+        throw missingZstd(err.code === 'ENOENT' ? 'not installed' : err.message.split('\n')[0]!);
+      },
+    );
+    checked.catch(() => zstdChecked.delete(key)); // installed later: asked again
+    zstdChecked.set(key, checked);
+  }
+  return checked;
+}
+
+function missingZstd(why: string): LifeboatError {
+  return new LifeboatError('MissingTool', `zstd ${ZSTD_MIN.join('.')} or later is needed on this host for database patches in a restic storage (${why}; deltaMaxMiB: 0 stores dumps whole)`);
+}
+
+/**
+ * What a failed zstd call means. Applying a patch: only zstd's own data errors say the stored pair is damaged
+ * (IntegrityCheckFailed, permanent); anything else (no memory, a full disk) is a failure of this host, retried.
+ */
+function zstdFailure(err: unknown, what: string, applying = false): LifeboatError {
   const e = err as { stderr?: string; code?: string; message: string };
   const text = (e.stderr || e.message).trim();
-  if (e.code === 'ENOENT' || /unrecognized option|unknown option|incorrect parameter.*patch-from/i.test(text)) {
-    return new LifeboatError('MissingTool', `zstd 1.4.5 or later is needed on this host for database patches in a restic storage (${text.split('\n')[0]})`);
-  }
-  return new LifeboatError(kind, `${what}: ${text.split('\n').slice(-3).join('\n')}`);
+  if (e.code === 'ENOENT') return missingZstd('not installed');
+  const damaged = applying && /corrupt|checksum|Decoding error|Dictionary mismatch|Unknown frame descriptor|Frame requires too much memory|not in zstd format|Read error \(39\)|Restored data doesn't match/i.test(text);
+  return new LifeboatError(damaged ? 'IntegrityCheckFailed' : 'CommandFailed', `${what}: ${text.split('\n').slice(-3).join('\n')}`);
 }
 
 async function fsyncFile(path: string): Promise<void> {
@@ -211,7 +250,12 @@ async function readState(path: string): Promise<PatchState | undefined> {
  */
 async function dropStaleBases(dir: string, keep: Set<string>): Promise<void> {
   const wanted = new Set([...keep].flatMap((n) => [n, `${n}.patch`, `${n}.state.json`]));
-  for (const name of await readdir(dir).catch(() => [] as string[])) if (!wanted.has(name)) await rm(join(dir, name), { force: true });
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (wanted.has(name)) continue;
+    // Another attempt's temporary, about to be renamed in (a link or rename sets its ctime): left to that attempt.
+    if (/\.new-[0-9a-f]{8}$/.test(name) && ((await lstat(join(dir, name)).catch(() => undefined))?.ctimeMs ?? 0) > Date.now() - 3600_000) continue;
+    await rm(join(dir, name), { force: true });
+  }
 }
 
 /** Views older than VIEW_STALE_MS (named by their creation time): a crashed attempt's, holding links to old dumps. */
@@ -233,6 +277,7 @@ export async function applyDeltas(root: string, signal?: AbortSignal): Promise<n
   let applied = 0;
   for (const name of names) {
     if (!name.endsWith(PATCH_SUFFIX)) continue;
+    await assertZstdPatches();
     const dump = name.slice(0, -PATCH_SUFFIX.length);
     const patch = join(dir, name);
     const base = join(dir, dump + BASE_SUFFIX);
@@ -240,13 +285,13 @@ export async function applyDeltas(root: string, signal?: AbortSignal): Promise<n
     if (!dump || !(await isFile(patch)) || !(await isFile(base))) throw new LifeboatError('IntegrityCheckFailed', `restored ${patch} has no base beside it`);
     if (await lstat(target).catch(() => undefined)) throw new LifeboatError('IntegrityCheckFailed', `restored tree holds both ${target} and its patch`);
     const st = await stat(patch);
-    const tmp = `${target}.partial`;
+    const tmp = `${target}.partial-${randomBytes(4).toString('hex')}`;
     try {
       await execa('zstd', ['-q', '-d', '--no-progress', '--long=31', `--patch-from=${base}`, '-o', tmp, '--', patch], { cancelSignal: signal, forceKillAfterDelay: 2000, stdin: 'ignore' });
     } catch (err) {
       await rm(tmp, { force: true });
       if (signal?.aborted) throw err;
-      throw zstdFailure(err, `restored ${patch} does not apply to its base`, 'IntegrityCheckFailed');
+      throw zstdFailure(err, `restored ${patch} does not apply to its base`, true);
     }
     await utimes(tmp, st.atime, st.mtime);
     await chmod(tmp, st.mode & 0o7777);

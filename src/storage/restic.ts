@@ -87,10 +87,9 @@ export interface BackupOutcome {
   holdsRecord: boolean;
   summary: ResticSummary;
   /**
-   * Files and bytes the backed-up tree holds beyond the snapshot directory (database patches: restic-deltas.ts);
-   * bytes unknown for a snapshot an earlier attempt made.
+   * Files and bytes the backed-up tree holds beyond the snapshot directory (database patches: restic-deltas.ts).
    */
-  extra?: { files: number; bytes?: number };
+  extra?: { files: number; bytes: number };
 }
 
 export async function openRestic(name: string, cfg: ResticStorage): Promise<ResticBackend> {
@@ -275,9 +274,9 @@ export class ResticBackend implements StorageBackend {
     }
     const existing = (await this.dataSnapshots(id))[0];
     if (existing) {
-      // Its pairs as its own tag says (another storage on this repository may patch other dumps); their bytes unknown.
-      const pairs = Number(/^\d+$/.exec(tagValue(existing.tags ?? [], 'deltas') ?? '0')?.[0] ?? NaN);
-      return { snapshotId: existing.id, alreadyPresent: true, holdsRecord: !!identify(existing, RECORD_TAG), summary: existing.summary ?? {}, ...(pairs !== 0 ? { extra: { files: pairs } } : {}) };
+      // Its pairs as its own tag says (another storage on this repository may patch other dumps, or none).
+      const extra = deltaTag(existing.tags ?? []);
+      return { snapshotId: existing.id, alreadyPresent: true, holdsRecord: !!identify(existing, RECORD_TAG), summary: existing.summary ?? {}, ...(extra ? { extra } : {}) };
     }
     const parent = (await this.snapshots()).filter((s) => identify(s, DATA_TAG)?.plan === id.plan).sort(byNewest)[0];
     return this.backupOnto(dir, id, parent?.id, opts);
@@ -292,7 +291,7 @@ export class ResticBackend implements StorageBackend {
     try {
       view = opts.deltas ? await prepareDeltaView(dir, opts.deltas.dir, { maxBytes: opts.deltas.maxBytes, ...(opts.signal ? { signal: opts.signal } : {}) }) : undefined;
       // A retry that finds this snapshot counts its files by this tag (restic-upload.ts assertComplete).
-      if (view) tags = [...tags, `deltas=${view.pairs}`];
+      if (view) tags = [...tags, `deltas=${view.pairs}:${view.extraBytes}`];
       const args = [
         'backup', '--json', '--host', RESTIC_HOST, '--tag', tags.join(','), '--time', resticTime(id.createdAt), '--retry-lock', RETRY_LOCK,
         ...(parent ? ['--parent', parent, '--ignore-ctime'] : []),
@@ -491,6 +490,17 @@ export function identify(s: Pick<ResticSnapshot, 'tags'>, kind: typeof DATA_TAG 
 function tagValue(tags: string[], key: string): string | undefined {
   const values = tags.filter((t) => t.startsWith(`${key}=`)).map((t) => t.slice(key.length + 1));
   return values.length === 1 ? values[0] : undefined; // two plan= tags name nothing
+}
+
+/**
+ * `deltas=<pairs>:<bytes>`: the database files a data snapshot holds as base and patch, and the bytes they add (for
+ * the completeness check of a snapshot an earlier attempt made). None: 0. A malformed one counts nothing right.
+ */
+function deltaTag(tags: string[]): { files: number; bytes: number } | undefined {
+  const value = tagValue(tags, 'deltas');
+  if (value === undefined) return tags.some((t) => t.startsWith('deltas=')) ? { files: NaN, bytes: NaN } : undefined;
+  const m = /^(\d+):(-?\d+)$/.exec(value);
+  return m ? { files: Number(m[1]), bytes: Number(m[2]) } : { files: NaN, bytes: NaN };
 }
 
 /** `<plan>/<snapshot>.json` (a record) or `<plan>/<snapshot>.<anything>` (its data). */

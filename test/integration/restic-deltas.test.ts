@@ -11,7 +11,7 @@ import { resticDeltaDir } from '../../src/snapshot/layout';
 import { buildManifest } from '../../src/snapshot/manifest';
 import { openStorage } from '../../src/storage';
 import { isRestic, type ResticBackend } from '../../src/storage/restic';
-import { applyDeltas } from '../../src/storage/restic-deltas';
+import { applyDeltas, deltaPatterns } from '../../src/storage/restic-deltas';
 import { findRestic } from '../../src/storage/restic-run';
 import { uploadToRestic, type ResticUploadResult } from '../../src/storage/restic-upload';
 import { tempDir } from '../support/fixtures';
@@ -88,6 +88,7 @@ const ROWS = 60_000; // a 3.5 MiB dump
 const day1 = dumpText(ROWS);
 const changed = new Set(Array.from({ length: 100 }, (_, k) => 1 + k * 599)); // 100 rows spread over the whole table
 const day2 = dumpText(ROWS, (i) => (changed.has(i) ? 1 : 0));
+const third = (i: number) => (i % 3 === 0 ? 2 : 0); // every third row changed: a patch over a tenth of the dump
 
 describe('database files in a restic repository as base and patch', () => {
   let b: ResticBackend;
@@ -116,7 +117,7 @@ describe('database files in a restic repository as base and patch', () => {
     expect(paths).not.toContain('/database/orders.sql');
     // The base is the first day's dump, kept on the backup host as a hard link; the view restic read is gone.
     expect((await stat(join(bases, 'orders.sql'))).ino).toBe((await stat(join(backups, 'p-20261201T000000', 'database', 'orders.sql'))).ino);
-    expect(await readdir(join(backups, '.restic-deltas', 'repo'))).toEqual(['p']);
+    expect(await readdir(join(resticDeltaDir(backups, 'repo', 'p'), 'views'))).toEqual([]);
   });
 
   it('a restore gives the dump back byte for byte, with its mode and mtime', async () => {
@@ -126,8 +127,10 @@ describe('database files in a restic repository as base and patch', () => {
     const st = await stat(join(target, 'database', 'orders.sql'));
     expect(st.mode & 0o777).toBe(0o640);
     expect(st.mtime.toISOString()).toBe('2026-12-01T02:30:00.123Z');
-    // A selection of the dump alone brings its pair along.
-    const only = await restoreTree(b, second.restic.snapshot_id, 'p-20261202T000000', ['/database/orders.sql', '/database/orders.sql.lbbase', '/database/orders.sql.lbpatch']);
+    // A selection of the dump alone brings its pair along (the patterns a restore adds, as fetch.ts adds them).
+    const include = ['database/orders.sql'].flatMap((p) => [p, ...deltaPatterns(p)]).map((p) => `/${p}`);
+    expect(include).toHaveLength(3);
+    const only = await restoreTree(b, second.restic.snapshot_id, 'p-20261202T000000', include);
     expect(await readFile(join(only, 'database', 'orders.sql'), 'utf8')).toBe(day2);
   });
 
@@ -142,7 +145,7 @@ describe('database files in a restic repository as base and patch', () => {
   });
 
   it('a patch over a tenth of its dump makes the dump the next base', async () => {
-    const s4 = await snapshotDir('p-20261204T000000', dumpText(ROWS, (i) => (i % 3 === 0 ? 2 : 0)));
+    const s4 = await snapshotDir('p-20261204T000000', dumpText(ROWS, third));
     const fourth = await upload(b, s4);
     expect((await stat(join(bases, 'orders.sql'))).ino).toBe((await stat(join(s4.dir, 'database', 'orders.sql'))).ino);
     expect((await stat(join(bases, 'orders.sql.patch'))).size).toBeLessThan(4096);
@@ -150,6 +153,55 @@ describe('database files in a restic repository as base and patch', () => {
     expect((await readFile(join(target, 'database', 'orders.sql'))).equals(await readFile(join(s4.dir, 'database', 'orders.sql')))).toBe(true);
     // The second day's snapshot carries its own base: a new base changes nothing for it.
     expect(await readFile(join(await restoreTree(b, second.restic.snapshot_id, 'p-20261202T000000'), 'database', 'orders.sql'), 'utf8')).toBe(day2);
+  });
+
+  it('a base over twice its dump (the database shrank) gives way to the dump', async () => {
+    const small = dumpText(24_000, third); // the base's first 1.4 MiB: a tiny patch, but a base over twice the dump
+    const s = await snapshotDir('p-20261204T120000', small);
+    const r = await upload(b, s);
+    expect((await stat(join(bases, 'orders.sql'))).ino).toBe((await stat(join(s.dir, 'database', 'orders.sql'))).ino);
+    expect(await readFile(join(await restoreTree(b, r.restic.snapshot_id, 'p-20261204T120000'), 'database', 'orders.sql'), 'utf8')).toBe(small);
+  });
+
+  it('a patch that fails against an older base (out of memory, say) is made against the dump instead', async () => {
+    const bin = join(root, 'failing-zstd');
+    const mark = join(root, 'fail-next-patch');
+    await mkdir(bin, { recursive: true });
+    const real = (await execa('sh', ['-c', 'command -v zstd'])).stdout.trim();
+    // Fails the next compression (the one with --stream-size) once, as zstd does when it cannot allocate.
+    await writeFile(join(bin, 'zstd'), `#!/bin/sh\ncase "$*" in *--stream-size*) if [ -e '${mark}' ]; then rm -f '${mark}'; echo 'zstd: error 11 : Allocation error : not enough memory' >&2; exit 11; fi ;; esac\nexec '${real}' "$@"\n`, { mode: 0o755 });
+    await writeFile(mark, '');
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      const s = await snapshotDir('p-20261204T140000', dumpText(24_000, (i) => (i % 500 === 0 ? 3 : 2 * Number(i % 3 === 0))));
+      const r = await upload(b, s);
+      await expect(lstat(mark)).rejects.toMatchObject({ code: 'ENOENT' }); // the failure happened
+      expect((await stat(join(bases, 'orders.sql'))).ino).toBe((await stat(join(s.dir, 'database', 'orders.sql'))).ino);
+      expect((await readFile(join(await restoreTree(b, r.restic.snapshot_id, 'p-20261204T140000'), 'database', 'orders.sql'))).equals(await readFile(join(s.dir, 'database', 'orders.sql')))).toBe(true);
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
+  it('zstd older than 1.4.5 (no --patch-from) is MissingTool, on upload and on restore', async () => {
+    const bin = join(root, 'old-zstd');
+    await mkdir(bin, { recursive: true });
+    await writeFile(join(bin, 'zstd'), '#!/bin/sh\necho "*** zstd command line interface 64-bits v1.4.4, by Yann Collet ***"\n', { mode: 0o755 });
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      const s = await snapshotDir('p-20261204T130000', day2);
+      await expect(upload(b, s)).rejects.toMatchObject({ code: 'MissingTool', message: expect.stringContaining('zstd 1.4.5 or later') });
+      const tree = join(root, 'old-zstd-tree');
+      await mkdir(join(tree, 'database'), { recursive: true });
+      await writeFile(join(tree, 'database', 'orders.sql.lbbase'), day1);
+      await writeFile(join(tree, 'database', 'orders.sql.lbpatch'), 'not read');
+      await expect(applyDeltas(tree)).rejects.toMatchObject({ code: 'MissingTool' });
+      await expect(applyDeltas(join(root, 'no-such-tree'))).resolves.toBe(0); // no pair: no zstd needed
+    } finally {
+      process.env.PATH = path;
+    }
   });
 
   it('a retried upload keeps the data snapshot an earlier attempt finished (its pairs counted)', async () => {
@@ -163,7 +215,7 @@ describe('database files in a restic repository as base and patch', () => {
   it('a second storage on the same repository without patches keeps the snapshot the first made (counted by its tag)', async () => {
     const s5 = { dir: join(backups, 'p-20261205T000000'), record: (await b.getJson<SnapshotRecord>('p/p-20261205T000000.json'))! };
     const [made] = await b.dataSnapshots({ plan: 'p', snapshot: 'p-20261205T000000' });
-    expect(made!.tags).toContain('deltas=1');
+    expect(made!.tags).toContainEqual(expect.stringMatching(/^deltas=1:-?\d+$/));
     const other = await upload(await backend(), { dir: s5.dir, record: { ...s5.record } }, { maxBytes: 0, storage: 'other', fresh: false });
     expect(other).toMatchObject({ already_present: true, key: made!.id });
     expect((await b.dataSnapshots({ plan: 'p', snapshot: 'p-20261205T000000' })).map((x) => x.id)).toEqual([made!.id]);
