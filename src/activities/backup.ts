@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import pLimit from 'p-limit';
 import { getPlan, loadConfig } from '../config/load';
 import { findArtifact } from '../config/lookup';
-import type { Artifact, Source } from '../config/schema';
+import type { Artifact, ResticStorage, Source } from '../config/schema';
 import { HostPool, connectHost, type Host } from '../remote/host';
 import { coalescing } from '../remote/batch';
 import { LifeboatError } from '../shared/errors';
@@ -25,7 +25,7 @@ import { createArchive } from '../snapshot/archive';
 import { checkpointsProblem, type StoredCheckpoints } from '../snapshot/stored-checkpoints';
 import { encryptArgv } from '../snapshot/encryption';
 import { BUILTIN_DENY, isDenied } from '../snapshot/deny-list';
-import { localSnapshotsToPrune, mirrorDir, resticDeltaDir, snapshotPaths } from '../snapshot/layout';
+import { localSnapshotsToPrune, mirrorDir, resticDeltaDir, resticDeltaRoot, snapshotPaths } from '../snapshot/layout';
 import { ENCRYPTED_SUFFIX, archiveKey, recordKey } from '../snapshot/naming';
 import { loadSigningKey, signRecord } from '../snapshot/signing';
 import { hashFile, hashManifest, listFiles, parseManifest } from '../snapshot/manifest';
@@ -35,6 +35,7 @@ import { runPreflightChecks, type PreflightChecks, type PreflightFindings } from
 import { sourceModule } from '../sources/registry';
 import type { ArtifactResult } from '../sources/types';
 import { isRestic, openStorage } from '../storage';
+import { dropUnusedDeltaDirs } from '../storage/restic-deltas';
 import { uploadToRestic } from '../storage/restic-upload';
 import { uploadMedia } from '../storage/media-objects';
 import { previousArtifactBytes } from '../snapshot/previous';
@@ -321,6 +322,9 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           await rm(join(ctx.backupRoot, `.media-${snapshot}`), { recursive: true, force: true });
           await rm(join(ctx.backupRoot, '.claims', snapshot), { force: true });
         }
+        // Bases of restic storages this plan no longer patches for (removed, or deltaMaxMiB: 0) are old dumps.
+        const patching = ctx.plan.storages.filter((name) => ctx.storages[name]?.type === 'restic' && (ctx.storages[name] as ResticStorage).deltaMaxMiB > 0);
+        await dropUnusedDeltaDirs(resticDeltaRoot(ctx.backupRoot), ctx.planName, new Set(patching));
         return old;
       });
     },

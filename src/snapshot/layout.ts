@@ -19,7 +19,11 @@ export function mirrorDir(backupRoot: string, plan: string, source: string, arti
 
 /** A restic storage's database bases and views for one plan (storage/restic-deltas.ts): beside the snapshots, for hard links. */
 export function resticDeltaDir(backupRoot: string, storage: string, plan: string): string {
-  return join(backupRoot, '.restic-deltas', storage, plan);
+  return join(resticDeltaRoot(backupRoot), storage, plan);
+}
+
+export function resticDeltaRoot(backupRoot: string): string {
+  return join(backupRoot, '.restic-deltas');
 }
 
 /**

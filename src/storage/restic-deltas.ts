@@ -267,6 +267,16 @@ async function dropStaleViews(dir: string): Promise<void> {
 }
 
 /**
+ * After a plan's run: the delta directories of storages the plan no longer backs up to with patches (removed from
+ * the plan, or `deltaMaxMiB: 0`). Their bases are old dumps nothing will read again.
+ */
+export async function dropUnusedDeltaDirs(root: string, plan: string, inUse: ReadonlySet<string>): Promise<void> {
+  for (const storage of await readdir(root).catch(() => [] as string[])) {
+    if (!inUse.has(storage)) await rm(join(root, storage, plan), { recursive: true, force: true });
+  }
+}
+
+/**
  * Restore side: every `database/<name>.lbpatch` with its `.lbbase` beside it in a restored tree becomes
  * `database/<name>` again (mode and mtime of the patch, which carries the dump's), and the pair is removed. Names come
  * from the directory, never a path with a slash; the manifest check that follows proves every byte.

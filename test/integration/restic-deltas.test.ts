@@ -11,7 +11,7 @@ import { resticDeltaDir } from '../../src/snapshot/layout';
 import { buildManifest } from '../../src/snapshot/manifest';
 import { openStorage } from '../../src/storage';
 import { isRestic, type ResticBackend } from '../../src/storage/restic';
-import { applyDeltas, deltaPatterns } from '../../src/storage/restic-deltas';
+import { applyDeltas, deltaPatterns, dropUnusedDeltaDirs } from '../../src/storage/restic-deltas';
 import { findRestic } from '../../src/storage/restic-run';
 import { uploadToRestic, type ResticUploadResult } from '../../src/storage/restic-upload';
 import { tempDir } from '../support/fixtures';
@@ -243,6 +243,14 @@ describe('database files in a restic repository as base and patch', () => {
     expect((await readdir(bases)).length).toBeGreaterThan(0);
     await upload(b, await snapshotDir('p-20261209T000000'));
     expect(await readdir(bases)).toEqual([]);
+  });
+
+  it('after a run, a plan drops the delta directories of storages it no longer patches for, never another plan\'s', async () => {
+    const root2 = join(root, 'deltas-root');
+    for (const dir of ['gone/p/bases', 'gone/q/bases', 'kept/p/bases']) await mkdir(join(root2, dir), { recursive: true });
+    await dropUnusedDeltaDirs(root2, 'p', new Set(['kept']));
+    expect(await readdir(join(root2, 'gone'))).toEqual(['q']);
+    expect(await readdir(join(root2, 'kept'))).toEqual(['p']);
   });
 
   it('a damaged patch or a patch without its base fails the restore as IntegrityCheckFailed', async () => {

@@ -155,12 +155,17 @@ describe('restic repository storage', () => {
   });
 
   it('an unchanged second backup adds (nearly) no data, and retention `last: 1` forgets and prunes the first', async () => {
+    // A storage the plan no longer has left bases behind: the run's pruneLocal removes them, not the plan's own.
+    await mkdir(join(root, 'backups', '.restic-deltas', 'oldstore', 'shop', 'bases'), { recursive: true });
     const run = await backup('shop');
     second = await run.result;
     histories.push(await historyText(run.handle));
     const added = { first: resticResult(first, 'repo').restic.data_added!, second: resticResult(second, 'repo').restic.data_added! };
     console.log(`restic data_added: first ${added.first} B, unchanged second ${added.second} B (${((100 * added.second) / added.first).toFixed(2)} %)`);
     expect(added.second).toBeLessThanOrEqual(added.first * 0.01);
+    expect((await readdir(join(root, 'backups', '.restic-deltas'))).sort()).toEqual(['oldstore', 'repo', 's3repo']);
+    expect(await readdir(join(root, 'backups', '.restic-deltas', 'oldstore'))).toEqual([]);
+    expect(await readdir(join(root, 'backups', '.restic-deltas', 'repo', 'shop', 'bases'))).toEqual(['orders.sql', 'orders.sql.patch', 'orders.sql.state.json']);
     expect(second.retention?.find((r) => r.storage === 'repo')).toMatchObject({ configured: true, deleted: [first.snapshot], kept: 1 });
     const list = await resticSnapshots(localRepo);
     expect(dataSnapshots(list).map((s) => s.id)).toEqual([resticResult(second, 'repo').restic.snapshot_id]);
