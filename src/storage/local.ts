@@ -3,7 +3,7 @@
 // copy left is resumed when its bytes are the same prefix of the archive. Directories are 0700.
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
@@ -12,6 +12,7 @@ import type { LocalStorage } from '../config/schema';
 import { LifeboatError } from '../shared/errors';
 import { exactLength, hashPrefix, isFinalFailure } from './multipart';
 import { parseJson, type LocalArchive, type ObjectInfo, type PutOptions, type PutResult, type StorageBackend, type UnfinishedUpload, type Verification } from './types';
+import { fsyncFile } from '../shared/fsync';
 
 export class LocalBackend implements StorageBackend {
   constructor(
@@ -201,15 +202,6 @@ async function replaceFile(path: string, text: string): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
   await rename(tmp, path);
-}
-
-async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /**

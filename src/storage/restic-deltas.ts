@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { LifeboatError } from '../shared/errors';
+import { fsyncFile } from '../shared/fsync';
 
 export const BASE_SUFFIX = '.lbbase';
 export const PATCH_SUFFIX = '.lbpatch';
@@ -216,15 +217,6 @@ function zstdFailure(err: unknown, what: string, applying = false): LifeboatErro
   if (e.code === 'ENOENT') return missingZstd('not installed');
   const damaged = applying && /corrupt|checksum|Decoding error|Dictionary mismatch|Unknown frame descriptor|Frame requires too much memory|not in zstd format|Read error \(39\)|Restored data doesn't match/i.test(text);
   return new LifeboatError(damaged ? 'IntegrityCheckFailed' : 'CommandFailed', `${what}: ${text.split('\n').slice(-3).join('\n')}`);
-}
-
-async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /** Written, fsynced, then renamed in: a state file is whole or absent. */
