@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { link, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { fileIdentity } from '../snapshot/manifest';
 import type { Captured } from './types';
 
 /** A random prefix per run: only the script can print a line that starts with it. */
@@ -55,7 +56,7 @@ export function dumpFingerprint(commands: unknown): string {
 
 async function identity(path: string): Promise<string | undefined> {
   const st = await lstat(path, { bigint: true }).catch(() => undefined); // a symlink is never a kept dump
-  return st?.isFile() ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}` : undefined;
+  return st?.isFile() ? fileIdentity(st) : undefined;
 }
 
 /** The mirror's last dump when it was made by the same commands and its files are the ones it wrote. */

@@ -10,10 +10,12 @@
 // restic backs up a view: `cp -al` of the snapshot directory (hard links: nothing copied, the same inodes, so
 // restic's parent comparison still skips unchanged files) with the dumps replaced by their pairs.
 import { chmod, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { LifeboatError } from '../shared/errors';
+import { fileIdentity } from '../snapshot/manifest';
 import { fsyncFile } from '../shared/fsync';
 
 export const BASE_SUFFIX = '.lbbase';
@@ -310,9 +312,9 @@ export function deltaPatterns(path: string): string[] {
   return path.startsWith('database/') && !path.endsWith('*') ? [path + BASE_SUFFIX, path + PATCH_SUFFIX] : [];
 }
 
-/** A chmod changes no mtime, and the patch carries the mode: the mode is part of what must stay the same. */
-function identity(st: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint; mode: bigint }): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}`;
+/** A file's identity (manifest.ts) and its mode: a chmod changes no mtime, and the patch carries the mode. */
+function identity(st: BigIntStats): string {
+  return `${fileIdentity(st)}:${st.mode}`;
 }
 
 async function isFile(path: string): Promise<boolean> {
