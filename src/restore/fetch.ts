@@ -22,6 +22,7 @@ import { selects } from '../snapshot/selection';
 import { checkpointsProblem, type StoredCheckpoints } from '../snapshot/stored-checkpoints';
 import type { ResticRef } from '../storage/restic-upload';
 import { applyDeltas, deltaPatterns } from '../storage/restic-deltas';
+import { isRegularFile } from '../shared/files';
 import { MAX_RECORD_BYTES, type StorageBackend } from '../storage/types';
 
 /** `<plan>/<snapshot>.json` as stored: the backup's record plus where it went and, after a drill, its result. */
@@ -307,10 +308,6 @@ async function regularFiles(root: string, rel = ''): Promise<string[]> {
     else if (st.isFile()) out.push(path);
   }
   return out;
-}
-
-async function isRegularFile(path: string): Promise<boolean> {
-  return (await lstat(path).catch(() => null))?.isFile() ?? false;
 }
 
 // ---- restic ----

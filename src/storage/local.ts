@@ -12,7 +12,7 @@ import type { LocalStorage } from '../config/schema';
 import { LifeboatError } from '../shared/errors';
 import { exactLength, hashPrefix, isFinalFailure } from './multipart';
 import { parseJson, type LocalArchive, type ObjectInfo, type PutOptions, type PutResult, type StorageBackend, type UnfinishedUpload, type Verification } from './types';
-import { fsyncFile } from '../shared/fsync';
+import { fsyncFile } from '../shared/files';
 
 export class LocalBackend implements StorageBackend {
   constructor(

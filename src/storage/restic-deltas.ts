@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { LifeboatError } from '../shared/errors';
 import { fileIdentity } from '../snapshot/manifest';
-import { fsyncFile } from '../shared/fsync';
+import { fsyncFile, isRegularFile } from '../shared/files';
 
 export const BASE_SUFFIX = '.lbbase';
 export const PATCH_SUFFIX = '.lbpatch';
@@ -286,7 +286,7 @@ export async function applyDeltas(root: string, signal?: AbortSignal): Promise<n
     const patch = join(dir, name);
     const base = join(dir, dump + BASE_SUFFIX);
     const target = join(dir, dump);
-    if (!dump || !(await isFile(patch)) || !(await isFile(base))) throw new LifeboatError('IntegrityCheckFailed', `restored ${patch} has no base beside it`);
+    if (!dump || !(await isRegularFile(patch)) || !(await isRegularFile(base))) throw new LifeboatError('IntegrityCheckFailed', `restored ${patch} has no base beside it`);
     if (await lstat(target).catch(() => undefined)) throw new LifeboatError('IntegrityCheckFailed', `restored tree holds both ${target} and its patch`);
     const st = await stat(patch);
     const tmp = `${target}.partial-${randomBytes(4).toString('hex')}`;
@@ -315,8 +315,4 @@ export function deltaPatterns(path: string): string[] {
 /** A file's identity (manifest.ts) and its mode: a chmod changes no mtime, and the patch carries the mode. */
 function identity(st: BigIntStats): string {
   return `${fileIdentity(st)}:${st.mode}`;
-}
-
-async function isFile(path: string): Promise<boolean> {
-  return (await lstat(path).catch(() => undefined))?.isFile() ?? false;
 }
