@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import pLimit from 'p-limit';
 import { getPlan, loadConfig } from '../config/load';
 import { findArtifact } from '../config/lookup';
-import type { Artifact, ResticStorage, Source } from '../config/schema';
+import type { Artifact, Source } from '../config/schema';
 import { HostPool, connectHost, type Host } from '../remote/host';
 import { coalescing } from '../remote/batch';
 import { LifeboatError } from '../shared/errors';
@@ -35,7 +35,7 @@ import { runPreflightChecks, type PreflightChecks, type PreflightFindings } from
 import { sourceModule } from '../sources/registry';
 import type { ArtifactResult } from '../sources/types';
 import { isRestic, openStorage } from '../storage';
-import { dropUnusedDeltaDirs } from '../storage/restic-deltas';
+import { deltaMaxBytes, dropUnusedDeltaDirs } from '../storage/restic-deltas';
 import { uploadToRestic } from '../storage/restic-upload';
 import { uploadMedia } from '../storage/media-objects';
 import { previousArtifactBytes } from '../snapshot/previous';
@@ -261,7 +261,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           const dir = snapshotPaths(ctx.backupRoot, record.snapshot, archive.format).dir;
           progress({ storage: storageName, ...phase('upload') });
           const onProgress = (bytes: number, total?: number) => progress({ bytesDone: bytes, bytesTotal: total });
-          const deltas = { dir: resticDeltaDir(ctx.backupRoot, storageName, ctx.planName), maxBytes: cfg.type === 'restic' ? cfg.deltaMaxMiB * 1024 * 1024 : 0 };
+          const deltas = { dir: resticDeltaDir(ctx.backupRoot, storageName, ctx.planName), maxBytes: deltaMaxBytes(cfg) };
           return uploadToRestic(backend, { storage: storageName, dir, record: await sealRecord(ctx, record, archive), fresh: attempt === 1, deltas, signal, onProgress });
         }
         // Media objects first, the archive next, the record last: a listed snapshot has everything it references.
@@ -323,7 +323,7 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
           await rm(join(ctx.backupRoot, '.claims', snapshot), { force: true });
         }
         // Bases of restic storages this plan no longer patches for (removed, or deltaMaxMiB: 0) are old dumps.
-        const patching = ctx.plan.storages.filter((name) => ctx.storages[name]?.type === 'restic' && (ctx.storages[name] as ResticStorage).deltaMaxMiB > 0);
+        const patching = ctx.plan.storages.filter((name) => deltaMaxBytes(ctx.storages[name]) > 0);
         await dropUnusedDeltaDirs(resticDeltaRoot(ctx.backupRoot), ctx.planName, new Set(patching));
         return old;
       });

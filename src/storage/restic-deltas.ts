@@ -14,6 +14,7 @@ import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
+import type { Storage } from '../config/schema';
 import { LifeboatError } from '../shared/errors';
 import { fileIdentity } from '../snapshot/manifest';
 import { fsyncFile, isRegularFile } from '../shared/files';
@@ -48,6 +49,11 @@ interface PatchState {
  * running (a first upload over a slow link) must not lose its view, so well beyond any upload's length.
  */
 const VIEW_STALE_MS = 3 * 24 * 3600_000;
+
+/** The largest database file a storage sends as base and patch: 0 for anything but a restic storage with patches on. */
+export function deltaMaxBytes(storage: Storage | undefined): number {
+  return storage?.type === 'restic' ? storage.deltaMaxMiB * 1024 * 1024 : 0;
+}
 
 /**
  * The view of `snapshotDir` for restic, or undefined when it has no database file worth a patch. `deltaDir`: this
