@@ -22,6 +22,17 @@ export interface DumpOutcome {
   stderr: string;
 }
 
+/**
+ * The script's side of readOutcome, as shell lines (the arguments are shell variable references, e.g. `$m`): prints
+ * the state, and when it is set and equals the kept one prints `unchanged` and exits 0 without dumping.
+ */
+export function reportStateLines(marker: string, state: string, kept: string): string[] {
+  return [
+    `printf '%s state %s\\n' "${marker}" "${state}" >&2`,
+    `if [ -n "${state}" ] && [ "${state}" = "${kept}" ]; then printf '%s unchanged\\n' "${marker}" >&2; exit 0; fi`,
+  ];
+}
+
 export function readOutcome(stderr: string, marker: string): DumpOutcome {
   let state = '';
   let unchanged = false;

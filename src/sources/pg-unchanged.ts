@@ -9,7 +9,7 @@
 //   - none at all (always dump) on a standby, or when the database has unlogged tables (their rows write no WAL).
 // The state is read before the dump's own snapshot is taken, so a change in between only causes a new dump.
 import { POSITIONAL_ARGV } from '../remote/batch';
-import { newMarker } from './kept-dump';
+import { newMarker, reportStateLines } from './kept-dump';
 
 export const PG_STATE_SQL = [
   'SELECT CASE WHEN pg_catalog.pg_is_in_recovery()',
@@ -32,8 +32,7 @@ const DUMP_UNLESS_UNCHANGED = [
   'm=$1; want=$2; n=$3; shift 3; cmd=; k=1',
   POSITIONAL_ARGV,
   'state=$(eval "$cmd" </dev/null 2>/dev/null) || state=',
-  'printf \'%s state %s\\n\' "$m" "$state" >&2',
-  'if [ -n "$state" ] && [ "$state" = "$want" ]; then printf \'%s unchanged\\n\' "$m" >&2; exit 0; fi',
+  ...reportStateLines('$m', '$state', '$want'),
   'shift "$n"',
   'exec "$@"',
 ].join('\n');

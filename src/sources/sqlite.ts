@@ -12,7 +12,7 @@ import type { Host } from '../remote/host';
 import { LocalHost } from '../remote/local';
 import { LifeboatError } from '../shared/errors';
 import { streamToFile } from './capture-stream';
-import { dumpFingerprint, forgetKeptDump, keepDump, keptDump, newMarker, readOutcome, useKeptDump } from './kept-dump';
+import { dumpFingerprint, forgetKeptDump, keepDump, keptDump, newMarker, readOutcome, reportStateLines, useKeptDump } from './kept-dump';
 import type { SourceModule } from './types';
 
 /** Exit status of the capture script when the database file is missing (EX_NOINPUT). */
@@ -50,8 +50,7 @@ export const SQLITE_CAPTURE_SCRIPT = [
   '  shm=-; [ ! -e "$1-shm" ] || shm=$(od -An -v -tx1 -w48 -N48 -- "$1-shm" 2>/dev/null | tr -d " ")',
   '  [ -z "$st" ] || st="$st ${shm:-?}"',
   'fi',
-  'printf \'%s state %s\\n\' "$4" "$st" >&2',
-  'if [ -n "$st" ] && [ "$st" = "$5" ]; then printf \'%s unchanged\\n\' "$4" >&2; exit 0; fi',
+  ...reportStateLines('$4', '$st', '$5'),
   't=$(mktemp -d) && cd "$t" || exit 70',
   'sqlite3 -readonly "$1" ".timeout $2" "$3" >&2 & p=$!',
   'wait "$p"; s=$?; p=',
