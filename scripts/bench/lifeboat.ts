@@ -17,7 +17,7 @@ import type { Config } from '../../src/config/schema';
 import { PLAN } from '../../src/shared/search-attributes';
 import type { BackupResult, RestoreInput, RestoreResult } from '../../src/shared/types';
 import { findBinary } from '../lib/services';
-import { stepTimes } from './steps';
+import { stepTimes, traceRss, type RssTrace } from './steps';
 import { emptyPrefix, killGroup, onCleanup, resetVmHwm, timed, trackGroup, vmHwm, type HostRef, type Method, type Stack, type TreeSampler, type Workset } from './stack';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -173,9 +173,10 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
 
   const lastStart = new Map<string, number>();
   /** With --steps: where the run's seconds went (read after the timing). */
-  const logSteps = async (v: Variant, what: string, handle: WorkflowHandle) => {
-    if (opts.steps) log(`    ${v.label} ${what}steps: ${await stepTimes(handle)}`);
+  const logSteps = async (v: Variant, what: string, handle: WorkflowHandle, rss?: RssTrace) => {
+    if (opts.steps) log(`    ${v.label} ${what}steps: ${await stepTimes(handle, rss)}`);
   };
+  const rssTrace = () => (opts.steps ? traceRss(pid) : undefined);
   const methods = variants.map((v): Method => ({
     id: v.id,
     label: v.label,
@@ -194,17 +195,19 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
       lastStart.set(plan, Date.now());
       const measureHwm = sampler ? await resetVmHwm(pid) : false;
       sampler?.add(pid);
+      const trace = rssTrace();
       const { seconds, value: [handle, result] } = await timed(async () => {
         const h = await startBackup(client, config, { plan, tier: 'manual' });
         return [h, (await whileAlive(h.result())) as BackupResult] as const;
       });
-      await logSteps(v, '', handle);
+      await logSteps(v, '', handle, trace?.stop());
       if (result.status !== 'Completed') throw new Error(`lifeboat backup ${plan}: ${result.status}`);
       return { seconds, note: `${result.snapshot}, ${result.size_bytes} bytes stored`, ...(measureHwm ? { vmHwm: vmHwm(pid) } : {}) };
     },
     async restore(round, toDir, toDb) {
+      const trace = rssTrace();
       const { seconds, value: { result: value, handle } } = await timed(() => runRestore(client, `bench-restore-${v.id}-${round}`, { plan: planName(v, 'main'), dir: toDir, database: toDb }, whileAlive));
-      await logSteps(v, 'restore ', handle);
+      await logSteps(v, 'restore ', handle, trace?.stop());
       if (value.restored.length < 2 * stack.main.hosts.length + 1) throw new Error(`lifeboat restore: only ${value.restored.map((r) => r.artifact).join(', ')} restored`);
       return { seconds };
     },
