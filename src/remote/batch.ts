@@ -92,7 +92,7 @@ export class CommandCoalescer {
 
   /** `via` runs a command on this connection directly. */
   exec(via: Sender, argv: string[], opts: ExecOptions): Promise<ExecResult> {
-    if (opts.stdout) return via.exec(argv, opts);
+    if (opts.stdoutTo) return via.exec(argv, opts);
     return new Promise((resolve, reject) => {
       this.queue.push({ via, argv, opts, resolve, reject });
       if (this.queue.length === 1) void this.ready().then(() => this.flush(), () => this.flush());

@@ -9,14 +9,17 @@ import { SshConnection, SshHost, sshLabel } from './ssh';
 export interface ExecOptions {
   /** A secret handed to the command as a private temp file named by an env var (never on a command line). */
   secretFile?: SecretFile;
-  /** Stream stdout here instead of collecting it (dumps: constant memory). */
-  stdout?: Writable;
+  /**
+   * The write end of a pipe into another process (capture-stream.ts: `cat` into the dump's file): the command's stdout
+   * goes there directly, never through the worker's heap (dumps: constant memory, whatever their size).
+   */
+  stdoutTo?: Writable;
   signal?: AbortSignal;
 }
 
 export interface ExecResult {
   exitCode: number;
-  /** Collected stdout (empty when streamed to `stdout`). */
+  /** Collected stdout (empty when sent to `stdoutTo`). */
   stdout: string;
   /** The last 64 KiB of stderr. */
   stderr: string;

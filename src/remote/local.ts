@@ -21,15 +21,14 @@ export class LocalHost implements Host {
     const child = execa(...dieWithWorker(file, args), {
       stdin: 'ignore',
       env: secret && opts.secretFile ? { [opts.secretFile.env]: secret.path } : undefined,
-      stdout: opts.stdout ? 'pipe' : 'pipe',
-      buffer: { stdout: !opts.stdout, stderr: false },
+      stdout: opts.stdoutTo ?? 'pipe',
+      buffer: { stdout: !opts.stdoutTo, stderr: false },
       reject: false,
       cancelSignal: opts.signal,
       forceKillAfterDelay: 5000,
       stripFinalNewline: false,
     });
     child.stderr?.on('data', (d: Buffer) => stderr.push(d));
-    if (opts.stdout) child.stdout?.pipe(opts.stdout, { end: false });
     const result = await child.finally(() => secret?.remove());
     if (result.isCanceled) throw new Error(`${argv[0]} on ${this.label} was cancelled`);
     if ((result as { code?: string }).code === 'ENOENT') {

@@ -6,7 +6,8 @@
 // of the activity as a channel. Measured on loopback (issue 11): the ssh2 handshake costs ~80 ms wall and ~6 ms
 // of worker CPU whatever the key exchange (curve25519, nistp256, DH group14/16 within 5 ms of each other), less
 // than OpenSSH's ~155 ms; each further command costs a session on the host (its login shell starts, rc files
-// and all), so commands, not handshakes, are what a step pays for.
+// and all), so commands, not handshakes, are what a step pays for. A command whose output goes into a file (a dump)
+// runs through OpenSSH's client instead (openssh-exec.ts), so its bytes stay out of the worker.
 import { readFile } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import { Client, type ClientChannel } from 'ssh2';
@@ -17,6 +18,7 @@ import { pinnedSshOptions } from './ssh-options';
 import { rsyncRshCommand, shellJoin } from './quote';
 import { dieWithWorker } from '../shared/die-with-worker';
 import { wrapRemote } from './remote-command';
+import { opensshExec } from './openssh-exec';
 import type { CommandCoalescer, Sender } from './batch';
 
 const MAX_COLLECTED_STDOUT = 16 * 1024 * 1024;
@@ -126,6 +128,8 @@ export class SshHost implements Host {
   }
 
   exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    // Bulk output goes through OpenSSH's client, around this connection (see openssh-exec.ts).
+    if (opts.stdoutTo) return opensshExec(this.connection.settings, this.label, argv, { ...opts, stdoutTo: opts.stdoutTo });
     return this.coalescer ? this.coalescer.exec(this.direct, argv, opts) : this.direct.exec(argv, opts);
   }
 
@@ -210,13 +214,10 @@ function collect(channel: ClientChannel, what: string, label: string, opts: Exec
     opts.signal?.addEventListener('abort', onAbort, { once: true });
 
     channel.stderr.on('data', (d: Buffer) => stderr.push(d));
-    if (opts.stdout) channel.pipe(opts.stdout, { end: false });
-    else {
-      channel.on('data', (d: Buffer) => {
-        collected += d.length;
-        if (collected <= MAX_COLLECTED_STDOUT) chunks.push(d);
-      });
-    }
+    channel.on('data', (d: Buffer) => {
+      collected += d.length;
+      if (collected <= MAX_COLLECTED_STDOUT) chunks.push(d);
+    });
     channel.on('exit', (code: number | null, signal?: string) => {
       exitCode = code ?? undefined;
       exitSignal = signal;

@@ -9,13 +9,11 @@ export interface Meter extends Transform {
   digest(): string;
 }
 
-/** `onChunk` sees every chunk on its way through (read it there; it is not kept). */
-export function meter(opts: { sha256?: boolean; onBytes?: (bytes: number) => void; onChunk?: (chunk: Buffer) => void } = {}): Meter {
+export function meter(opts: { sha256?: boolean; onBytes?: (bytes: number) => void } = {}): Meter {
   const hash: Hash | undefined = opts.sha256 ? createHash('sha256') : undefined;
   const m = new Transform({
     transform(chunk: Buffer, _enc, done) {
       hash?.update(chunk);
-      opts.onChunk?.(chunk);
       m.bytes += chunk.length;
       opts.onBytes?.(m.bytes);
       done(null, chunk);

@@ -1,13 +1,14 @@
-// Streams a command's stdout on the source host into a file in the snapshot: constant memory, written as
-// `<file>.partial` and renamed only once the caller has accepted the result, so a failed or interrupted
-// capture never leaves a plausible-looking file behind.
-import { createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+// Streams a command's stdout on the source host into a file in the snapshot. The bytes go from the command (on an
+// SSH source: from OpenSSH's client) through a pipe into `cat`, which writes the file: they never pass through the
+// worker, so its memory is the same for a dump of 1 MiB or 100 GiB. Written as `<file>.partial` and renamed only once
+// the caller has accepted the result, so a failed or interrupted capture never leaves a plausible-looking file behind.
+import { open, mkdir, rm, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { finished } from 'node:stream/promises';
+import { execa } from 'execa';
 import type { ExecOptions, ExecResult, Host } from '../remote/host';
-import { meter } from '../shared/meter';
-import { FILE_WRITE_BUFFER } from '../shared/write-buffer';
+import { watchGrowth } from '../shared/bounded';
+import { dieWithWorker } from '../shared/die-with-worker';
+import { LifeboatError } from '../shared/errors';
 
 export interface StreamedFile extends ExecResult {
   bytes: number;
@@ -22,51 +23,60 @@ export async function streamToFile(
   host: Host,
   argv: string[],
   target: string,
-  opts: Pick<ExecOptions, 'secretFile' | 'signal'> & { onBytes?: (bytes: number) => void; onChunk?: (chunk: Buffer) => void },
+  opts: Pick<ExecOptions, 'secretFile' | 'signal'> & { onBytes?: (bytes: number) => void },
 ): Promise<StreamedFile> {
   const partial = `${target}.partial`;
   await mkdir(dirname(target), { recursive: true, mode: 0o700 });
-  const counter = meter({ onBytes: opts.onBytes, onChunk: opts.onChunk });
-  // A small buffer paused the SSH channel on every packet, so its window was not refilled (see write-buffer.ts).
-  const out = createWriteStream(partial, { mode: 0o600, highWaterMark: FILE_WRITE_BUFFER });
-  // A write error (ENOSPC, EIO) must fail this capture, not crash the worker: pipe() does not forward it, and an
-  // 'error' without a listener is an uncaught exception. Stop the remote command and drain what is in flight.
+  const file = await open(partial, 'w', 0o600);
+  // execa hands a number to spawn as a file descriptor; its types only list 3-9.
+  const writer = execa(...dieWithWorker('cat', []), { stdin: 'pipe', stdout: file.fd as 3, stderr: 'pipe', reject: false });
+  await file.close(); // cat has its own copy
+  if (writer.pid === undefined) {
+    await writer;
+    await rm(partial, { force: true });
+    throw new LifeboatError('MissingTool', 'cat is not installed on the backup host');
+  }
+  // A write error (ENOSPC, EIO) ends cat with a message: the command's next write then fails (EPIPE), and the command
+  // is stopped, as OpenSSH's client would otherwise read on to the end of the dump.
   const writeFailed = new AbortController();
   let writeError: Error | undefined;
-  out.on('error', (err) => {
-    writeError ??= err;
-    counter.unpipe(out);
-    counter.resume();
-    writeFailed.abort(err);
+  const written = writer.then((r) => {
+    if (r.exitCode !== 0) writeFailed.abort((writeError = writeFailure(partial, r.exitCode, String(r.stderr ?? ''))));
   });
-  counter.pipe(out);
   const signal = opts.signal ? AbortSignal.any([opts.signal, writeFailed.signal]) : writeFailed.signal;
-  const cleanUp = async () => {
-    if (!counter.writableEnded) counter.end();
-    if (!writeError) await finished(out).catch(() => undefined);
-    out.destroy();
-    await rm(partial, { force: true }); // cancelled, failed or not started: leave nothing behind
-  };
-  let res: ExecResult;
+  const stopWatch = opts.onBytes ? watchGrowth(partial, opts.onBytes) : () => undefined;
+  let res: ExecResult | undefined;
+  let failure: unknown;
   try {
-    res = await host.exec(argv, { secretFile: opts.secretFile, signal, stdout: counter });
+    res = await host.exec(argv, { secretFile: opts.secretFile, signal, stdoutTo: writer.stdin });
   } catch (err) {
-    await cleanUp();
-    throw writeError ?? err;
+    failure = err;
+  } finally {
+    stopWatch();
+    writer.stdin.destroy(); // our end of the pipe: cat ends once the command's end is closed too
+    await written;
   }
-  counter.end();
-  if (!writeError) await finished(out).catch((err: Error) => (writeError ??= err));
-  if (writeError) {
-    await cleanUp();
-    throw writeError;
+  if (writeError || !res) {
+    await rm(partial, { force: true }); // cancelled, failed or not started: leave nothing behind
+    throw writeError ?? failure;
   }
+  const bytes = (await stat(partial)).size;
+  opts.onBytes?.(bytes);
   return {
     ...res,
-    bytes: counter.bytes,
+    bytes,
     partial,
     commit: () => rename(partial, target),
     discard: () => rm(partial, { force: true }),
   };
+}
+
+/** cat's complaint, with the errno code its words stand for (ENOSPC is InsufficientSpace, permanent). */
+function writeFailure(partial: string, exitCode: number | undefined, stderr: string): Error {
+  const said = stderr.trim().split('\n').slice(-3).join('\n');
+  const codes: Array<[RegExp, string]> = [[/No space left on device/, 'ENOSPC'], [/Disk quota exceeded/, 'EDQUOT'], [/Read-only file system/, 'EROFS'], [/Permission denied/, 'EACCES']];
+  const code = codes.find(([re]) => re.test(said))?.[1];
+  return Object.assign(new Error(`writing ${partial} failed (cat exit ${exitCode ?? '?'}): ${said || 'no message'}`), { code });
 }
 
 /** True when `marker` occurs in the file's last `window` bytes (a complete dump ends with its marker). */

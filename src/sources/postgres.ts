@@ -1,4 +1,4 @@
-// PostgreSQL: pg_dump runs on the source host and streams to the backup host; the dump is never held in memory.
+// PostgreSQL: pg_dump runs on the source host and streams into a file on the backup host, never through the worker.
 // A password goes through a private temporary PGPASSFILE (see remote/remote-command.ts), never a command line.
 // Row counts per table come from the dump itself (pg-rowcounts.ts), for the restore drill to compare against.
 // The dump is written to the artifact's mirror and linked into the snapshot (kept-dump.ts); a database unchanged since
@@ -13,7 +13,7 @@ import type { SecretFile } from '../remote/remote-command';
 import { LifeboatError } from '../shared/errors';
 import { streamToFile, tailIncludes } from './capture-stream';
 import { inService } from './compose-exec';
-import { CopyRowCounter, countCopyRows } from './pg-rowcounts';
+import { countCopyRows, countCopyRowsInFile } from './pg-rowcounts';
 import { dumpFingerprint, forgetKeptDump, keepDump, keptDump, readOutcome, useKeptDump } from './kept-dump';
 import { dumpUnlessUnchanged, PG_STATE_SQL } from './pg-unchanged';
 import type { SourceModule } from './types';
@@ -95,14 +95,7 @@ export const postgres: SourceModule<PostgresArtifact> = {
     const command = dumpUnlessUnchanged(pgCommand(a, psqlArgv(a, PG_STATE_SQL)), dumpArgv, kept?.state);
     // The dump goes to the mirror (kept for the next run) and is linked into the snapshot once complete.
     const target = join(mirrorDir, rel);
-    // A plain dump's rows are counted as it streams by; a custom one is read back through pg_restore afterwards.
-    const rows = a.format === 'plain' ? new CopyRowCounter() : undefined;
-    const dump = await streamToFile(host, command.argv, target, {
-      secretFile,
-      signal,
-      onBytes: (bytes) => progress({ artifact: a.name, bytes }),
-      ...(rows ? { onChunk: (chunk: Buffer) => rows.push(chunk) } : {}),
-    });
+    const dump = await streamToFile(host, command.argv, target, { secretFile, signal, onBytes: (bytes) => progress({ artifact: a.name, bytes }) });
     const outcome = readOutcome(dump.stderr, command.marker);
     if (dump.exitCode !== 0) {
       await dump.discard();
@@ -116,6 +109,8 @@ export const postgres: SourceModule<PostgresArtifact> = {
       await dump.discard();
       throw new LifeboatError('CommandFailed', `pg_dump of ${a.database} on ${host.label} ended without its completion marker (truncated dump)`);
     }
+    // Rows are read from the dump on disk: a plain one directly, a custom one through pg_restore.
+    const rowCounts = a.format === 'plain' ? { row_counts: await countCopyRowsInFile(dump.partial, signal) } : undefined;
     await forgetKeptDump(mirrorDir);
     await dump.commit();
     const paths = [rel];
@@ -131,7 +126,7 @@ export const postgres: SourceModule<PostgresArtifact> = {
       bytes += g.bytes;
     }
     await removeOtherDumps(mirrorDir, paths);
-    const captured = { paths, bytes, details: { database: a.database, format: a.format, ...(rows ? { row_counts: rows.finish() } : await customRowCounts(target, signal)) } };
+    const captured = { paths, bytes, details: { database: a.database, format: a.format, ...(rowCounts ?? (await customRowCounts(target, signal))) } };
     await keepDump(mirrorDir, snapshotDir, { fingerprint, state: outcome.state, dumpedIn: snapshot, captured });
     return captured;
   },
