@@ -4,8 +4,8 @@
 // the caller has accepted the result, so a failed or interrupted capture never leaves a plausible-looking file behind.
 import { open, mkdir, rm, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { execa } from 'execa';
-import type { ExecOptions, ExecResult, Host } from '../remote/host';
+import { spawn } from 'node:child_process';
+import { Tail, type ExecOptions, type ExecResult, type Host } from '../remote/host';
 import { watchGrowth } from '../shared/bounded';
 import { dieWithWorker } from '../shared/die-with-worker';
 import { LifeboatError } from '../shared/errors';
@@ -28,32 +28,40 @@ export async function streamToFile(
   const partial = `${target}.partial`;
   await mkdir(dirname(target), { recursive: true, mode: 0o700 });
   const file = await open(partial, 'w', 0o600);
-  // execa hands a number to spawn as a file descriptor; its types only list 3-9.
-  const writer = execa(...dieWithWorker('cat', []), { stdin: 'pipe', stdout: file.fd as 3, stderr: 'pipe', reject: false });
+  // node's spawn, not execa: execa would count closing our end of cat's stdin as a failure and kill cat mid-write.
+  const writer = spawn(...dieWithWorker('cat', []), { stdio: ['pipe', file.fd, 'pipe'] });
+  const started = await new Promise<Error | undefined>((resolve) => {
+    writer.once('spawn', () => resolve(undefined));
+    writer.once('error', resolve);
+  });
   await file.close(); // cat has its own copy
-  if (writer.pid === undefined) {
-    await writer;
+  if (started) {
     await rm(partial, { force: true });
-    throw new LifeboatError('MissingTool', 'cat is not installed on the backup host');
+    throw new LifeboatError('MissingTool', `cat could not be started on the backup host: ${started.message}`);
   }
+  const toCat = writer.stdin!;
+  toCat.on('error', () => undefined); // cat gone: its exit says why
+  const stderr = new Tail(4096);
+  writer.stderr!.on('data', (d: Buffer) => stderr.push(d));
+  const exited = new Promise<number | null>((resolve) => writer.once('close', resolve));
   // A write error (ENOSPC, EIO) ends cat with a message: the command's next write then fails (EPIPE), and the command
   // is stopped, as OpenSSH's client would otherwise read on to the end of the dump.
   const writeFailed = new AbortController();
   let writeError: Error | undefined;
-  const written = writer.then((r) => {
-    if (r.exitCode !== 0) writeFailed.abort((writeError = writeFailure(partial, r.exitCode, String(r.stderr ?? ''))));
+  const written = exited.then((code) => {
+    if (code !== 0) writeFailed.abort((writeError = writeFailure(partial, code, stderr.toString())));
   });
   const signal = opts.signal ? AbortSignal.any([opts.signal, writeFailed.signal]) : writeFailed.signal;
   const stopWatch = opts.onBytes ? watchGrowth(partial, opts.onBytes) : () => undefined;
   let res: ExecResult | undefined;
   let failure: unknown;
   try {
-    res = await host.exec(argv, { secretFile: opts.secretFile, signal, stdoutTo: writer.stdin });
+    res = await host.exec(argv, { secretFile: opts.secretFile, signal, stdoutTo: toCat });
   } catch (err) {
     failure = err;
   } finally {
     stopWatch();
-    writer.stdin.destroy(); // our end of the pipe: cat ends once the command's end is closed too
+    toCat.destroy(); // our end of the pipe: cat ends once the command's end is closed too
     await written;
   }
   if (writeError || !res) {
@@ -72,7 +80,7 @@ export async function streamToFile(
 }
 
 /** cat's complaint, with the errno code its words stand for (ENOSPC is InsufficientSpace, permanent). */
-function writeFailure(partial: string, exitCode: number | undefined, stderr: string): Error {
+function writeFailure(partial: string, exitCode: number | null, stderr: string): Error {
   const said = stderr.trim().split('\n').slice(-3).join('\n');
   const codes: Array<[RegExp, string]> = [[/No space left on device/, 'ENOSPC'], [/Disk quota exceeded/, 'EDQUOT'], [/Read-only file system/, 'EROFS'], [/Permission denied/, 'EACCES']];
   const code = codes.find(([re]) => re.test(said))?.[1];
