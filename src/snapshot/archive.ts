@@ -1,5 +1,6 @@
-// tar.zst (zstd -T0, all cores) or tar.gz (pigz when present), streamed: tar → compressor (→ age) → file, then hashed
-// (with the prefix hashes a selective restore checks: stored-checkpoints.ts).
+// tar.zst (zstd -T0, all cores) or tar.gz (pigz when present), streamed: tar → compressor (→ age) → file through OS
+// pipes, never through the worker, then hashed (with the prefix hashes a selective restore checks:
+// stored-checkpoints.ts).
 import { lstat, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { execa } from 'execa';
@@ -8,10 +9,14 @@ import { dieWithWorker } from '../shared/die-with-worker';
 import { encryptArgv } from './encryption';
 import { sha256File } from './hash-files';
 import { watchGrowth } from '../shared/bounded';
+import { startSink, type Sink } from '../shared/sink-process';
 import { checkpointDistance, type StoredCheckpoints } from './stored-checkpoints';
 
 /** Written first, in this order, when present. */
 const LEADING_FILES = ['manifest.sha256', 'metadata.yml', 'media.json'];
+/** tar reports a checkpoint every this many records (10 KiB each: about 10 MiB) on stderr: the input progress. */
+const CHECKPOINT_RECORDS = 1024;
+const RECORD_BYTES = 10240;
 
 export interface ArchiveInfo {
   path: string;
@@ -39,7 +44,7 @@ export async function createArchive(
     signal?: AbortSignal;
     /** The archive's size as it is written. */
     onProgress?: (bytes: number) => void;
-    /** Bytes of tar's stream so far: about the tree's size read, for a percent and an ETA. */
+    /** Bytes of tar's stream so far (tar's checkpoints, every 10 MiB): about the tree's size read, for a percent and an ETA. */
     onInput?: (bytes: number) => void;
     /** Exact member names to leave out, one per line (media files: snapshot/media-index.ts). */
     excludeFile?: string;
@@ -47,7 +52,6 @@ export async function createArchive(
 ): Promise<ArchiveInfo> {
   const [comp, ...compArgs] = compressorArgv(format, opts.level, format === 'tar.gz' && (await hasCommand('pigz')));
   const partial = `${out}.partial`;
-  const common = { cancelSignal: opts.signal, forceKillAfterDelay: 5000, buffer: false } as const;
   // The last process writes the file itself (its stdout is the file), so the archive's bytes never pass through the
   // worker's heap; they are hashed afterwards, off the main thread, from the page cache (see hash-files.ts).
   const file = await open(partial, 'w', 0o600);
@@ -58,20 +62,7 @@ export async function createArchive(
   // The files that describe the rest come first (a partial restore may stop once it has what it needs: see
   // selection.ts), then the tree in name order without them.
   const first = (await Promise.all(LEADING_FILES.map(async (f) => ((await lstat(join(snapshotDir, f)).catch(() => null))?.isFile() ? `${base}/${f}` : undefined)))).filter((f): f is string => f !== undefined);
-  const tar = execa(
-    ...dieWithWorker('tar', [
-      '-C', dirname(snapshotDir), '--sort=name', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '--xattrs',
-      ...['user.*', 'security.capability', 'system.posix_acl_access', 'system.posix_acl_default'].map((x) => `--xattrs-include=${x}`),
-      '-cf', '-',
-      '--no-recursion', ...first, '--recursion',
-      '--anchored', '--no-wildcards', ...first.map((f) => `--exclude=${f}`), ...(opts.excludeFile ? ['--no-unquote', '-X', opts.excludeFile] : []),
-      '--', base,
-    ]),
-    { ...common, stdin: 'ignore' },
-  );
   const encrypting = Boolean(opts.recipients?.length);
-  // execa hands a number to spawn as a file descriptor; its types only list 3-9.
-  const toFile = { ...common, stdout: file.fd as 3 } as const;
   // Progress in bytes: the file's size as the last process writes it.
   let written = 0;
   const reportSize = (size: number) => {
@@ -80,15 +71,42 @@ export async function createArchive(
     opts.onProgress?.(size);
   };
   const stopWatch = watchGrowth(partial, reportSize, 500);
+  const stages = new AbortController(); // one failed stage stops the others
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stages.signal]) : stages.signal;
   try {
-    const compressor = execa(...dieWithWorker(comp!, compArgs), encrypting ? common : toFile);
-    tar.stdout.pipe(compressor.stdin);
-    let read = 0;
-    if (opts.onInput) tar.stdout.on('data', (chunk: Buffer) => opts.onInput!((read += chunk.length)));
-    // age after compression (ciphertext does not compress); the hash and size are those of the stored bytes.
-    const encryptor = encrypting ? execa(...dieWithWorker(...encryptArgv(opts.recipients!)), toFile) : undefined;
-    if (encryptor) compressor.stdout!.pipe(encryptor.stdin);
-    await Promise.all([tar, compressor, ...(encryptor ? [encryptor] : [])]);
+    // Started last to first, each with the next one's pipe as its stdout: the bytes go tar → compressor (→ age, after
+    // compression: ciphertext does not compress) → file without passing through the worker.
+    const encryptor = encrypting ? await startSink(encryptArgv(opts.recipients!).flat() as [string, ...string[]], file.fd, signal) : undefined;
+    let compressor: Sink;
+    try {
+      compressor = await startSink([comp!, ...compArgs], encryptor?.stdin ?? file.fd, signal);
+    } finally {
+      encryptor?.release();
+    }
+    const tar = execa(
+      ...dieWithWorker('tar', [
+        '-C', dirname(snapshotDir), '--sort=name', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '--xattrs',
+        ...['user.*', 'security.capability', 'system.posix_acl_access', 'system.posix_acl_default'].map((x) => `--xattrs-include=${x}`),
+        `--checkpoint=${CHECKPOINT_RECORDS}`, '--checkpoint-action=echo=%u',
+        '-cf', '-',
+        '--no-recursion', ...first, '--recursion',
+        '--anchored', '--no-wildcards', ...first.map((f) => `--exclude=${f}`), ...(opts.excludeFile ? ['--no-unquote', '-X', opts.excludeFile] : []),
+        '--', base,
+      ]),
+      { cancelSignal: signal, forceKillAfterDelay: 5000, buffer: false, reject: false, stdin: 'ignore', stdout: compressor.stdin },
+    );
+    const said = tarStderr(opts.onInput);
+    tar.stderr.on('data', said.push);
+    const tarResult = await tar;
+    compressor.release(); // only now: execa counts an earlier close of tar's stdout as tar's failure
+    if (tarResult.exitCode !== 0) stages.abort();
+    const sinks = [{ name: comp!, result: await compressor.done }, ...(encryptor ? [{ name: 'age', result: await encryptor.done }] : [])];
+    opts.signal?.throwIfAborted();
+    // A sink that exited with an error (a full disk) explains tar's broken pipe; one killed by a signal was stopped
+    // because tar failed, unless tar did not.
+    const sinkFailed = sinks.find((x) => x.result.code !== 0 && x.result.code !== null) ?? (tarResult.exitCode === 0 ? sinks.find((x) => x.result.code !== 0) : undefined);
+    if (sinkFailed) throw new Error(`${sinkFailed.name} failed while writing the archive (exit ${sinkFailed.result.code ?? 'by signal'}): ${sinkFailed.result.stderr.trim() || 'no message'}`);
+    if (tarResult.exitCode !== 0) throw new Error(`tar failed while archiving ${snapshotDir} (exit ${tarResult.exitCode ?? tarResult.signal}): ${said.text() || 'no message'}`);
     stopWatch();
     await file.close();
     // The checkpoints come from the same pass as the hash (a worker thread): no byte is read twice.
@@ -103,6 +121,24 @@ export async function createArchive(
     await rm(partial, { force: true });
     throw err;
   }
+}
+
+/** tar's stderr: checkpoint lines become input progress, the rest is kept (its end) for a failure's message. */
+function tarStderr(onInput?: (bytes: number) => void): { push: (d: Buffer) => void; text: () => string } {
+  let partial = '';
+  let kept = '';
+  return {
+    push: (d: Buffer) => {
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        const checkpoint = /^(?:\S*\/)?tar: (\d+)$/.exec(line); // tar names itself by the path it was started with
+        if (checkpoint) onInput?.(Number(checkpoint[1]) * RECORD_BYTES); // %u: records so far
+        else kept = `${kept}${line}\n`.slice(-8192);
+      }
+    },
+    text: () => `${kept}${partial}`.trim(),
+  };
 }
 
 /** The argv that lists or extracts an archive of this format with GNU tar. */

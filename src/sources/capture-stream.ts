@@ -4,11 +4,9 @@
 // the caller has accepted the result, so a failed or interrupted capture never leaves a plausible-looking file behind.
 import { open, mkdir, rm, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { spawn } from 'node:child_process';
-import { Tail, type ExecOptions, type ExecResult, type Host } from '../remote/host';
+import type { ExecOptions, ExecResult, Host } from '../remote/host';
 import { watchGrowth } from '../shared/bounded';
-import { dieWithWorker } from '../shared/die-with-worker';
-import { LifeboatError } from '../shared/errors';
+import { startSink, type Sink } from '../shared/sink-process';
 
 export interface StreamedFile extends ExecResult {
   bytes: number;
@@ -28,40 +26,33 @@ export async function streamToFile(
   const partial = `${target}.partial`;
   await mkdir(dirname(target), { recursive: true, mode: 0o700 });
   const file = await open(partial, 'w', 0o600);
-  // node's spawn, not execa: execa would count closing our end of cat's stdin as a failure and kill cat mid-write.
-  const writer = spawn(...dieWithWorker('cat', []), { stdio: ['pipe', file.fd, 'pipe'] });
-  const started = await new Promise<Error | undefined>((resolve) => {
-    writer.once('spawn', () => resolve(undefined));
-    writer.once('error', resolve);
-  });
-  await file.close(); // cat has its own copy
-  if (started) {
+  let sink: Sink;
+  try {
+    sink = await startSink(['cat'], file.fd);
+  } catch (err) {
     await rm(partial, { force: true });
-    throw new LifeboatError('MissingTool', `cat could not be started on the backup host: ${started.message}`);
+    throw err;
+  } finally {
+    await file.close(); // cat has its own copy
   }
-  const toCat = writer.stdin!;
-  toCat.on('error', () => undefined); // cat gone: its exit says why
-  const stderr = new Tail(4096);
-  writer.stderr!.on('data', (d: Buffer) => stderr.push(d));
-  const exited = new Promise<number | null>((resolve) => writer.once('close', resolve));
   // A write error (ENOSPC, EIO) ends cat with a message: the command's next write then fails (EPIPE), and the command
   // is stopped, as OpenSSH's client would otherwise read on to the end of the dump.
   const writeFailed = new AbortController();
   let writeError: Error | undefined;
-  const written = exited.then((code) => {
-    if (code !== 0) writeFailed.abort((writeError = writeFailure(partial, code, stderr.toString())));
+  const written = sink.done.then(({ code, stderr }) => {
+    if (code !== 0) writeFailed.abort((writeError = writeFailure(partial, code, stderr)));
   });
   const signal = opts.signal ? AbortSignal.any([opts.signal, writeFailed.signal]) : writeFailed.signal;
   const stopWatch = opts.onBytes ? watchGrowth(partial, opts.onBytes) : () => undefined;
   let res: ExecResult | undefined;
   let failure: unknown;
   try {
-    res = await host.exec(argv, { secretFile: opts.secretFile, signal, stdoutTo: toCat });
+    res = await host.exec(argv, { secretFile: opts.secretFile, signal, stdoutTo: sink.stdin });
   } catch (err) {
     failure = err;
   } finally {
     stopWatch();
-    toCat.destroy(); // our end of the pipe: cat ends once the command's end is closed too
+    sink.release(); // cat ends once the command's end of the pipe is closed too
     await written;
   }
   if (writeError || !res) {

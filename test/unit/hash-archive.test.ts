@@ -2,10 +2,12 @@
 // must be exactly the stored bytes (plain and age-encrypted), with progress in bytes and nothing left on failure.
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApplicationFailure } from '@temporalio/common';
+import { toFailure } from '../../src/activities/run';
 import { createArchive } from '../../src/snapshot/archive';
 
 let root: string;
@@ -59,4 +61,37 @@ describe('createArchive hashing', () => {
     expect(existsSync(out)).toBe(false);
     expect(readdirSync(root).filter((f) => f.startsWith('c.tar.zst'))).toEqual([]);
   });
+
+  it("passes none of tar's stream through the worker, and reports tar's input as progress", async () => {
+    const big = join(root, 'big-20260101T000000');
+    mkdirSync(big);
+    writeFileSync(join(big, 'random.bin'), randomBytes(24 * 2 ** 20));
+    const out = join(root, 'd.tar.zst');
+    const input: number[] = [];
+    const before = threadBytesRead();
+    const info = await createArchive(big, out, 'tar.zst', { onInput: (b) => input.push(b) });
+    // What this process read: the archive once, to hash it (hashing threads); tar's 24 MiB stream went to zstd.
+    expect(threadBytesRead() - before).toBeLessThan(info.size + 2 ** 20);
+    expect(input).toEqual([1, 2].map((k) => k * 1024 * 10240)); // a checkpoint every 10 MiB of tar's stream
+  });
+
+  it('on a full disk fails with the compressor\'s own words (InsufficientSpace) and leaves nothing', async () => {
+    const out = join(root, 'e.tar.zst');
+    symlinkSync('/dev/full', `${out}.partial`); // every write fails with ENOSPC
+    const err = await createArchive(snap, out, 'tar.zst').then(() => undefined, (e: unknown) => e as Error);
+    expect(err?.message).toMatch(/zstd failed while writing the archive.*No space left on device/s);
+    expect((toFailure(err) as ApplicationFailure).type).toBe('InsufficientSpace');
+    expect(readdirSync(root).filter((f) => f.startsWith('e.tar.zst'))).toEqual([]);
+  });
+
+  it("names tar's complaint, without its progress lines, when tar fails", async () => {
+    const err = await createArchive(join(root, 'no-such-snapshot'), join(root, 'f.tar.zst'), 'tar.zst').then(() => undefined, (e: unknown) => e as Error);
+    expect(err?.message).toMatch(/tar failed while archiving .*no-such-snapshot.*Cannot (stat|open): No such file or directory/s);
+    expect(err?.message).not.toMatch(/tar: \d+$/m);
+  });
 });
+
+/** Bytes this process's own threads have read (its /proc/self/io also counts its reaped children: tar, zstd). */
+function threadBytesRead(): number {
+  return readdirSync('/proc/self/task').reduce((n, t) => n + Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/self/task/${t}/io`, 'utf8'))?.[1] ?? 0), 0);
+}
