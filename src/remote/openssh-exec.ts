@@ -52,6 +52,9 @@ export async function opensshExec(settings: SshSettings, label: string, argv: st
     if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known/.test(text)) {
       throw new LifeboatError('HostKeyRejected', `host key of ${label} is not pinned or changed in ${settings.knownHosts}; refusing to connect:\n${said}`);
     }
+    if (/UNPROTECTED PRIVATE KEY FILE|bad permissions/.test(text)) {
+      throw new LifeboatError('ConfigError', `OpenSSH refuses the identity file ${settings.identityFile} for ${label}: others may read it (chmod 600 it):\n${said}`);
+    }
     if (/Permission denied \(publickey/.test(text)) throw new LifeboatError('AuthFailed', `SSH authentication to ${label} failed: the key ${settings.identityFile} was refused`);
   }
   return { exitCode: res.exitCode ?? 128, stdout: '', stderr: text };

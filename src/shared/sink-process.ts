@@ -21,12 +21,17 @@ export interface Sink {
 /** Starts `argv` with its stdout into `stdout` (a file descriptor, or another sink's stdin); an abort kills it. */
 export async function startSink(argv: [string, ...string[]], stdout: number | Writable, signal?: AbortSignal): Promise<Sink> {
   const [file, ...args] = argv;
-  const child = spawn(...dieWithWorker(file, args), { stdio: ['pipe', stdout, 'pipe'] });
+  // The C locale: a failure is recognised by its words ("No space left on device" is InsufficientSpace).
+  const child = spawn(...dieWithWorker(file, args), { stdio: ['pipe', stdout, 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
   const failed = await new Promise<Error | undefined>((resolve) => {
     child.once('spawn', () => resolve(undefined));
     child.once('error', resolve);
   });
-  if (failed) throw new LifeboatError('MissingTool', `${file} could not be started on the backup host: ${failed.message}`);
+  if (failed) {
+    const code = (failed as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EACCES') throw new LifeboatError('MissingTool', `${file} could not be started on the backup host: ${failed.message}`);
+    throw failed; // EAGAIN, EMFILE, ENOMEM: a retry may well succeed
+  }
   const stdin = child.stdin!;
   stdin.on('error', () => undefined); // the sink gone: its exit says why
   let stderr = ''; // its end: a sink says little, and only when it fails

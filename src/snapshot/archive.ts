@@ -73,16 +73,15 @@ export async function createArchive(
   const stopWatch = watchGrowth(partial, reportSize, 500);
   const stages = new AbortController(); // one failed stage stops the others
   const signal = opts.signal ? AbortSignal.any([opts.signal, stages.signal]) : stages.signal;
+  const sinks: Sink[] = [];
   try {
     // Started last to first, each with the next one's pipe as its stdout: the bytes go tar → compressor (→ age, after
     // compression: ciphertext does not compress) → file without passing through the worker.
     const encryptor = encrypting ? await startSink(encryptArgv(opts.recipients!).flat() as [string, ...string[]], file.fd, signal) : undefined;
-    let compressor: Sink;
-    try {
-      compressor = await startSink([comp!, ...compArgs], encryptor?.stdin ?? file.fd, signal);
-    } finally {
-      encryptor?.release();
-    }
+    if (encryptor) sinks.push(encryptor);
+    const compressor = await startSink([comp!, ...compArgs], encryptor?.stdin ?? file.fd, signal);
+    sinks.push(compressor);
+    encryptor?.release();
     const tar = execa(
       ...dieWithWorker('tar', [
         '-C', dirname(snapshotDir), '--sort=name', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '--xattrs',
@@ -100,11 +99,11 @@ export async function createArchive(
     const tarResult = await tar;
     compressor.release(); // only now: execa counts an earlier close of tar's stdout as tar's failure
     if (tarResult.exitCode !== 0) stages.abort();
-    const sinks = [{ name: comp!, result: await compressor.done }, ...(encryptor ? [{ name: 'age', result: await encryptor.done }] : [])];
+    const results = [{ name: comp!, result: await compressor.done }, ...(encryptor ? [{ name: 'age', result: await encryptor.done }] : [])];
     opts.signal?.throwIfAborted();
     // A sink that exited with an error (a full disk) explains tar's broken pipe; one killed by a signal was stopped
     // because tar failed, unless tar did not.
-    const sinkFailed = sinks.find((x) => x.result.code !== 0 && x.result.code !== null) ?? (tarResult.exitCode === 0 ? sinks.find((x) => x.result.code !== 0) : undefined);
+    const sinkFailed = results.find((x) => x.result.code !== 0 && x.result.code !== null) ?? (tarResult.exitCode === 0 ? results.find((x) => x.result.code !== 0) : undefined);
     if (sinkFailed) throw new Error(`${sinkFailed.name} failed while writing the archive (exit ${sinkFailed.result.code ?? 'by signal'}): ${sinkFailed.result.stderr.trim() || 'no message'}`);
     if (tarResult.exitCode !== 0) throw new Error(`tar failed while archiving ${snapshotDir} (exit ${tarResult.exitCode ?? tarResult.signal}): ${said.text() || 'no message'}`);
     stopWatch();
@@ -117,6 +116,10 @@ export async function createArchive(
     return { path: out, format, sha256, size, ...(encrypting ? { encryption: 'age' as const } : {}), checkpoints: { every, at: prefixes ?? [] } };
   } catch (err) {
     stopWatch();
+    // Whatever failed, no sink may wait on a pipe end we still hold, or write on into the file removed below.
+    stages.abort();
+    for (const sink of sinks) sink.release();
+    await Promise.all(sinks.map((sink) => sink.done));
     await file.close().catch(() => undefined);
     await rm(partial, { force: true });
     throw err;

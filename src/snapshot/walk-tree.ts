@@ -34,6 +34,7 @@ export async function walkTree(root: string, opts: { racyFromNs: bigint; signal?
     buffer: { stdout: false, stderr: true },
     stdin: 'ignore',
     reject: false,
+    env: { LC_ALL: 'C' }, // its complaints in the words findFailure reads
     ...(opts.signal ? { cancelSignal: opts.signal } : {}),
   });
   const found: Array<{ path: string; kind: EntryKind; size: number; identity: string; racy: boolean }> = [];
@@ -67,8 +68,8 @@ function parseRecord(text: string, racyFromNs: bigint): { path: string; kind: En
   const kind = KINDS[type!];
   if (kind === undefined) return undefined; // sockets, fifos, devices
   if (kind !== FILE) return { path: path!, kind, size: 0, identity: '', racy: false };
-  // find prints the fraction with more digits than nanoseconds (zero-padded): the first nine are the nanoseconds.
-  const mtimeNs = BigInt(seconds!) * 1_000_000_000n + (seconds!.startsWith('-') ? -1n : 1n) * BigInt(fraction!.slice(0, 9).padEnd(9, '0'));
+  // find prints tv_sec, then tv_nsec (never negative) zero-padded to ten digits: the first nine are the nanoseconds.
+  const mtimeNs = BigInt(seconds!) * 1_000_000_000n + BigInt(fraction!.slice(0, 9).padEnd(9, '0'));
   return { path: path!, kind, size: Number(size), identity: `${dev}:${ino}:${size}:${mtimeNs}`, racy: mtimeNs >= racyFromNs };
 }
 

@@ -28,7 +28,7 @@ export async function streamToFile(
   const file = await open(partial, 'w', 0o600);
   let sink: Sink;
   try {
-    sink = await startSink(['cat'], file.fd);
+    sink = await startSink(['cat'], file.fd, opts.signal); // killed on cancel: a writer's leftovers then get EPIPE
   } catch (err) {
     await rm(partial, { force: true });
     throw err;
@@ -40,7 +40,8 @@ export async function streamToFile(
   const writeFailed = new AbortController();
   let writeError: Error | undefined;
   const written = sink.done.then(({ code, stderr }) => {
-    if (code !== 0) writeFailed.abort((writeError = writeFailure(partial, code, stderr)));
+    // Killed because the capture was cancelled: that is what the capture reports, not a write error.
+    if (code !== 0 && !opts.signal?.aborted) writeFailed.abort((writeError = writeFailure(partial, code, stderr)));
   });
   const signal = opts.signal ? AbortSignal.any([opts.signal, writeFailed.signal]) : writeFailed.signal;
   const stopWatch = opts.onBytes ? watchGrowth(partial, opts.onBytes) : () => undefined;

@@ -110,7 +110,7 @@ export const postgres: SourceModule<PostgresArtifact> = {
       throw new LifeboatError('CommandFailed', `pg_dump of ${a.database} on ${host.label} ended without its completion marker (truncated dump)`);
     }
     // Rows are read from the dump on disk: a plain one directly, a custom one through pg_restore.
-    const rowCounts = a.format === 'plain' ? { row_counts: await countCopyRowsInFile(dump.partial, signal) } : undefined;
+    const rowCounts = a.format === 'plain' ? { row_counts: await countCopyRowsInFile(dump.partial, signal).catch(async (err: unknown) => Promise.reject((await dump.discard(), err))) } : undefined;
     await forgetKeptDump(mirrorDir);
     await dump.commit();
     const paths = [rel];

@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshHost, type SshHost as SshService } from '../../scripts/lib/services';
 import { toFailure } from '../../src/activities/run';
+import { LocalHost } from '../../src/remote/local';
 import { SshHost } from '../../src/remote/ssh';
 import { streamToFile } from '../../src/sources/capture-stream';
 import { tempDir, uniqueName } from '../support/fixtures';
@@ -112,4 +113,32 @@ describe('a dump from an SSH source', () => {
       stranger.close();
     }
   });
+
+  it('names an identity file that others may read as a ConfigError, not a refused key', async () => {
+    const loose = join(root, 'loose_key');
+    writeFileSync(loose, readFileSync(service.identityFile), { mode: 0o644 });
+    const careless = await SshHost.open('db', { ...settings(), identityFile: loose });
+    try {
+      const err = (await streamToFile(careless, ['echo', 'never'], join(root, 'loose.out'), {}).catch((e: unknown) => e)) as { code?: string; message: string };
+      expect([err.code, err.message]).toEqual(['ConfigError', expect.stringMatching(/others may read it/)]);
+    } finally {
+      careless.close();
+    }
+  });
+});
+
+describe('a dump from a local command', () => {
+  it('when cancelled, ends even while a process the command started still holds the pipe', async () => {
+    const marker = uniqueName('held-pipe');
+    const target = join(root, 'held.out');
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(new Error('cancelled by the test')), 500);
+    const started = Date.now();
+    // sh is stopped on cancel; the background loop it started keeps the pipe's write end open.
+    const err = await streamToFile(new LocalHost('here'), ['sh', '-c', '(while :; do echo x; sleep 0.01; done) & wait', marker], target, { signal: abort.signal }).then(() => undefined, (e: unknown) => e as Error);
+    expect(err?.message).toMatch(/cancelled/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(existsSync(`${target}.partial`)).toBe(false);
+    await execa('pkill', ['-f', marker], { reject: false });
+  }, 30_000);
 });

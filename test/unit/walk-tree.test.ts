@@ -26,6 +26,14 @@ describe('walkTree (GNU find)', () => {
     }
   });
 
+  it('gets a modification time before 1970 right (find prints the seconds rounded down, then the nanoseconds)', async () => {
+    const when = new Date('1969-12-31T23:59:58.500Z');
+    utimesSync(join(root, 'd/old'), when, when);
+    const tree = await walkTree(root, { racyFromNs: 0n });
+    expect(tree.identities[2]).toBe(fileIdentity(lstatSync(join(root, 'd/old'), { bigint: true })));
+    expect(tree.identities[2]).toMatch(/:-1500000000$/);
+  });
+
   it('marks files modified at or after racyFromNs as racy', async () => {
     const now = BigInt(Date.now()) * 1_000_000n;
     const tree = await walkTree(root, { racyFromNs: now - 60_000_000_000n });
