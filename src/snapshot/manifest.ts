@@ -4,7 +4,7 @@ import type { BigIntStats } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOrThrow, hashFiles, sha256File } from './hash-files';
-import { DIRECTORY, FILE, SYMLINK, walkTree } from './walk-tree';
+import { DIRECTORY, FILE, SYMLINK, identityOf, walkTree } from './walk-tree';
 
 export interface ManifestEntry {
   path: string;
@@ -105,7 +105,7 @@ export async function hashFile(path: string, signal?: AbortSignal): Promise<{ sh
  * snapshot's `cp -l`) or removed (local pruning) changes it, so it differs on every run.
  */
 export function fileIdentity(st: BigIntStats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+  return identityOf(st.dev, st.ino, st.size, st.mtimeNs);
 }
 
 /** A file whose mtime is this close to its listing may be written again with the same mtime (timestamp granularity). */

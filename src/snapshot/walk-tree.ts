@@ -70,7 +70,12 @@ function parseRecord(text: string, racyFromNs: bigint): { path: string; kind: En
   if (kind !== FILE) return { path: path!, kind, size: 0, identity: '', racy: false };
   // find prints tv_sec, then tv_nsec (never negative) zero-padded to ten digits: the first nine are the nanoseconds.
   const mtimeNs = BigInt(seconds!) * 1_000_000_000n + BigInt(fraction!.slice(0, 9).padEnd(9, '0'));
-  return { path: path!, kind, size: Number(size), identity: `${dev}:${ino}:${size}:${mtimeNs}`, racy: mtimeNs >= racyFromNs };
+  return { path: path!, kind, size: Number(size), identity: identityOf(dev!, ino!, size!, mtimeNs), racy: mtimeNs >= racyFromNs };
+}
+
+/** `dev:ino:size:mtimeNs`: the one spelling of a file's identity (fileIdentity in manifest.ts uses it too). */
+export function identityOf(dev: bigint | string, ino: bigint | string, size: bigint | string, mtimeNs: bigint | string): string {
+  return `${dev}:${ino}:${size}:${mtimeNs}`;
 }
 
 /** find's complaint as an Error carrying the errno code its words stand for (EACCES is PermissionDenied, as before). */
