@@ -50,3 +50,11 @@ export async function startSink(argv: [string, ...string[]], stdout: number | Wr
   );
   return { stdin, release: () => stdin.destroy(), done };
 }
+
+/** A sink's failure in its own words, with the errno code they stand for (ENOSPC is InsufficientSpace, permanent). */
+export function sinkFailure(what: string, result: { code: number | null; stderr: string }): Error {
+  const said = result.stderr.trim().split('\n').slice(-3).join('\n');
+  const codes: Array<[RegExp, string]> = [[/No space left on device/, 'ENOSPC'], [/Disk quota exceeded/, 'EDQUOT'], [/Read-only file system/, 'EROFS'], [/Permission denied/, 'EACCES']];
+  const code = codes.find(([re]) => re.test(said))?.[1];
+  return Object.assign(new Error(`${what} (exit ${result.code ?? 'by signal'}): ${said || 'no message'}`), { code });
+}

@@ -9,7 +9,7 @@ import { dieWithWorker } from '../shared/die-with-worker';
 import { encryptArgv } from './encryption';
 import { sha256File } from './hash-files';
 import { watchGrowth } from '../shared/bounded';
-import { startSink, type Sink } from '../shared/sink-process';
+import { sinkFailure, startSink, type Sink } from '../shared/sink-process';
 import { checkpointDistance, type StoredCheckpoints } from './stored-checkpoints';
 
 /** Written first, in this order, when present. */
@@ -104,7 +104,7 @@ export async function createArchive(
     // A sink that exited with an error (a full disk) explains tar's broken pipe; one killed by a signal was stopped
     // because tar failed, unless tar did not.
     const sinkFailed = results.find((x) => x.result.code !== 0 && x.result.code !== null) ?? (tarResult.exitCode === 0 ? results.find((x) => x.result.code !== 0) : undefined);
-    if (sinkFailed) throw new Error(`${sinkFailed.name} failed while writing the archive (exit ${sinkFailed.result.code ?? 'by signal'}): ${sinkFailed.result.stderr.trim() || 'no message'}`);
+    if (sinkFailed) throw sinkFailure(`${sinkFailed.name} failed while writing the archive`, sinkFailed.result);
     if (tarResult.exitCode !== 0) throw new Error(`tar failed while archiving ${snapshotDir} (exit ${tarResult.exitCode ?? tarResult.signal}): ${said.text() || 'no message'}`);
     stopWatch();
     await file.close();

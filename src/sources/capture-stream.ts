@@ -6,7 +6,7 @@ import { open, mkdir, rm, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ExecOptions, ExecResult, Host } from '../remote/host';
 import { watchGrowth } from '../shared/bounded';
-import { startSink, type Sink } from '../shared/sink-process';
+import { sinkFailure, startSink, type Sink } from '../shared/sink-process';
 
 export interface StreamedFile extends ExecResult {
   bytes: number;
@@ -41,7 +41,7 @@ export async function streamToFile(
   let writeError: Error | undefined;
   const written = sink.done.then(({ code, stderr }) => {
     // Killed because the capture was cancelled: that is what the capture reports, not a write error.
-    if (code !== 0 && !opts.signal?.aborted) writeFailed.abort((writeError = writeFailure(partial, code, stderr)));
+    if (code !== 0 && !opts.signal?.aborted) writeFailed.abort((writeError = sinkFailure(`writing ${partial} failed (cat)`, { code, stderr })));
   });
   const signal = opts.signal ? AbortSignal.any([opts.signal, writeFailed.signal]) : writeFailed.signal;
   const stopWatch = opts.onBytes ? watchGrowth(partial, opts.onBytes) : () => undefined;
@@ -69,14 +69,6 @@ export async function streamToFile(
     commit: () => rename(partial, target),
     discard: () => rm(partial, { force: true }),
   };
-}
-
-/** cat's complaint, with the errno code its words stand for (ENOSPC is InsufficientSpace, permanent). */
-function writeFailure(partial: string, exitCode: number | null, stderr: string): Error {
-  const said = stderr.trim().split('\n').slice(-3).join('\n');
-  const codes: Array<[RegExp, string]> = [[/No space left on device/, 'ENOSPC'], [/Disk quota exceeded/, 'EDQUOT'], [/Read-only file system/, 'EROFS'], [/Permission denied/, 'EACCES']];
-  const code = codes.find(([re]) => re.test(said))?.[1];
-  return Object.assign(new Error(`writing ${partial} failed (cat exit ${exitCode ?? '?'}): ${said || 'no message'}`), { code });
 }
 
 /** True when `marker` occurs in the file's last `window` bytes (a complete dump ends with its marker). */
