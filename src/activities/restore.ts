@@ -1,17 +1,17 @@
 // Restore and restore-drill activities. Nothing is written to a target before the archive's SHA-256 and every
-// manifest line have been checked (fetchSnapshot). Work files live under `<backupRoot>/.restore/<run id>`.
+// manifest line have been checked (fetchSnapshot, in a process of its own). Work files live under `<backupRoot>/.restore/<run id>`.
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import type { Artifact, Source } from '../config/schema';
 import { findArtifact } from '../config/lookup';
 import { connectHost, HostPool } from '../remote/host';
-import { fetchSnapshot, findSnapshots, resolveSnapshotId } from '../restore/fetch';
+import { findSnapshots, resolveSnapshotId, type FetchResult } from '../restore/fetch';
+import { fetchInChildProcess, type FetchRequest } from '../restore/fetch-process';
 import { outerTreesFirst } from '../restore/order';
 import { mapInOrder } from '../shared/bounded';
 import { LifeboatError } from '../shared/errors';
 import type { FetchedSnapshot, PlanContext, RestoreInput, RestoreResult, SnapshotRecord, SnapshotVerification } from '../shared/types';
-import type { IdentitySource } from '../snapshot/encryption';
 import { recordKey } from '../snapshot/naming';
 import { annotate, loadSigningKey, trustPolicyOf, type TrustPolicy } from '../snapshot/signing';
 import { filesDir } from '../sources/files';
@@ -51,7 +51,7 @@ export function createRestoreActivities() {
         // A restic storage restores only what the restore needs; an archive is read whole, but only the media
         // objects of the selected artifacts are fetched.
         const select = selectionOf(ctx, input);
-        const fetched = await fetchSnapshot({ ...trustedFetch(ctx, trust), storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: fetchProgress(progress), ...(select ? { select } : {}) }).catch(
+        const fetched = await fetchApart(ctx, { storage: name, trust, snapshot, workDir, ...(select ? { select } : {}) }, signal, progress).catch(
           async (err: unknown) => {
             await rm(workDir, { recursive: true, force: true }); // the workflow only cleans up what it was told about
             throw err;
@@ -142,14 +142,14 @@ export function createRestoreActivities() {
     async verifySnapshot(ctx: PlanContext, storage: string | undefined, snapshot: string, runId: string, opts: { allowUnsigned?: boolean } = {}): Promise<SnapshotVerification> {
       return runActivity(async ({ signal, progress, quiet }) => {
         const started = Date.now();
-        const { backend } = await storageOf(ctx, storage);
+        const { name, backend } = await storageOf(ctx, storage);
         const workDir = join(ctx.backupRoot, '.verify', `${runId}-${snapshot}`);
         await rm(workDir, { recursive: true, force: true });
         await mkdir(workDir, { recursive: true, mode: 0o700 });
         const checks: VerifyCheck[] = [];
         try {
           const trust = await trustPolicyOf(ctx.signing, opts.allowUnsigned);
-          const fetched = await fetchSnapshot({ ...trustedFetch(ctx, trust), storage: backend, plan: ctx.planName, snapshot, workDir, signal, onProgress: fetchProgress(progress) });
+          const fetched = await fetchApart(ctx, { storage: name, trust, snapshot, workDir }, signal, progress);
           const restic = fetched.record.restic;
           checks.push(restic ? { artifact: '*', check: 'restic snapshot and manifest checksums', ok: true, detail: `restic snapshot ${restic.snapshot_id}, manifest ${fetched.record.manifest.sha256}` } : { artifact: '*', check: 'archive and manifest checksums', ok: true, detail: fetched.record.checksum_sha256 });
           checks.push(...(await verifyComponents(ctx, componentsOf(fetched.metadata), fetched.dir, workDir, signal, progress)));
@@ -250,9 +250,27 @@ function selectionOf(ctx: PlanContext, input: Pick<RestoreInput, 'source' | 'art
 }
 
 /** Signature policy and age identity for a fetch on the worker (the identity stays a reference until age reads it). */
-function trustedFetch(ctx: PlanContext, trust: TrustPolicy): { trust: TrustPolicy; identity?: IdentitySource } {
+/**
+ * fetchSnapshot in a process of its own (restore/fetch-process.ts): a restore's bulk bytes never pass through the
+ * worker. The identity goes as its secret reference, resolved there.
+ */
+function fetchApart(
+  ctx: PlanContext,
+  what: { storage: string; trust: TrustPolicy; snapshot: string; workDir: string; select?: string[] },
+  signal: AbortSignal,
+  progress: (d: Record<string, unknown>) => void,
+): Promise<FetchResult> {
   const ref = ctx.plan.archive.encryption?.age.identity;
-  return { trust, ...(ref ? { identity: { ref } } : {}) };
+  const request: FetchRequest = {
+    storage: { name: what.storage, config: ctx.storages[what.storage]! },
+    plan: ctx.planName,
+    snapshot: what.snapshot,
+    workDir: what.workDir,
+    trust: what.trust,
+    ...(ref ? { identity: { ref } } : {}),
+    ...(what.select ? { select: what.select } : {}),
+  };
+  return fetchInChildProcess(request, { signal, onProgress: fetchProgress(progress) });
 }
 
 async function storageOf(ctx: PlanContext, name?: string): Promise<{ name: string; backend: StorageBackend }> {

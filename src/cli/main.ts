@@ -188,6 +188,15 @@ program
     }
   });
 
+// Not for users: the worker runs a restore's fetch in a process of its own (src/restore/fetch-process.ts).
+program
+  .command('internal-fetch', { hidden: true })
+  .action(async () => {
+    const { runFetchChild } = await import('../restore/fetch-child');
+    await runFetchChild();
+    process.exit(0); // the storage's keep-alive sockets would hold the process open
+  });
+
 program.parseAsync().catch((err: unknown) => {
   if (err instanceof LifeboatError) {
     console.error(`lifeboat: ${err.code}: ${err.message}`);

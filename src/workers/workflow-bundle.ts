@@ -2,19 +2,10 @@
 // else the sources (webpack at worker start, as before). A pre-built bundle spares every worker start the webpack
 // run: seconds of CPU, and ~150 MiB of RSS that the process kept afterwards (idle worker: 366 → 195 MiB).
 import { statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { WorkerOptions } from '@temporalio/worker';
 import { newestMtime } from '../../bin/newest-mtime.mjs';
-
-/** The checkout (or image) root: the nearest directory above this module with a package.json. This module runs
- * from src/workers/ under tsx and vitest, and from a dist/chunks/ file once built. */
-export function projectRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    if (statSync(join(dir, 'package.json'), { throwIfNoEntry: false })?.isFile()) return dir;
-    if (dirname(dir) === dir) throw new Error(`no package.json above ${from}`);
-  }
-}
+import { projectRoot } from '../shared/project-root';
 
 
 /**

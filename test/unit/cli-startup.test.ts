@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Metafile } from 'esbuild';
 import { newestMtime } from '../../bin/newest-mtime.mjs';
-import { currentWorkflowBundle, projectRoot, workflowCode } from '../../src/workers/workflow-bundle';
+import { currentWorkflowBundle, workflowCode } from '../../src/workers/workflow-bundle';
+import { projectRoot } from '../../src/shared/project-root';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin/lifeboat.mjs');
