@@ -2,8 +2,8 @@
 // (the same snapshot of the database), so a restore drill can compare a restored database against them.
 // Counted on the raw bytes: a data line is only measured (is it `\.`?), never made a string, so a dump of millions of
 // rows costs one memchr pass and no garbage in the worker's heap.
-import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { readChunks } from '../shared/files';
 
 const COPY_START = /^COPY (.+?) (?:\(.*\) )?FROM stdin;$/;
 const NL = 0x0a;
@@ -103,15 +103,6 @@ export async function countCopyRows(dump: Readable): Promise<Record<string, numb
 /** Row counts of a plain dump on disk, read into one reused buffer: no garbage, whatever the dump's size. */
 export async function countCopyRowsInFile(path: string, signal?: AbortSignal): Promise<Record<string, number>> {
   const counter = new CopyRowCounter();
-  const buf = Buffer.allocUnsafe(1 << 20);
-  const fh = await open(path, 'r');
-  try {
-    for (let n; (n = (await fh.read(buf, 0, buf.length, null)).bytesRead) > 0; ) {
-      signal?.throwIfAborted();
-      counter.push(n === buf.length ? buf : buf.subarray(0, n));
-    }
-  } finally {
-    await fh.close();
-  }
+  await readChunks(path, (chunk) => counter.push(chunk), signal ? { signal } : {});
   return counter.finish();
 }

@@ -1,12 +1,9 @@
 // Byte ranges, SHA-256s and the resume decision for multipart uploads, free of any S3 client so they are
 // tested directly. Files are always streamed: a part or an archive is never held in memory whole.
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { Transform, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
 import { LifeboatError } from '../shared/errors';
-
-const READ_CHUNK = 1024 * 1024;
+import { readChunks } from '../shared/files';
 
 export interface PartRange {
   partNumber: number;
@@ -31,47 +28,34 @@ export interface FileDigests {
   parts: Buffer[];
 }
 
-/** The whole file's SHA-256 and each part's, in one sequential pass. */
+/** The whole file's SHA-256 and each part's, in one sequential pass through one reused buffer. */
 export async function hashFile(file: string, partSize: number, signal?: AbortSignal): Promise<FileDigests> {
   const whole = createHash('sha256');
   const parts: Buffer[] = [];
   let part = createHash('sha256');
   let inPart = 0;
-  let size = 0;
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      whole.update(chunk);
-      size += chunk.length;
-      // A chunk may straddle part boundaries: split it there.
-      for (let at = 0; at < chunk.length; ) {
-        const take = Math.min(chunk.length - at, partSize - inPart);
-        part.update(chunk.subarray(at, at + take));
-        at += take;
-        inPart += take;
-        if (inPart === partSize) {
-          parts.push(part.digest());
-          part = createHash('sha256');
-          inPart = 0;
-        }
+  const size = await readChunks(file, (chunk) => {
+    whole.update(chunk);
+    // A chunk may straddle part boundaries: split it there.
+    for (let at = 0; at < chunk.length; ) {
+      const take = Math.min(chunk.length - at, partSize - inPart);
+      part.update(chunk.subarray(at, at + take));
+      at += take;
+      inPart += take;
+      if (inPart === partSize) {
+        parts.push(part.digest());
+        part = createHash('sha256');
+        inPart = 0;
       }
-      done();
-    },
-  });
-  await pipeline(createReadStream(file, { highWaterMark: READ_CHUNK }), sink, { signal });
+    }
+  }, signal ? { signal } : {});
   if (inPart > 0 || parts.length === 0) parts.push(part.digest());
   return { size, sha256: whole.digest('hex'), partSize, parts };
 }
 
 /** Feeds bytes [0, length) of `file` into `hash`. */
 export async function hashPrefix(file: string, length: number, hash: Hash, signal?: AbortSignal): Promise<void> {
-  if (length === 0) return;
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      done();
-    },
-  });
-  await pipeline(createReadStream(file, { start: 0, end: length - 1, highWaterMark: READ_CHUNK }), sink, { signal });
+  await readChunks(file, (chunk) => hash.update(chunk), { end: length, ...(signal ? { signal } : {}) });
 }
 
 /** S3's checksum of a multipart upload: SHA-256 over the concatenated binary part digests, base64, `-N`. */
