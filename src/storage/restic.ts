@@ -36,6 +36,14 @@ export const RECORD_TAG = 'lifeboat-record';
  * while the worker runs would show its predecessor's id until the worker restarts.
  */
 const KNOWN_IDS = new Map<string, string>();
+/**
+ * When each repository (answerKey: password and pinned ssh settings included) last answered a restic call of this
+ * worker. Preflight opens it again only when that is longer ago than PROVEN_FOR_MS: each call derives the key
+ * (scrypt, about 0.5 s of CPU), and the upload's `backup` proves the same things anyway. A repository that went
+ * away meanwhile fails the upload, after the capture, instead of preflight.
+ */
+const ANSWERED = new Map<string, number>();
+const PROVEN_FOR_MS = 3_600_000;
 /** Preflight's question must be answered quickly: restic itself retries an unreachable backend for 15 minutes. */
 const CHECK_DEADLINE_MS = 120_000;
 
@@ -138,10 +146,12 @@ export class ResticBackend implements StorageBackend {
   }
 
   /**
-   * Preflight: the repository answers to this password (`restic cat config`). A missing one is created with
-   * `init: true`, else it is a ConfigError; a wrong password is AuthFailed; both permanent.
+   * Preflight: the repository answers to this password (`restic cat config`), unless it did so to this worker in the
+   * last hour (ANSWERED). A missing one is created with `init: true`, else it is a ConfigError; a wrong password is
+   * AuthFailed; both permanent.
    */
   async check(): Promise<void> {
+    if (KNOWN_IDS.has(this.idKey) && Date.now() - (ANSWERED.get(this.answerKey) ?? -Infinity) < PROVEN_FOR_MS) return;
     try {
       await this.configJson(CHECK_DEADLINE_MS);
     } catch (err) {
@@ -416,6 +426,11 @@ export class ResticBackend implements StorageBackend {
     return createHash('sha256').update(JSON.stringify([this.cfg.repository, Object.entries(this.#env).sort()])).digest('hex');
   }
 
+  /** What an answer proves: this repository and environment, reached this way (an sftp: repository's pinned ssh). */
+  private get answerKey(): string {
+    return `${this.idKey} ${JSON.stringify(this.cfg.ssh ?? null)}`;
+  }
+
   private async configJson(deadlineMs?: number): Promise<{ id?: string }> {
     const out = await this.run(['cat', 'config', '--no-lock'], 'open repository', deadlineMs ? { deadlineMs } : {});
     const config = parseJson<{ id?: string }>(out.stdout, `storage ${this.name}: restic config`);
@@ -442,8 +457,12 @@ export class ResticBackend implements StorageBackend {
   private run(args: string[], what: string, opts: Pick<ResticCall, 'input' | 'cwd' | 'signal' | 'onJson' | 'deadlineMs' | 'maxStdoutBytes'> = {}): Promise<ResticOutput> {
     const call = { env: this.#env, what: `storage ${this.name} (restic ${this.cfg.repository}): ${what}`, ...opts };
     const sftp = this.sftp;
-    if (!sftp) return runRestic({ ...call, args });
-    return withSshLog((sshLog) => runRestic({ ...call, args: [...sftp(sshLog), ...args], sshLog }));
+    const answered = (out: ResticOutput) => {
+      ANSWERED.set(this.answerKey, Date.now());
+      return out;
+    };
+    if (!sftp) return runRestic({ ...call, args }).then(answered);
+    return withSshLog((sshLog) => runRestic({ ...call, args: [...sftp(sshLog), ...args], sshLog })).then(answered);
   }
 }
 

@@ -1,7 +1,7 @@
 // What one backup costs in restic calls, each of which derives the repository key (scrypt, about 0.5 s of CPU):
-// preflight's `cat config`, then in the upload `snapshots` (not on a first attempt with a parent cached by this
-// host) and one `backup` of the data with the record inside. Real restic behind a PATH wrapper that logs each subcommand;
-// a local-path repository.
+// preflight's `cat config` (once an hour per worker and repository), then in the upload `snapshots` (not on a first
+// attempt with a parent cached by this host) and one `backup` of the data with the record inside. Real restic behind
+// a PATH wrapper that logs each subcommand; a local-path repository.
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -61,10 +61,16 @@ async function restic() {
 }
 
 describe('restic calls per backup', () => {
-  it('preflight opens the repository once; the upload then lists and backs up the data with its record inside', async () => {
-    await (await openStorage('repo', cfg())).check(); // creates it: cat config, init, cat config
+  it('preflight opens the repository once an hour per worker; the upload then lists and backs up the data with its record inside', async () => {
+    await (await openStorage('repo', cfg())).check(); // creates it
+    expect(await calls()).toEqual(['cat', 'init', 'cat']);
     await rm(log, { force: true });
-    await (await openStorage('repo', cfg())).check(); // preflight of a run
+    await (await openStorage('repo', cfg())).check(); // the next run's preflight: the repository answered just now
+    expect(await calls()).toEqual([]);
+    // Another password for the same repository is another question: asked, and refused.
+    await writeFile(join(root, 'wrong-password'), 'not-the-password\n', { mode: 0o600 });
+    const refused = await (await openStorage('repo', { ...cfg(), password: { file: join(root, 'wrong-password') } })).check().catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'AuthFailed' });
     expect(await calls()).toEqual(['cat']);
 
     const dir = join(root, 'snap');
