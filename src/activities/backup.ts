@@ -38,6 +38,7 @@ import { isRestic, openStorage } from '../storage';
 import { deltaMaxBytes, dropUnusedDeltaDirs } from '../storage/restic-deltas';
 import { uploadToRestic } from '../storage/restic-upload';
 import { uploadMedia } from '../storage/media-objects';
+import { putApart } from '../storage/put-apart';
 import { previousArtifactBytes } from '../snapshot/previous';
 import { addIndexToListing, MEDIA_INDEX, mediaDirs, mediaPaths, readMediaIndex, tarExcludeLines, writeMediaIndex } from '../snapshot/media-index';
 import { artifactProgress, phase } from './progress-adapters';
@@ -277,9 +278,8 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         });
         const key = archiveKey(ctx.planName, record.snapshot, archive.format, archive.encryption === 'age');
         progress({ storage: storageName, ...phase('upload', archive.size) });
-        const put = await backend.put(key, archive.path, {
-          sha256: archive.sha256,
-          size: archive.size,
+        // In a process of its own (storage/put-apart.ts): the archive's bytes do not pass through the worker.
+        const put = await putApart({ storage: { name: storageName, config: cfg }, key, file: archive.path, sha256: archive.sha256, size: archive.size }, {
           signal,
           onProgress: (bytes) => progress({ bytesDone: bytes }),
           // Shown in the Web UI; a new attempt finds its upload on the server, not in these details.

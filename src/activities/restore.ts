@@ -7,7 +7,7 @@ import type { Artifact, Source } from '../config/schema';
 import { findArtifact } from '../config/lookup';
 import { connectHost, HostPool } from '../remote/host';
 import { findSnapshots, resolveSnapshotId, type FetchResult } from '../restore/fetch';
-import { fetchInChildProcess, type FetchRequest } from '../restore/fetch-process';
+import { fetchApart, type FetchRequest } from '../restore/fetch-apart';
 import { outerTreesFirst } from '../restore/order';
 import { mapInOrder } from '../shared/bounded';
 import { LifeboatError } from '../shared/errors';
@@ -51,7 +51,7 @@ export function createRestoreActivities() {
         // A restic storage restores only what the restore needs; an archive is read whole, but only the media
         // objects of the selected artifacts are fetched.
         const select = selectionOf(ctx, input);
-        const fetched = await fetchApart(ctx, { storage: name, trust, snapshot, workDir, ...(select ? { select } : {}) }, signal, progress).catch(
+        const fetched = await fetchInChild(ctx, { storage: name, trust, snapshot, workDir, ...(select ? { select } : {}) }, signal, progress).catch(
           async (err: unknown) => {
             await rm(workDir, { recursive: true, force: true }); // the workflow only cleans up what it was told about
             throw err;
@@ -149,7 +149,7 @@ export function createRestoreActivities() {
         const checks: VerifyCheck[] = [];
         try {
           const trust = await trustPolicyOf(ctx.signing, opts.allowUnsigned);
-          const fetched = await fetchApart(ctx, { storage: name, trust, snapshot, workDir }, signal, progress);
+          const fetched = await fetchInChild(ctx, { storage: name, trust, snapshot, workDir }, signal, progress);
           const restic = fetched.record.restic;
           checks.push(restic ? { artifact: '*', check: 'restic snapshot and manifest checksums', ok: true, detail: `restic snapshot ${restic.snapshot_id}, manifest ${fetched.record.manifest.sha256}` } : { artifact: '*', check: 'archive and manifest checksums', ok: true, detail: fetched.record.checksum_sha256 });
           checks.push(...(await verifyComponents(ctx, componentsOf(fetched.metadata), fetched.dir, workDir, signal, progress)));
@@ -251,10 +251,10 @@ function selectionOf(ctx: PlanContext, input: Pick<RestoreInput, 'source' | 'art
 
 /** Signature policy and age identity for a fetch on the worker (the identity stays a reference until age reads it). */
 /**
- * fetchSnapshot in a process of its own (restore/fetch-process.ts): a restore's bulk bytes never pass through the
+ * fetchSnapshot in a process of its own (restore/fetch-apart.ts): a restore's bulk bytes never pass through the
  * worker. The identity goes as its secret reference, resolved there.
  */
-function fetchApart(
+function fetchInChild(
   ctx: PlanContext,
   what: { storage: string; trust: TrustPolicy; snapshot: string; workDir: string; select?: string[] },
   signal: AbortSignal,
@@ -270,7 +270,7 @@ function fetchApart(
     ...(ref ? { identity: { ref } } : {}),
     ...(what.select ? { select: what.select } : {}),
   };
-  return fetchInChildProcess(request, { signal, onProgress: fetchProgress(progress) });
+  return fetchApart(request, { signal, onProgress: fetchProgress(progress) });
 }
 
 async function storageOf(ctx: PlanContext, name?: string): Promise<{ name: string; backend: StorageBackend }> {

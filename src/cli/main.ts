@@ -188,13 +188,15 @@ program
     }
   });
 
-// Not for users: the worker runs a restore's fetch in a process of its own (src/restore/fetch-process.ts).
+// Not for users: the worker runs work that moves bulk bytes in a process of its own (src/shared/apart.ts).
 program
-  .command('internal-fetch', { hidden: true })
-  .action(async () => {
-    const { runFetchChild } = await import('../restore/fetch-child');
-    await runFetchChild();
-    process.exit(0); // the storage's keep-alive sockets would hold the process open
+  .command('internal-apart <task>', { hidden: true })
+  .action(async (task: string) => {
+    const [{ serveApart }, { APART_TASKS }] = await Promise.all([import('../shared/apart'), import('../workers/apart-tasks')]);
+    const load = APART_TASKS[task];
+    if (!load) throw new Error(`internal-apart: no task ${task}`);
+    await serveApart(task, await load());
+    process.exit(0); // a storage's keep-alive sockets would hold the process open
   });
 
 program.parseAsync().catch((err: unknown) => {

@@ -1,10 +1,15 @@
-// SHA-256 of files, off the worker's heap: the bytes are read and hashed in worker threads (one per core, each with
-// its own small V8 heap and one reused read buffer). Hashing on the main thread through streams allocated a buffer
-// per chunk, so V8 kept collecting garbage, and with a worker's few hundred MB of live objects each collection cost
-// more than the hashing itself. Threads use OpenSSL like the main thread would (SHA-NI where the CPU has it: about
-// 3× coreutils' sha256sum), take no argv limits, and name escaping never comes up: paths travel as strings.
+// SHA-256 of files, outside the worker: the bytes are read and hashed in small child processes (bare `node -e`, one
+// per core, each with one reused read buffer). Hashing on the main thread through streams allocated a buffer per
+// chunk, so V8 kept collecting garbage, and with a worker's few hundred MB of live objects each collection cost more
+// than the hashing itself. Worker threads fixed that, but each left the worker's RSS higher (its isolate, ~12 MiB,
+// allocated from the worker's malloc arena); a process hands everything back when it exits, and starts in ~40 ms.
+// They use OpenSSL like the main thread would (SHA-NI where the CPU has it: about 3× coreutils' sha256sum), take no
+// argv limits, and name escaping never comes up: paths travel as strings over the IPC channel.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { dieWithWorker } from '../shared/die-with-worker';
 
 /** `prefixes`: with `every`, the SHA-256 of the file's first k·every bytes for k = 1, 2, … (see stored-checkpoints.ts). */
 export type FileDigest = { sha256: string; size: number; prefixes?: string[] } | { error: { code?: string; message: string } };
@@ -13,8 +18,8 @@ export interface HashFilesOptions {
   signal?: AbortSignal;
   /** Files and bytes done so far: once per file as its batch completes, and while large files are being read. */
   onProgress?: (files: number, bytes: number) => void;
-  /** Worker threads (default: the cores Node may use). */
-  threads?: number;
+  /** Hashing processes (default: the cores Node may use). */
+  processes?: number;
   /** Also note each file's prefix hashes every this many bytes (a multiple of 1 MiB). */
   every?: number;
 }
@@ -23,49 +28,73 @@ export interface HashFilesOptions {
 const BATCH_FILES = 256;
 const BATCH_BYTES = 64 * 2 ** 20;
 
-// Plain JavaScript, run with `eval: true`, so it loads the same way under node, tsx and vitest. A file that is not a
-// regular file (any more) is an error, never opened for reading: O_NOFOLLOW refuses a symlink, O_NONBLOCK keeps a
-// fifo from blocking the open, fstat refuses the rest.
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const fs = require('node:fs');
-const CHUNK = 1 << 20;
-const REPORT_EVERY = 32 * 2 ** 20;
-const FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
-const buf = Buffer.allocUnsafe(CHUNK);
-parentPort.on('message', ({ paths, every }) => {
-  const results = [];
-  let unreported = 0;
+/** What hashPaths needs from outside: passed in, so that its source text alone runs in a hashing process. */
+interface HashDeps {
+  fs: typeof import('node:fs');
+  createHash: typeof import('node:crypto').createHash;
+  /** The one read buffer, reused for every file (1 MiB). */
+  buf: Buffer;
+  onBytes: (bytes: number) => void;
+}
+
+/**
+ * SHA-256 and size of each path, read synchronously through one reused buffer. A file that is not a regular file
+ * (any more) is an error, never opened for reading: O_NOFOLLOW refuses a symlink, O_NONBLOCK keeps a fifo from
+ * blocking the open, fstat refuses the rest. With `every` (a multiple of the buffer's size) a read never crosses a
+ * checkpoint, and the prefix hashes are noted. Self-contained (only its parameters and JavaScript's globals): the
+ * hashing processes run its source text, the worker runs it directly for small work.
+ */
+function hashPaths(paths: string[], every: number | undefined, { fs, createHash, buf, onBytes }: HashDeps): FileDigest[] {
+  const flags = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+  const results: FileDigest[] = [];
   for (const path of paths) {
     let fd = -1;
     try {
-      fd = fs.openSync(path, FLAGS);
-      if (!fs.fstatSync(fd).isFile()) throw Object.assign(new Error('not a regular file: ' + path), { code: 'ENOTREG' });
+      fd = fs.openSync(path, flags);
+      if (!fs.fstatSync(fd).isFile()) throw Object.assign(new Error(`not a regular file: ${path}`), { code: 'ENOTREG' });
       const hash = createHash('sha256');
-      const prefixes = every ? [] : undefined;
+      const prefixes: string[] | undefined = every ? [] : undefined;
       let size = 0;
-      // With \`every\` (a multiple of CHUNK), a read never crosses a checkpoint: it ends where the next one starts.
-      for (let n; (n = fs.readSync(fd, buf, 0, every ? Math.min(CHUNK, every - (size % every)) : CHUNK, null)) > 0; ) {
-        hash.update(n === CHUNK ? buf : buf.subarray(0, n));
+      for (let n; (n = fs.readSync(fd, buf, 0, every ? Math.min(buf.length, every - (size % every)) : buf.length, null)) > 0; ) {
+        hash.update(n === buf.length ? buf : buf.subarray(0, n));
         size += n;
-        if (prefixes && size % every === 0) prefixes.push(hash.copy().digest('hex'));
-        unreported += n;
-        if (unreported >= REPORT_EVERY) {
-          parentPort.postMessage({ progress: unreported });
-          unreported = 0;
-        }
+        if (prefixes && every && size % every === 0) prefixes.push(hash.copy().digest('hex'));
+        onBytes(n);
       }
       results.push(prefixes ? { sha256: hash.digest('hex'), size, prefixes } : { sha256: hash.digest('hex'), size });
     } catch (err) {
-      results.push({ error: { code: err.code, message: err.message } });
+      const e = err as NodeJS.ErrnoException;
+      results.push({ error: { ...(e.code ? { code: e.code } : {}), message: e.message } });
     } finally {
       if (fd >= 0) fs.closeSync(fd);
     }
   }
-  parentPort.postMessage({ results });
+  return results;
+}
+
+// A hashing process: bare `node -e` (no module loading: it starts in ~50 ms), batches in, results out, progress
+// every 32 MiB. The worker gone (channel closed), it exits.
+const HASHER_SOURCE = `
+const hashPaths = ${hashPaths.toString()};
+const deps = { fs: require('node:fs'), createHash: require('node:crypto').createHash, buf: Buffer.allocUnsafe(1 << 20), onBytes };
+let unreported = 0;
+function onBytes(n) {
+  unreported += n;
+  if (unreported >= 32 * 2 ** 20) {
+    process.send({ progress: unreported });
+    unreported = 0;
+  }
+}
+process.on('disconnect', () => process.exit(0));
+process.on('message', ({ paths, every }) => {
+  unreported = 0;
+  process.send({ results: hashPaths(paths, every, deps) });
 });
 `;
+
+/** Less than this in all is hashed in the worker itself (one reused buffer, a few ms): a process costs ~50 ms. */
+const IN_PLACE_BYTES = 8 * 2 ** 20;
+let inPlaceBuffer: Buffer | undefined;
 
 interface Batch {
   start: number;
@@ -74,17 +103,18 @@ interface Batch {
 }
 
 /**
- * SHA-256 and size of each file (absolute paths; `size` is the expected size, used to balance the threads), in input
+ * SHA-256 and size of each file (absolute paths; `size` is the expected size, used to balance the processes), in input
  * order. A file that cannot be read yields `{ error }` instead; the caller decides what that means.
  */
 export async function hashFiles(files: ReadonlyArray<{ path: string; size: number }>, opts: HashFilesOptions = {}): Promise<FileDigest[]> {
   opts.signal?.throwIfAborted();
   const results: FileDigest[] = new Array(files.length);
-  // Largest batches first, so one big file does not start last and leave the other threads idle.
+  // Largest batches first, so one big file does not start last and leave the other processes idle.
   const queue = batches(files).sort((a, b) => b.bytes - a.bytes);
   if (queue.length === 0) return results;
   const progress = progressCounter(opts.onProgress);
-  const hashers = Array.from({ length: Math.min(opts.threads ?? availableParallelism(), queue.length) }, () => startHasher(opts.signal, opts.every));
+  if (queue.reduce((n, b) => n + b.bytes, 0) < IN_PLACE_BYTES) return hashInPlace(files, opts, results);
+  const hashers = Array.from({ length: Math.min(opts.processes ?? availableParallelism(), queue.length) }, () => startHasher(opts.signal, opts.every));
   let next = 0;
   try {
     await Promise.all(
@@ -105,9 +135,22 @@ export async function hashFiles(files: ReadonlyArray<{ path: string; size: numbe
   return results;
 }
 
+/** Small work in the worker itself, synchronously: no process to start, and too little to matter to its heap. */
+function hashInPlace(files: ReadonlyArray<{ path: string; size: number }>, opts: HashFilesOptions, results: FileDigest[]): FileDigest[] {
+  const deps = { fs, createHash, buf: (inPlaceBuffer ??= Buffer.allocUnsafe(1 << 20)), onBytes: (n: number) => (bytes += n) };
+  let bytes = 0;
+  files.forEach(({ path }, i) => {
+    opts.signal?.throwIfAborted();
+    results[i] = hashPaths([path], opts.every, deps)[0]!;
+    opts.onProgress?.(i + 1, bytes);
+  });
+  return results;
+}
+
 /** One file's SHA-256 and size (and prefix hashes with `every`); throws when it cannot be read. */
 export async function sha256File(path: string, opts: { signal?: AbortSignal; onBytes?: (bytes: number) => void; every?: number } = {}): Promise<{ sha256: string; size: number; prefixes?: string[] }> {
-  const [digest] = await hashFiles([{ path, size: 0 }], { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.every ? { every: opts.every } : {}), threads: 1, onProgress: (_f, bytes) => opts.onBytes?.(bytes) });
+  const size = (await fs.promises.stat(path).catch(() => undefined))?.size ?? 0; // decides where it is hashed
+  const [digest] = await hashFiles([{ path, size }], { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.every ? { every: opts.every } : {}), processes: 1, onProgress: (_f, bytes) => opts.onBytes?.(bytes) });
   return digestOrThrow(digest!, path);
 }
 
@@ -167,9 +210,14 @@ interface Hasher {
   close(): Promise<void>;
 }
 
-/** One worker thread; one batch at a time. An abort terminates the thread and fails the batch in flight. */
+/** One hashing process; one batch at a time. An abort kills it and fails the batch in flight. */
 function startHasher(signal: AbortSignal | undefined, every: number | undefined): Hasher {
-  const worker = new Worker(WORKER_SOURCE, { eval: true });
+  const child = spawn(...dieWithWorker(process.execPath, ['-e', HASHER_SOURCE]), {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, NODE_OPTIONS: '' }, // the worker's (a test runner's loaders, heap limits) are not for this
+  });
+  // `exit`: after the worker's disconnect() Node never reports `close` for a child with only an IPC pipe.
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let pending: { resolve(d: FileDigest[]): void; reject(e: unknown): void; onBytes(b: number): void } | undefined;
   let failure: unknown;
   const fail = (err: unknown) => {
@@ -179,29 +227,30 @@ function startHasher(signal: AbortSignal | undefined, every: number | undefined)
   };
   const onAbort = () => {
     fail(signal?.reason);
-    void worker.terminate();
+    child.kill('SIGKILL');
   };
   signal?.addEventListener('abort', onAbort, { once: true });
-  worker.on('message', (m: { progress?: number; results?: FileDigest[] }) => {
+  child.on('message', (m: { progress?: number; results?: FileDigest[] }) => {
     if (m.progress) pending?.onBytes(m.progress);
     if (m.results) {
       pending?.resolve(m.results);
       pending = undefined;
     }
   });
-  worker.on('error', fail);
-  worker.on('exit', (code) => fail(new Error(`hashing thread exited (code ${code})`)));
+  child.on('error', fail);
+  child.on('exit', (code, sig) => fail(new Error(`hashing process exited (${sig ?? `code ${code}`})`)));
   return {
     hash(paths, onBytes) {
       if (failure) return Promise.reject(failure);
       return new Promise((resolve, reject) => {
         pending = { resolve, reject, onBytes };
-        worker.postMessage({ paths, every });
+        child.send({ paths, every });
       });
     },
     async close() {
       signal?.removeEventListener('abort', onAbort);
-      await worker.terminate();
+      if (child.connected) child.disconnect(); // it exits on its own
+      await exited;
     },
   };
 }

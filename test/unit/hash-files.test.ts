@@ -1,14 +1,16 @@
-// hashFiles / sha256File: SHA-256 in worker threads, checked against node:crypto and GNU sha256sum, with the names
+// hashFiles / sha256File: SHA-256 in child processes, checked against node:crypto and GNU sha256sum, with the names
 // that need escaping in a manifest (newline, backslash, CR, spaces, a leading dash) and files that are not regular.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOrThrow, hashFiles, sha256File } from '../../src/snapshot/hash-files';
 import { buildManifest, manifestLine, parseManifest, verifyManifest } from '../../src/snapshot/manifest';
 
+/** Bytes this process's threads have read (not its children's). */
+const bytesRead = () => readdirSync('/proc/self/task').reduce((n, t) => n + Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/self/task/${t}/io`, 'utf8'))?.[1] ?? 0), 0);
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const NAMES = ['plain', 'with space', ' leading and trailing ', 'new\nline', 'two\n\nnewlines\n', 'back\\slash', '\\n literal', 'cr\r', '-leading-dash', 'ü 日本 🚀'];
 
@@ -30,9 +32,9 @@ beforeAll(() => {
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('hashFiles', () => {
-  it('hashes every file in input order, whatever its name, on several threads', async () => {
+  it('hashes every file in input order, whatever its name, in several processes', async () => {
     const files = NAMES.map((n) => ({ path: join(root, n), size: content.get(n)!.length }));
-    const digests = await hashFiles(files, { threads: 3 });
+    const digests = await hashFiles(files, { processes: 3 });
     expect(digests).toEqual(NAMES.map((n) => ({ sha256: sha(content.get(n)!), size: content.get(n)!.length })));
   });
 
@@ -68,16 +70,28 @@ describe('hashFiles', () => {
     rmSync(path);
   });
 
-  it('stops the threads when aborted mid-way', async () => {
+  it('reads none of the bytes in this process: the hashing processes do', async () => {
+    const path = join(root, 'apart-big');
+    writeFileSync(path, randomBytes(48 * 2 ** 20));
+    const before = bytesRead();
+    const [digest] = await hashFiles([{ path, size: 48 * 2 ** 20 }]);
+    expect(bytesRead() - before).toBeLessThan(2 * 2 ** 20);
+    expect(digest).toMatchObject({ size: 48 * 2 ** 20 });
+    rmSync(path);
+  });
+
+  it('kills the processes when aborted mid-way', async () => {
     const path = join(root, 'abort-big');
     writeFileSync(path, randomBytes(64 * 2 ** 20));
     const ac = new AbortController();
     const files = Array.from({ length: 400 }, () => ({ path, size: 64 * 2 ** 20 })); // 25 GiB: many seconds of work
     const started = Date.now();
-    const run = hashFiles(files, { signal: ac.signal, threads: 2 });
+    const run = hashFiles(files, { signal: ac.signal, processes: 2 });
     setTimeout(() => ac.abort(new Error('stop')), 50);
     await expect(run).rejects.toThrow('stop');
     expect(Date.now() - started).toBeLessThan(3_000);
+    // Their source is their argv; pgrep exits 1 when nothing matches.
+    expect(spawnSync('pgrep', ['-f', 'const hashPaths'], { encoding: 'utf8' }).stdout.trim()).toBe('');
     rmSync(path);
   });
 });

@@ -1,0 +1,118 @@
+// Work that moves bulk bytes through JavaScript runs in a process of its own (`lifeboat internal-apart <task>`,
+// forked by the worker with an IPC channel): a restore's fetch, an archive's upload. The worker's V8 heap and malloc
+// arena keep their high-water mark for the worker's life, so every buffer such work allocated there raised every
+// later run's peak (a 1 GiB restore: +70–120 MiB; a 726 MiB upload to S3: +60–90). Only the request (configs with
+// secret references, never secrets: the task resolves them, as an activity would), events and the result cross.
+import { fork, type ChildProcess, type Serializable } from 'node:child_process';
+import { join } from 'node:path';
+import { LifeboatError, type ErrorCode } from './errors';
+import { projectRoot } from './project-root';
+
+/** Task → worker: events (progress) while it runs, then one answer. */
+export type ApartMessage = { type: 'event'; event: unknown } | { type: 'done'; result: unknown } | { type: 'failed'; error: ApartError };
+interface ApartError {
+  code?: ErrorCode;
+  name: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** A task as the child runs it: the request, a signal (SIGTERM, or the worker gone) and a way to send events. */
+export type ApartTask = (request: unknown, io: { signal: AbortSignal; emit: (event: unknown) => void }) => Promise<unknown>;
+
+/** After SIGTERM a task cleans up (removes what it half wrote) and answers; one that does not is killed after this. */
+const STOP_GRACE_MS = 15_000;
+
+/** Runs `task` in a child process; its LifeboatErrors come back as LifeboatErrors (their codes decide retries). */
+export async function runApart<R>(task: string, request: Serializable, opts: { signal?: AbortSignal; onEvent?: (event: unknown) => void } = {}): Promise<R> {
+  opts.signal?.throwIfAborted();
+  const child = fork(join(projectRoot(), 'bin', 'lifeboat.mjs'), ['internal-apart', task], {
+    execArgv: [], // the launcher picks dist/ or the sources itself; the worker's own flags (a test runner's) do not apply
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    serialization: 'advanced',
+  });
+  const onAbort = () => stop(child);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    type Answer = Exclude<ApartMessage, { type: 'event' }> | { type: 'exited'; how: string };
+    const answer = await new Promise<Answer>((resolve, reject) => {
+      let last: Answer | undefined;
+      child.on('message', (m: ApartMessage) => {
+        if (m.type === 'event') opts.onEvent?.(m.event);
+        else last = m;
+      });
+      child.once('error', reject); // the launcher could not be started
+      // `close`, not `exit`: messages sent before the exit may still be on their way.
+      child.once('close', (code, sig) => resolve(last ?? { type: 'exited', how: sig ? `killed by ${sig}` : `exit code ${code}` }));
+      child.send(request);
+    });
+    opts.signal?.throwIfAborted(); // a cancelled task is not a failed one
+    if (answer.type === 'done') return answer.result as R;
+    if (answer.type === 'failed') throw revive(answer.error);
+    throw new Error(`lifeboat internal-apart ${task} ended without an answer (${answer.how}); its output is in the worker's log`);
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    if (child.exitCode === null && child.signalCode === null) stop(child);
+  }
+}
+
+/** The child's side: one request in, events out, one answer, exit. */
+export async function serveApart(name: string, task: ApartTask): Promise<void> {
+  if (!process.send) throw new Error('internal-apart is started by the worker (with an IPC channel), not by hand');
+  const request = await new Promise<unknown>((resolve) => process.once('message', resolve));
+  const stop = new AbortController();
+  // Retryable: the worker cancelled the activity (and ignores this answer), or the task was stopped from outside.
+  // `on`, not `once`: execa's exit hook (signal-exit) re-raises SIGTERM when it finds itself the only listener.
+  process.on('SIGTERM', () => stop.abort(new LifeboatError('CommandFailed', `lifeboat internal-apart ${name} was stopped (SIGTERM)`)));
+  process.once('disconnect', () => stop.abort(new LifeboatError('CommandFailed', `lifeboat internal-apart ${name} lost the worker`)));
+  let answer: ApartMessage;
+  try {
+    answer = { type: 'done', result: await task(request, { signal: stop.signal, emit: (event) => void send({ type: 'event', event }) }) };
+  } catch (err) {
+    const e = err as Error | undefined;
+    answer = { type: 'failed', error: { ...(err instanceof LifeboatError ? { code: err.code, ...(err.details ? { details: err.details } : {}) } : {}), name: e?.name ?? 'Error', message: e?.message ?? String(err) } };
+  }
+  await send(answer);
+}
+
+function send(m: ApartMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.connected) return resolve();
+    process.send!(m, undefined, {}, () => resolve());
+  });
+}
+
+function stop(child: ChildProcess): void {
+  child.kill('SIGTERM');
+  setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS).unref();
+}
+
+function revive(e: ApartError): Error {
+  if (e.code) return new LifeboatError(e.code, e.message, e.details);
+  const err = new Error(e.message);
+  err.name = e.name;
+  return err;
+}
+
+/**
+ * At most one event per `everyMs`, plus every one whose `key` differs from the last sent (a new phase); `flush()`
+ * sends the last one held back (the final count).
+ */
+export function throttled<E>(emit: (e: E) => void, key: (e: E) => unknown, everyMs = 250): ((e: E) => void) & { flush(): void } {
+  let last = 0;
+  let lastKey: unknown;
+  let held: { e: E } | undefined;
+  const send = (e: E) => {
+    last = Date.now();
+    lastKey = key(e);
+    held = undefined;
+    emit(e);
+  };
+  return Object.assign(
+    (e: E) => {
+      if (key(e) === lastKey && Date.now() - last < everyMs) held = { e };
+      else send(e);
+    },
+    { flush: () => held && send(held.e) },
+  );
+}
