@@ -41,13 +41,16 @@ RUN groupadd --system --gid 10001 lifeboat \
  && useradd --system --uid 10001 --gid lifeboat --home-dir /var/lib/lifeboat --create-home --shell /usr/sbin/nologin lifeboat \
  && chmod 0700 /var/lib/lifeboat \
  && mkdir -p /etc/lifeboat
+# MALLOC_ARENA_MAX=1: as in packaging/lifeboat-worker.service.
 ENV NODE_ENV=production \
     HOME=/var/lib/lifeboat \
-    LIFEBOAT_CONFIG=/etc/lifeboat/lifeboat.yaml
+    LIFEBOAT_CONFIG=/etc/lifeboat/lifeboat.yaml \
+    MALLOC_ARENA_MAX=1
 USER lifeboat
 WORKDIR /var/lib/lifeboat
 VOLUME ["/var/lib/lifeboat"]
 # SIGTERM (docker stop): the worker stops polling and lets running activities finish within its 30 s grace time;
 # give it --stop-timeout 60 (compose: stop_grace_period: 60s) so Docker does not SIGKILL it at 10 s.
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "/opt/lifeboat/bin/lifeboat.mjs"]
+# --max-semi-space-size=2: as in packaging/lifeboat-worker.service.
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=2", "/opt/lifeboat/bin/lifeboat.mjs"]
 CMD ["worker"]

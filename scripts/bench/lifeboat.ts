@@ -55,6 +55,12 @@ function unitAllocatorEnv(): Record<string, string> {
   return Object.fromEntries([...unit.matchAll(/^Environment=(MALLOC_[A-Z_]+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
 }
 
+/** The unit's node options (`ExecStart=/usr/bin/node <options> …/lifeboat.mjs worker`). */
+function unitNodeOptions(): string[] {
+  const unit = readFileSync(join(REPO, 'packaging/lifeboat-worker.service'), 'utf8');
+  return /^ExecStart=\S*node((?: --\S+)*) \S+lifeboat\.mjs worker$/m.exec(unit)?.[1]?.trim().split(' ').filter(Boolean) ?? [];
+}
+
 /** A main host's `etc/` is its own small artifact (the small-restore scenario); tiny hosts are one tree each. */
 function source(stack: Stack, h: HostRef, withDb: boolean, media = false, main = true) {
   return {
@@ -113,7 +119,8 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
   const allocator = unitAllocatorEnv();
   const logFile = join(dir, 'worker.log');
   const fd = openSync(logFile, 'a') as 9;
-  const worker = execa(process.execPath, [join(REPO, 'bin/lifeboat.mjs'), '-c', configPath, 'worker'], {
+  const nodeOptions = unitNodeOptions();
+  const worker = execa(process.execPath, [...nodeOptions, join(REPO, 'bin/lifeboat.mjs'), '-c', configPath, 'worker'], {
     cwd: REPO,
     // Caches (Lifeboat's restic records, restic's own) under the bench's temp dir, and restic found on PATH.
     env: {
@@ -164,7 +171,7 @@ export async function startLifeboat(stack: Stack, variants: Variant[], log: (l: 
     if (Date.now() - t0 > 300_000) throw new Error('lifeboat worker not ready after 300 s');
     await sleep(200);
   }
-  const alloc = Object.entries(allocator).map(([k, v]) => `${k}=${process.env[k] ?? v}`);
+  const alloc = [...nodeOptions, ...Object.entries(allocator).map(([k, v]) => `${k}=${process.env[k] ?? v}`)];
   log(`lifeboat worker ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (pid ${pid}${alloc.length ? `, ${alloc.join(' ')}` : ''})`);
 
   // Closed by close() at the end of a run, not by cleanup: an interrupted run may still be waiting on it.

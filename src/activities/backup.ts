@@ -37,8 +37,7 @@ import type { ArtifactResult } from '../sources/types';
 import { isRestic, openStorage } from '../storage';
 import { deltaMaxBytes, dropUnusedDeltaDirs } from '../storage/restic-deltas';
 import { uploadToRestic } from '../storage/restic-upload';
-import { uploadMedia } from '../storage/media-objects';
-import { putApart } from '../storage/put-apart';
+import { putApart, uploadMediaApart } from '../storage/upload-apart';
 import { previousArtifactBytes } from '../snapshot/previous';
 import { addIndexToListing, MEDIA_INDEX, mediaDirs, mediaPaths, readMediaIndex, tarExcludeLines, writeMediaIndex } from '../snapshot/media-index';
 import { artifactProgress, phase } from './progress-adapters';
@@ -267,18 +266,20 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         }
         // Media objects first, the archive next, the record last: a listed snapshot has everything it references.
         const recipients = ctx.plan.archive.encryption?.age.recipients;
-        const media = await uploadMedia(backend, {
-          plan: ctx.planName,
-          snapshot: record.snapshot,
-          dir: snapshotPaths(ctx.backupRoot, record.snapshot, archive.format).dir,
-          scratch: ctx.backupRoot,
-          signal,
-          ...(recipients?.length ? { recipients } : {}),
-          onProgress: (media) => progress({ storage: storageName, media }),
-        });
+        // Both in processes of their own (storage/upload-apart.ts): their bytes do not pass through the worker.
+        const media = await uploadMediaApart(
+          {
+            storage: { name: storageName, config: cfg },
+            plan: ctx.planName,
+            snapshot: record.snapshot,
+            dir: snapshotPaths(ctx.backupRoot, record.snapshot, archive.format).dir,
+            scratch: ctx.backupRoot,
+            ...(recipients?.length ? { recipients } : {}),
+          },
+          { signal, onProgress: (media) => progress({ storage: storageName, media }) },
+        );
         const key = archiveKey(ctx.planName, record.snapshot, archive.format, archive.encryption === 'age');
         progress({ storage: storageName, ...phase('upload', archive.size) });
-        // In a process of its own (storage/put-apart.ts): the archive's bytes do not pass through the worker.
         const put = await putApart({ storage: { name: storageName, config: cfg }, key, file: archive.path, sha256: archive.sha256, size: archive.size }, {
           signal,
           onProgress: (bytes) => progress({ bytesDone: bytes }),

@@ -31,7 +31,7 @@ export async function runApart<R>(task: string, request: Serializable, opts: { s
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced',
   });
-  const onAbort = () => stop(child);
+  const onAbort = () => stop(child, opts.signal?.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     type Answer = Exclude<ApartMessage, { type: 'event' }> | { type: 'exited'; how: string };
@@ -52,19 +52,27 @@ export async function runApart<R>(task: string, request: Serializable, opts: { s
     throw new Error(`lifeboat internal-apart ${task} ended without an answer (${answer.how}); its output is in the worker's log`);
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
-    if (child.exitCode === null && child.signalCode === null) stop(child);
+    if (child.exitCode === null && child.signalCode === null) stop(child, undefined);
   }
 }
 
 /** The child's side: one request in, events out, one answer, exit. */
 export async function serveApart(name: string, task: ApartTask): Promise<void> {
   if (!process.send) throw new Error('internal-apart is started by the worker (with an IPC channel), not by hand');
-  const request = await new Promise<unknown>((resolve) => process.once('message', resolve));
   const stop = new AbortController();
-  // Retryable: the worker cancelled the activity (and ignores this answer), or the task was stopped from outside.
+  // The worker stopping the task says whether its step will be retried: a task keeps what a retry resumes from (an
+  // open multipart upload) only then. Stopped from outside, or the worker gone: retryable.
+  const retryable = (why: string) => new LifeboatError('CommandFailed', `lifeboat internal-apart ${name} ${why}`);
+  // One listener for both: a stop right behind the request must not fall between two.
+  const request = await new Promise<unknown>((resolve) =>
+    process.on('message', (m: StopMessage | unknown) => {
+      if ((m as StopMessage)?.type !== 'stop') return resolve(m);
+      stop.abort((m as StopMessage).retryable ? retryable('was stopped for a retry') : new Error(`lifeboat internal-apart ${name} was cancelled`));
+    }),
+  );
   // `on`, not `once`: execa's exit hook (signal-exit) re-raises SIGTERM when it finds itself the only listener.
-  process.on('SIGTERM', () => stop.abort(new LifeboatError('CommandFailed', `lifeboat internal-apart ${name} was stopped (SIGTERM)`)));
-  process.once('disconnect', () => stop.abort(new LifeboatError('CommandFailed', `lifeboat internal-apart ${name} lost the worker`)));
+  process.on('SIGTERM', () => stop.abort(retryable('was stopped (SIGTERM)')));
+  process.once('disconnect', () => stop.abort(retryable('lost the worker')));
   let answer: ApartMessage;
   try {
     answer = { type: 'done', result: await task(request, { signal: stop.signal, emit: (event) => void send({ type: 'event', event }) }) };
@@ -82,8 +90,17 @@ function send(m: ApartMessage): Promise<void> {
   });
 }
 
-function stop(child: ChildProcess): void {
-  child.kill('SIGTERM');
+/** Worker → task, once it runs: stop, and whether the worker's step will be retried. */
+interface StopMessage {
+  type: 'stop';
+  retryable: boolean;
+}
+
+/** Asks the task to stop (it cleans up and answers), else SIGTERM; SIGKILL if it is still there after the grace. */
+function stop(child: ChildProcess, reason: unknown): void {
+  const message: StopMessage = { type: 'stop', retryable: reason instanceof LifeboatError && !reason.permanent };
+  if (child.connected) child.send(message, (err) => err && child.kill('SIGTERM'));
+  else child.kill('SIGTERM');
   setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS).unref();
 }
 

@@ -1,14 +1,16 @@
-// SHA-256 of files, outside the worker: the bytes are read and hashed in small child processes (bare `node -e`, one
-// per core, each with one reused read buffer). Hashing on the main thread through streams allocated a buffer per
-// chunk, so V8 kept collecting garbage, and with a worker's few hundred MB of live objects each collection cost more
-// than the hashing itself. Worker threads fixed that, but each left the worker's RSS higher (its isolate, ~12 MiB,
-// allocated from the worker's malloc arena); a process hands everything back when it exits, and starts in ~40 ms.
-// They use OpenSSL like the main thread would (SHA-NI where the CPU has it: about 3× coreutils' sha256sum), take no
-// argv limits, and name escaping never comes up: paths travel as strings over the IPC channel.
+// SHA-256 of files, off the main thread's heap: the bytes are read and hashed in worker threads or, in the Temporal
+// worker (hashInProcesses), in small child processes (bare `node -e`): one per core, each with one reused read
+// buffer; a little work is hashed in place. Hashing on the main thread through streams allocated a buffer per chunk,
+// so V8 kept collecting garbage, and with a worker's few hundred MB of live objects each collection cost more than
+// the hashing itself. Threads fixed that, but each left the worker's RSS higher (its isolate, ~12 MiB, from the
+// worker's malloc arena); a process hands everything back when it exits. Both use OpenSSL like the main thread
+// would (SHA-NI where the CPU has it: about 3× coreutils' sha256sum), take no argv limits, and name escaping never
+// comes up: paths travel as strings.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { dieWithWorker } from '../shared/die-with-worker';
 
 /** `prefixes`: with `every`, the SHA-256 of the file's first k·every bytes for k = 1, 2, … (see stored-checkpoints.ts). */
@@ -18,8 +20,8 @@ export interface HashFilesOptions {
   signal?: AbortSignal;
   /** Files and bytes done so far: once per file as its batch completes, and while large files are being read. */
   onProgress?: (files: number, bytes: number) => void;
-  /** Hashing processes (default: the cores Node may use). */
-  processes?: number;
+  /** Hashing threads or processes (default: the cores Node may use). */
+  hashers?: number;
   /** Also note each file's prefix hashes every this many bytes (a multiple of 1 MiB). */
   every?: number;
 }
@@ -72,27 +74,46 @@ function hashPaths(paths: string[], every: number | undefined, { fs, createHash,
   return results;
 }
 
-// A hashing process: bare `node -e` (no module loading: it starts in ~50 ms), batches in, results out, progress
-// every 32 MiB. The worker gone (channel closed), it exits.
-const HASHER_SOURCE = `
+// A hasher's body: batches in, results out, progress every 32 MiB. `post` and the message hook are the thread's or
+// the process's (below).
+const HASHER_BODY = `
 const hashPaths = ${hashPaths.toString()};
 const deps = { fs: require('node:fs'), createHash: require('node:crypto').createHash, buf: Buffer.allocUnsafe(1 << 20), onBytes };
 let unreported = 0;
 function onBytes(n) {
   unreported += n;
   if (unreported >= 32 * 2 ** 20) {
-    process.send({ progress: unreported });
+    post({ progress: unreported });
     unreported = 0;
   }
 }
-process.on('disconnect', () => process.exit(0));
-process.on('message', ({ paths, every }) => {
+function onBatch({ paths, every }) {
   unreported = 0;
-  process.send({ results: hashPaths(paths, every, deps) });
-});
+  post({ results: hashPaths(paths, every, deps) });
+}
 `;
+/** A worker thread: starts in ~15 ms; its isolate comes from, and stays in, the process's memory. */
+const THREAD_SOURCE = `const { parentPort } = require('node:worker_threads');
+const post = (m) => parentPort.postMessage(m);
+${HASHER_BODY}
+parentPort.on('message', onBatch);`;
+/** A bare `node -e` (no module loading: ~50 ms to start) that hands everything back when it exits; the worker gone
+ * (channel closed), it exits. */
+const PROCESS_SOURCE = `const post = (m) => process.send(m);
+${HASHER_BODY}
+process.on('disconnect', () => process.exit(0));
+process.on('message', onBatch);`;
 
-/** Less than this in all is hashed in the worker itself (one reused buffer, a few ms): a process costs ~50 ms. */
+let inProcesses = false;
+/**
+ * Where hashing runs from now on: in processes (the worker: it lives for months, and threads' memory stayed in it,
+ * ~12 MiB each, after they ended), else in threads (a command or a task that exits when done; the default).
+ */
+export function hashInProcesses(on = true): void {
+  inProcesses = on;
+}
+
+/** Less than this in all is hashed in place (one reused buffer, a few ms): a thread or a process costs more. */
 const IN_PLACE_BYTES = 8 * 2 ** 20;
 let inPlaceBuffer: Buffer | undefined;
 
@@ -114,7 +135,7 @@ export async function hashFiles(files: ReadonlyArray<{ path: string; size: numbe
   if (queue.length === 0) return results;
   const progress = progressCounter(opts.onProgress);
   if (queue.reduce((n, b) => n + b.bytes, 0) < IN_PLACE_BYTES) return hashInPlace(files, opts, results);
-  const hashers = Array.from({ length: Math.min(opts.processes ?? availableParallelism(), queue.length) }, () => startHasher(opts.signal, opts.every));
+  const hashers = Array.from({ length: Math.min(opts.hashers ?? availableParallelism(), queue.length) }, () => startHasher(opts.signal, opts.every));
   let next = 0;
   try {
     await Promise.all(
@@ -150,7 +171,7 @@ function hashInPlace(files: ReadonlyArray<{ path: string; size: number }>, opts:
 /** One file's SHA-256 and size (and prefix hashes with `every`); throws when it cannot be read. */
 export async function sha256File(path: string, opts: { signal?: AbortSignal; onBytes?: (bytes: number) => void; every?: number } = {}): Promise<{ sha256: string; size: number; prefixes?: string[] }> {
   const size = (await fs.promises.stat(path).catch(() => undefined))?.size ?? 0; // decides where it is hashed
-  const [digest] = await hashFiles([{ path, size }], { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.every ? { every: opts.every } : {}), processes: 1, onProgress: (_f, bytes) => opts.onBytes?.(bytes) });
+  const [digest] = await hashFiles([{ path, size }], { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.every ? { every: opts.every } : {}), hashers: 1, onProgress: (_f, bytes) => opts.onBytes?.(bytes) });
   return digestOrThrow(digest!, path);
 }
 
@@ -210,14 +231,9 @@ interface Hasher {
   close(): Promise<void>;
 }
 
-/** One hashing process; one batch at a time. An abort kills it and fails the batch in flight. */
+/** One hashing thread or process; one batch at a time. An abort ends it and fails the batch in flight. */
 function startHasher(signal: AbortSignal | undefined, every: number | undefined): Hasher {
-  const child = spawn(...dieWithWorker(process.execPath, ['-e', HASHER_SOURCE]), {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, NODE_OPTIONS: '' }, // the worker's (a test runner's loaders, heap limits) are not for this
-  });
-  // `exit`: after the worker's disconnect() Node never reports `close` for a child with only an IPC pipe.
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const channel = inProcesses ? processChannel() : threadChannel();
   let pending: { resolve(d: FileDigest[]): void; reject(e: unknown): void; onBytes(b: number): void } | undefined;
   let failure: unknown;
   const fail = (err: unknown) => {
@@ -227,28 +243,70 @@ function startHasher(signal: AbortSignal | undefined, every: number | undefined)
   };
   const onAbort = () => {
     fail(signal?.reason);
-    child.kill('SIGKILL');
+    channel.kill();
   };
   signal?.addEventListener('abort', onAbort, { once: true });
-  child.on('message', (m: { progress?: number; results?: FileDigest[] }) => {
+  channel.onMessage((m) => {
     if (m.progress) pending?.onBytes(m.progress);
     if (m.results) {
       pending?.resolve(m.results);
       pending = undefined;
     }
-  });
-  child.on('error', fail);
-  child.on('exit', (code, sig) => fail(new Error(`hashing process exited (${sig ?? `code ${code}`})`)));
+  }, fail);
   return {
     hash(paths, onBytes) {
       if (failure) return Promise.reject(failure);
       return new Promise((resolve, reject) => {
         pending = { resolve, reject, onBytes };
-        child.send({ paths, every });
+        channel.send({ paths, every });
       });
     },
     async close() {
       signal?.removeEventListener('abort', onAbort);
+      await channel.close();
+    },
+  };
+}
+
+type HasherMessage = { progress?: number; results?: FileDigest[] };
+interface Channel {
+  send(batch: { paths: string[]; every: number | undefined }): void;
+  /** Messages, and the end (an error, or an exit before close) as a failure. */
+  onMessage(on: (m: HasherMessage) => void, fail: (err: unknown) => void): void;
+  kill(): void;
+  close(): Promise<void>;
+}
+
+function threadChannel(): Channel {
+  const worker = new Worker(THREAD_SOURCE, { eval: true });
+  return {
+    send: (batch) => worker.postMessage(batch),
+    onMessage(on, fail) {
+      worker.on('message', on);
+      worker.on('error', fail);
+      worker.on('exit', (code) => fail(new Error(`hashing thread exited (code ${code})`)));
+    },
+    kill: () => void worker.terminate(),
+    close: async () => void (await worker.terminate()),
+  };
+}
+
+function processChannel(): Channel {
+  const child = spawn(...dieWithWorker(process.execPath, ['-e', PROCESS_SOURCE]), {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, NODE_OPTIONS: '' }, // the worker's (a test runner's loaders, heap limits) are not for this
+  });
+  // `exit`: after disconnect() Node never reports `close` for a child with only an IPC pipe.
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    send: (batch) => child.send(batch),
+    onMessage(on, fail) {
+      child.on('message', on);
+      child.on('error', fail);
+      child.on('exit', (code, sig) => fail(new Error(`hashing process exited (${sig ?? `code ${code}`})`)));
+    },
+    kill: () => child.kill('SIGKILL'),
+    async close() {
       if (child.connected) child.disconnect(); // it exits on its own
       await exited;
     },

@@ -3,5 +3,6 @@ import type { ApartTask } from '../shared/apart';
 
 export const APART_TASKS: Record<string, () => Promise<ApartTask>> = {
   fetch: async () => (await import('../restore/fetch-apart')).fetchTask,
-  put: async () => (await import('../storage/put-apart')).putTask,
+  put: async () => (await import('../storage/upload-apart')).putTask,
+  media: async () => (await import('../storage/upload-apart')).mediaTask,
 };

@@ -8,6 +8,7 @@ import { createRetentionActivities } from '../activities/retention';
 import { createPlanLockActivities } from '../activities/legacy-plan-lock';
 import { createNotifyActivities } from '../activities/notify';
 import { createFreshnessActivities } from '../activities/freshness';
+import { hashInProcesses } from '../snapshot/hash-files';
 import { loadConfig } from '../config/load';
 import { startMetrics, stopMetrics, type MetricsService } from '../metrics';
 import { openNativeConnection } from '../temporal/connection';
@@ -65,6 +66,7 @@ export function createLifeboatWorker(opts: LifeboatWorkerOptions): Promise<Worke
 /** `lifeboat worker`: runs until SIGINT/SIGTERM (the SDK's default shutdown signals). */
 export async function runWorker(configPath: string, opts: { logFormat?: LogFormat } = {}): Promise<void> {
   const config = await loadConfig(configPath);
+  hashInProcesses(); // this process lives for months: what hashing allocates must not stay in it
   // Before any connection: the Runtime (logger, SDK metrics exporter) can be installed once per process.
   const runtime = await installWorkerRuntime({ logFormat: opts.logFormat ?? 'text', sdkMetrics: Boolean(config.metrics) });
   const { address, namespace, taskQueue } = config.temporal;

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { Storage } from '../../src/config/schema';
@@ -18,7 +18,7 @@ import { createArchive } from '../../src/snapshot/archive';
 import { buildManifest, hashFile } from '../../src/snapshot/manifest';
 import { archiveKey, recordKey } from '../../src/snapshot/naming';
 import { openStorage } from '../../src/storage';
-import { putApart } from '../../src/storage/put-apart';
+import { putApart } from '../../src/storage/upload-apart';
 import { createBucket, s3Client, tempDir, uniqueName } from '../support/fixtures';
 
 const root = await tempDir('fetchproc');
@@ -130,16 +130,32 @@ describe('an archive upload in a process of its own', () => {
     expect(await fetchers()).toBe(0);
   }, 120_000);
 
-  it('a cancelled upload stops its process; no object is listed under the key', async () => {
+  const openUploads = async (key: string) => (await s3Client().send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `apart/${key}` }))).Uploads?.length ?? 0;
+  const stoppedAfterOnePart = (key: string, reason: Error) => {
     const cancel = new AbortController();
-    const reason = new Error('cancelled by the test');
-    const putting = putApart({ storage: { name: 'minio', config: s3() }, key: 'two.tar.zst', file: archive.path, sha256: archive.sha256, size: archive.size }, {
+    return putApart({ storage: { name: 'minio', config: s3() }, key, file: archive.path, sha256: archive.sha256, size: archive.size }, {
       signal: cancel.signal,
       onState: (s) => s.partsDone >= 1 && cancel.abort(reason),
     });
-    await expect(putting).rejects.toBe(reason);
+  };
+
+  it('a cancelled upload stops its process and drops its open upload; no object is listed under the key', async () => {
+    const reason = new Error('cancelled by the test');
+    await expect(stoppedAfterOnePart('two.tar.zst', reason)).rejects.toBe(reason);
     expect(await fetchers()).toBe(0);
+    expect(await openUploads('two.tar.zst')).toBe(0);
     await expect(s3Client().send(new HeadObjectCommand({ Bucket: bucket, Key: 'apart/two.tar.zst' }))).rejects.toMatchObject({ name: 'NotFound' });
+  }, 120_000);
+
+  it('an upload stopped for a retry (a stall) keeps its parts, and the next attempt sends only the rest', async () => {
+    const reason = new LifeboatError('Stalled', 'no progress (the test)');
+    await expect(stoppedAfterOnePart('four.tar.zst', reason)).rejects.toBe(reason);
+    expect(await openUploads('four.tar.zst')).toBe(1);
+    const put = await putApart({ storage: { name: 'minio', config: s3() }, key: 'four.tar.zst', file: archive.path, sha256: archive.sha256, size: archive.size });
+    expect(put.alreadyPresent).toBe(false);
+    expect(put.bytesSent).toBeGreaterThan(0);
+    expect(put.bytesSent).toBeLessThanOrEqual(archive.size - 16 * 1024 * 1024); // at least the first part was kept
+    expect(await openUploads('four.tar.zst')).toBe(0);
   }, 120_000);
 
   it('credentials the server refuses are AuthFailed here, as in the worker', async () => {

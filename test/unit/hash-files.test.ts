@@ -1,4 +1,4 @@
-// hashFiles / sha256File: SHA-256 in child processes, checked against node:crypto and GNU sha256sum, with the names
+// hashFiles / sha256File: SHA-256 in worker threads or child processes (the worker's), checked against node:crypto and GNU sha256sum, with the names
 // that need escaping in a manifest (newline, backslash, CR, spaces, a leading dash) and files that are not regular.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestOrThrow, hashFiles, sha256File } from '../../src/snapshot/hash-files';
+import { digestOrThrow, hashFiles, hashInProcesses, sha256File } from '../../src/snapshot/hash-files';
 import { buildManifest, manifestLine, parseManifest, verifyManifest } from '../../src/snapshot/manifest';
 
 /** Bytes this process's threads have read (not its children's). */
@@ -32,9 +32,11 @@ beforeAll(() => {
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('hashFiles', () => {
-  it('hashes every file in input order, whatever its name, in several processes', async () => {
-    const files = NAMES.map((n) => ({ path: join(root, n), size: content.get(n)!.length }));
-    const digests = await hashFiles(files, { processes: 3 });
+  it.each([['threads', false], ['processes', true]] as const)('hashes every file in input order, whatever its name, in several %s', async (_kind, inProcesses) => {
+    hashInProcesses(inProcesses);
+    // Declared 8 MiB each, so that they go to hashers, not in place.
+    const files = NAMES.map((n) => ({ path: join(root, n), size: 8 * 2 ** 20 }));
+    const digests = await hashFiles(files, { hashers: 3 }).finally(() => hashInProcesses(false));
     expect(digests).toEqual(NAMES.map((n) => ({ sha256: sha(content.get(n)!), size: content.get(n)!.length })));
   });
 
@@ -70,23 +72,25 @@ describe('hashFiles', () => {
     rmSync(path);
   });
 
-  it('reads none of the bytes in this process: the hashing processes do', async () => {
+  it('in processes (the worker), reads none of the bytes in this process', async () => {
     const path = join(root, 'apart-big');
     writeFileSync(path, randomBytes(48 * 2 ** 20));
+    hashInProcesses();
     const before = bytesRead();
-    const [digest] = await hashFiles([{ path, size: 48 * 2 ** 20 }]);
+    const [digest] = await hashFiles([{ path, size: 48 * 2 ** 20 }]).finally(() => hashInProcesses(false));
     expect(bytesRead() - before).toBeLessThan(2 * 2 ** 20);
     expect(digest).toMatchObject({ size: 48 * 2 ** 20 });
     rmSync(path);
   });
 
   it('kills the processes when aborted mid-way', async () => {
+    hashInProcesses();
     const path = join(root, 'abort-big');
     writeFileSync(path, randomBytes(64 * 2 ** 20));
     const ac = new AbortController();
     const files = Array.from({ length: 400 }, () => ({ path, size: 64 * 2 ** 20 })); // 25 GiB: many seconds of work
     const started = Date.now();
-    const run = hashFiles(files, { signal: ac.signal, processes: 2 });
+    const run = hashFiles(files, { signal: ac.signal, hashers: 2 }).finally(() => hashInProcesses(false));
     setTimeout(() => ac.abort(new Error('stop')), 50);
     await expect(run).rejects.toThrow('stop');
     expect(Date.now() - started).toBeLessThan(3_000);
