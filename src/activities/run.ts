@@ -33,7 +33,13 @@ export async function runActivity<T>(fn: (tools: ActivityTools) => Promise<T>, o
   const ctx = Context.current();
   const stallMs = opts.stallMs ?? DEFAULT_STALL_MS;
   const abort = new AbortController();
-  const onCancel = () => abort.abort(ctx.cancellationSignal.reason);
+  // A step interrupted but to be retried (worker shutdown, heartbeat timeout) aborts with a retryable reason, so that
+  // what a retry resumes from (an open multipart upload, a `.partial`) is kept; a real cancellation drops it.
+  const onCancel = () => {
+    const d = ctx.cancellationDetails;
+    const retried = d && (d.workerShutdown || d.timedOut) && !d.cancelRequested;
+    abort.abort(retried ? new LifeboatError('CommandFailed', `${ctx.info.activityType} was interrupted (${d.workerShutdown ? 'worker shutdown' : 'timed out'}); the next attempt resumes`) : ctx.cancellationSignal.reason);
+  };
   ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
   let latest: Record<string, unknown> = {};
   let latestKey = '{}';

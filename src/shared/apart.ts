@@ -1,26 +1,32 @@
 // Work that moves bulk bytes through JavaScript runs in a process of its own (`lifeboat internal-apart <task>`,
-// forked by the worker with an IPC channel): a restore's fetch, an archive's upload. The worker's V8 heap and malloc
-// arena keep their high-water mark for the worker's life, so every buffer such work allocated there raised every
-// later run's peak (a 1 GiB restore: +70–120 MiB; a 726 MiB upload to S3: +60–90). Only the request (configs with
-// secret references, never secrets: the task resolves them, as an activity would), events and the result cross.
+// forked by the worker with an IPC channel): a restore's fetch, an archive's upload, media objects' uploads. The
+// worker's V8 heap and malloc arena keep their high-water mark for the worker's life, so every buffer such work
+// allocated there raised every later run's peak (a 1 GiB restore: +70–120 MiB; a 726 MiB upload to S3: +60–90).
+// Only the request (configs with secret references, never secrets: the task resolves them, as an activity would),
+// events and the result cross. A task costs a process start (~0.3 s with its modules).
 import { fork, type ChildProcess, type Serializable } from 'node:child_process';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LifeboatError, type ErrorCode } from './errors';
 import { projectRoot } from './project-root';
 
 /** Task → worker: events (progress) while it runs, then one answer. */
 export type ApartMessage = { type: 'event'; event: unknown } | { type: 'done'; result: unknown } | { type: 'failed'; error: ApartError };
 interface ApartError {
+  /** A LifeboatError's code. */
   code?: ErrorCode;
   name: string;
   message: string;
   details?: Record<string, unknown>;
+  /** Node's own fields of a system error (ENOSPC, EACCES…), which the worker maps as it would its own. */
+  errno?: { code?: string; path?: string; syscall?: string };
 }
 
-/** A task as the child runs it: the request, a signal (SIGTERM, or the worker gone) and a way to send events. */
+/** A task as the child runs it: the request, a signal (the worker's stop, SIGTERM, or the worker gone) and a way to
+ * send events. */
 export type ApartTask = (request: unknown, io: { signal: AbortSignal; emit: (event: unknown) => void }) => Promise<unknown>;
 
-/** After SIGTERM a task cleans up (removes what it half wrote) and answers; one that does not is killed after this. */
+/** Asked to stop, a task cleans up (removes what it half wrote) and answers; one that does not is killed after this. */
 const STOP_GRACE_MS = 15_000;
 
 /** Runs `task` in a child process; its LifeboatErrors come back as LifeboatErrors (their codes decide retries). */
@@ -31,6 +37,7 @@ export async function runApart<R>(task: string, request: Serializable, opts: { s
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced',
   });
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const onAbort = () => stop(child, opts.signal?.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -49,10 +56,14 @@ export async function runApart<R>(task: string, request: Serializable, opts: { s
     opts.signal?.throwIfAborted(); // a cancelled task is not a failed one
     if (answer.type === 'done') return answer.result as R;
     if (answer.type === 'failed') throw revive(answer.error);
-    throw new Error(`lifeboat internal-apart ${task} ended without an answer (${answer.how}); its output is in the worker's log`);
+    throw new LifeboatError('CommandFailed', `lifeboat internal-apart ${task} ended without an answer (${answer.how}); its output is in the worker's log`);
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
-    if (child.exitCode === null && child.signalCode === null) stop(child, undefined);
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      // Failed here (the channel broke): a retry follows, which must not meet this task still running.
+      stop(child, new LifeboatError('CommandFailed', 'retry'));
+      await Promise.race([closed, sleep(STOP_GRACE_MS + 1000, undefined, { ref: false })]);
+    }
   }
 }
 
@@ -71,14 +82,17 @@ export async function serveApart(name: string, task: ApartTask): Promise<void> {
     }),
   );
   // `on`, not `once`: execa's exit hook (signal-exit) re-raises SIGTERM when it finds itself the only listener.
-  process.on('SIGTERM', () => stop.abort(retryable('was stopped (SIGTERM)')));
-  process.once('disconnect', () => stop.abort(retryable('lost the worker')));
+  const stopping = (why: string) => {
+    stop.abort(retryable(why));
+    setTimeout(() => process.exit(1), STOP_GRACE_MS).unref(); // nobody is left to kill a task that does not end
+  };
+  process.on('SIGTERM', () => stopping('was stopped (SIGTERM)'));
+  process.once('disconnect', () => stopping('lost the worker'));
   let answer: ApartMessage;
   try {
     answer = { type: 'done', result: await task(request, { signal: stop.signal, emit: (event) => void send({ type: 'event', event }) }) };
   } catch (err) {
-    const e = err as Error | undefined;
-    answer = { type: 'failed', error: { ...(err instanceof LifeboatError ? { code: err.code, ...(err.details ? { details: err.details } : {}) } : {}), name: e?.name ?? 'Error', message: e?.message ?? String(err) } };
+    answer = { type: 'failed', error: asApartError(err) };
   }
   await send(answer);
 }
@@ -104,11 +118,17 @@ function stop(child: ChildProcess, reason: unknown): void {
   setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS).unref();
 }
 
+function asApartError(err: unknown): ApartError {
+  const e = err as (Error & { code?: unknown; path?: unknown; syscall?: unknown }) | undefined;
+  const base = { name: e?.name ?? 'Error', message: e?.message ?? String(err) };
+  if (err instanceof LifeboatError) return { ...base, code: err.code, ...(err.details ? { details: err.details } : {}) };
+  const errno = { ...(typeof e?.code === 'string' ? { code: e.code } : {}), ...(typeof e?.path === 'string' ? { path: e.path } : {}), ...(typeof e?.syscall === 'string' ? { syscall: e.syscall } : {}) };
+  return { ...base, ...(Object.keys(errno).length ? { errno } : {}) };
+}
+
 function revive(e: ApartError): Error {
   if (e.code) return new LifeboatError(e.code, e.message, e.details);
-  const err = new Error(e.message);
-  err.name = e.name;
-  return err;
+  return Object.assign(new Error(e.message), { name: e.name }, e.errno ?? {});
 }
 
 /**

@@ -44,7 +44,8 @@ interface HashDeps {
  * (any more) is an error, never opened for reading: O_NOFOLLOW refuses a symlink, O_NONBLOCK keeps a fifo from
  * blocking the open, fstat refuses the rest. With `every` (a multiple of the buffer's size) a read never crosses a
  * checkpoint, and the prefix hashes are noted. Self-contained (only its parameters and JavaScript's globals): the
- * hashing processes run its source text, the worker runs it directly for small work.
+ * hashers run its source text, the worker runs it directly for small work. No nested functions: tsx (keepNames)
+ * would wrap them in a `__name()` helper that the hashers' source does not have.
  */
 function hashPaths(paths: string[], every: number | undefined, { fs, createHash, buf, onBytes }: HashDeps): FileDigest[] {
   const flags = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
@@ -113,7 +114,11 @@ export function hashInProcesses(on = true): void {
   inProcesses = on;
 }
 
-/** Less than this in all is hashed in place (one reused buffer, a few ms): a thread or a process costs more. */
+/**
+ * Up to this many files and less than this in all is hashed in place, synchronously (one reused buffer, a few ms):
+ * a thread or a process costs more. More files could hold the event loop (and heartbeats) on a slow disk.
+ */
+const IN_PLACE_FILES = 64;
 const IN_PLACE_BYTES = 8 * 2 ** 20;
 let inPlaceBuffer: Buffer | undefined;
 
@@ -134,7 +139,7 @@ export async function hashFiles(files: ReadonlyArray<{ path: string; size: numbe
   const queue = batches(files).sort((a, b) => b.bytes - a.bytes);
   if (queue.length === 0) return results;
   const progress = progressCounter(opts.onProgress);
-  if (queue.reduce((n, b) => n + b.bytes, 0) < IN_PLACE_BYTES) return hashInPlace(files, opts, results);
+  if (files.length <= IN_PLACE_FILES && queue.reduce((n, b) => n + b.bytes, 0) < IN_PLACE_BYTES) return hashInPlace(files, opts, results);
   const hashers = Array.from({ length: Math.min(opts.hashers ?? availableParallelism(), queue.length) }, () => startHasher(opts.signal, opts.every));
   let next = 0;
   try {
@@ -263,6 +268,7 @@ function startHasher(signal: AbortSignal | undefined, every: number | undefined)
     },
     async close() {
       signal?.removeEventListener('abort', onAbort);
+      if (pending) channel.kill(); // another hasher failed: this one's batch (a big file, maybe) is not wanted
       await channel.close();
     },
   };

@@ -39,8 +39,8 @@ const KNOWN_IDS = new Map<string, string>();
 /**
  * When each repository (answerKey: password and pinned ssh settings included) last answered a restic call of this
  * worker. Preflight opens it again only when that is longer ago than PROVEN_FOR_MS: each call derives the key
- * (scrypt, about 0.5 s of CPU), and the upload's `backup` proves the same things anyway. A repository that went
- * away meanwhile fails the upload, after the capture, instead of preflight.
+ * (scrypt, about 0.5 s of CPU), and the upload's `backup` proves the same things anyway. Any failed call forgets
+ * it. A repository that went away since fails the upload once, after the capture, then preflight again.
  */
 const ANSWERED = new Map<string, number>();
 const PROVEN_FOR_MS = 3_600_000;
@@ -457,12 +457,17 @@ export class ResticBackend implements StorageBackend {
   private run(args: string[], what: string, opts: Pick<ResticCall, 'input' | 'cwd' | 'signal' | 'onJson' | 'deadlineMs' | 'maxStdoutBytes'> = {}): Promise<ResticOutput> {
     const call = { env: this.#env, what: `storage ${this.name} (restic ${this.cfg.repository}): ${what}`, ...opts };
     const sftp = this.sftp;
+    // Any failure forgets the answer: the next preflight asks again (a wrong password, a repository gone).
     const answered = (out: ResticOutput) => {
       ANSWERED.set(this.answerKey, Date.now());
       return out;
     };
-    if (!sftp) return runRestic({ ...call, args }).then(answered);
-    return withSshLog((sshLog) => runRestic({ ...call, args: [...sftp(sshLog), ...args], sshLog })).then(answered);
+    const unanswered = (err: unknown): never => {
+      ANSWERED.delete(this.answerKey);
+      throw err;
+    };
+    if (!sftp) return runRestic({ ...call, args }).then(answered, unanswered);
+    return withSshLog((sshLog) => runRestic({ ...call, args: [...sftp(sshLog), ...args], sshLog })).then(answered, unanswered);
   }
 }
 

@@ -2,8 +2,11 @@
 // (shared/apart.ts): hashing, sending and reading back what landed move every byte through JavaScript buffers,
 // which the worker would keep the high-water mark of. The storage is opened there from its config (secrets
 // resolved there).
+import { join } from 'node:path';
 import type { Storage } from '../config/schema';
 import { runApart, throttled, type ApartTask } from '../shared/apart';
+import { isRegularFile } from '../shared/files';
+import { MEDIA_INDEX } from '../snapshot/media-index';
 import { openStorage } from './index';
 import { uploadMedia, type MediaProgress, type MediaUploadResult } from './media-objects';
 import type { PutOptions, PutResult, UploadState } from './types';
@@ -50,7 +53,9 @@ export interface MediaRequest {
   recipients?: string[];
 }
 
-export function uploadMediaApart(request: MediaRequest, opts: { signal?: AbortSignal; onProgress?: (p: MediaProgress) => void } = {}): Promise<MediaUploadResult | undefined> {
+/** Nothing (and no process started) for a snapshot without media, as uploadMedia. */
+export async function uploadMediaApart(request: MediaRequest, opts: { signal?: AbortSignal; onProgress?: (p: MediaProgress) => void } = {}): Promise<MediaUploadResult | undefined> {
+  if (!(await isRegularFile(join(request.dir, MEDIA_INDEX)))) return undefined;
   return runApart<MediaUploadResult | undefined>('media', request, { ...(opts.signal ? { signal: opts.signal } : {}), onEvent: (e) => opts.onProgress?.(e as MediaProgress) });
 }
 

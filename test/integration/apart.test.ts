@@ -79,6 +79,13 @@ describe('a restore fetch in a process of its own', () => {
     expect(await fetchers()).toBe(0);
   }, 120_000);
 
+  it('a system error there keeps its errno code here (the worker maps ENOSPC, EACCES… as its own)', async () => {
+    const blocker = join(root, 'a-file');
+    await writeFile(blocker, 'not a directory');
+    const err = await putApart({ storage: { name: 'disk', config: { type: 'local', path: join(blocker, 'storage') } }, key: 'x.tar.zst', file: archive.path, sha256: archive.sha256, size: archive.size }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ENOTDIR' });
+  }, 60_000);
+
   it("a failure there is the same LifeboatError here (its code decides Temporal's retries)", async () => {
     const err = await fetchApart(request(join(root, 'work-missing'), 'big-20990101T000000')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LifeboatError);

@@ -3,7 +3,7 @@
 // attempt with a parent cached by this host) and one `backup` of the data with the record inside. Real restic behind
 // a PATH wrapper that logs each subcommand; a local-path repository.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findSnapshots, type IgnoredRecord } from '../../src/restore/fetch';
@@ -138,6 +138,16 @@ describe('restic calls per backup', () => {
     expect(await calls()).toEqual(['snapshots', 'backup']); // a record-only snapshot beside the kept data
     expect(out.already_present).toBe(true);
     expect(out.restic.snapshot_id).toBe(done.id);
+  });
+
+  it('a failed call forgets the answer: the next preflight asks the repository again', async () => {
+    const repo = join(root, 'repo');
+    await rename(repo, `${repo}.away`);
+    await expect((await restic()).snapshots()).rejects.toBeDefined();
+    await rename(`${repo}.away`, repo);
+    await rm(log, { force: true });
+    await (await openStorage('repo', cfg())).check();
+    expect(await calls()).toEqual(['cat']);
   });
 
   it('two storages on one repository: the second first attempt keeps the data snapshot and writes a newer record', async () => {
