@@ -1,11 +1,13 @@
-// runActivity: the progress watchdog (Stalled), quiet phases, cancellation, and errno → Lifeboat's vocabulary.
+// runActivity: the progress watchdog (Stalled), quiet phases, cancellation (final or to be retried), and errno →
+// Lifeboat's vocabulary.
 // Runs in Temporal's MockActivityEnvironment: real Context, no server.
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ActivityCancellationDetails, ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { runActivity, toFailure } from '../../src/activities/run';
 import { LifeboatError } from '../../src/shared/errors';
+import { isFinalFailure } from '../../src/storage/multipart';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -75,6 +77,33 @@ describe('runActivity progress watchdog', () => {
     const p = env.run(() => runActivity(async ({ signal }) => void (await execa('sleep', ['30'], { cancelSignal: signal }))));
     setTimeout(() => env.cancel(), 200);
     await expect(p).rejects.toBeInstanceOf(CancelledFailure);
+  });
+
+  it('the step sees a retryable reason when Temporal will retry it (worker shutdown, timeout), a final one when cancelled', async () => {
+    const reasonOn = async (cancel: (env: MockActivityEnvironment) => void) => {
+      const env = new MockActivityEnvironment();
+      let seen: unknown;
+      const p = env.run(() =>
+        runActivity(async ({ signal }) => {
+          await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+          seen = signal.reason;
+          throw seen; // as a step's code does (a killed child, a failed request)
+        }),
+      );
+      setTimeout(() => cancel(env), 50);
+      await expect(p).rejects.toBeInstanceOf(CancelledFailure); // reported as Temporal's cancellation either way
+      return seen;
+    };
+    // What an upload keeps for the next attempt depends on it (isFinalFailure in storage/multipart.ts).
+    for (const details of [{ workerShutdown: true }, { timedOut: true }]) {
+      const seen = await reasonOn((env) => env.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails(details)));
+      expect(seen).toBeInstanceOf(LifeboatError);
+      expect((seen as LifeboatError).permanent).toBe(false);
+      expect(isFinalFailure(seen, AbortSignal.abort(seen))).toBe(false);
+    }
+    const cancelled = await reasonOn((env) => env.cancel('CANCELLED', new ActivityCancellationDetails({ cancelRequested: true })));
+    expect(cancelled).toBeInstanceOf(CancelledFailure);
+    expect(isFinalFailure(cancelled, AbortSignal.abort(cancelled))).toBe(true);
   });
 });
 
