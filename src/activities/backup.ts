@@ -1,7 +1,6 @@
 // Backup activities: thin adapters from Temporal to the modules under sources/, snapshot/, storage/, remote/.
-import { chmod, mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { createHash } from 'node:crypto';
 import { execa } from 'execa';
 import pLimit from 'p-limit';
 import { getPlan, loadConfig } from '../config/load';
@@ -24,12 +23,11 @@ import type {
 import { createArchive } from '../snapshot/archive';
 import { checkpointsProblem, type StoredCheckpoints } from '../snapshot/stored-checkpoints';
 import { encryptArgv } from '../snapshot/encryption';
-import { BUILTIN_DENY, isDenied } from '../snapshot/deny-list';
+import { BUILTIN_DENY } from '../snapshot/deny-list';
 import { localSnapshotsToPrune, mirrorDir, resticDeltaDir, resticDeltaRoot, snapshotPaths } from '../snapshot/layout';
 import { ENCRYPTED_SUFFIX, archiveKey, recordKey } from '../snapshot/naming';
 import { loadSigningKey, signRecord } from '../snapshot/signing';
-import { hashFile, hashManifest, listFiles, parseManifest } from '../snapshot/manifest';
-import { loadHashCache, writeHashCache } from '../snapshot/manifest-reuse';
+import { hashFile } from '../snapshot/manifest';
 import { buildMetadata, writeMetadata } from '../snapshot/metadata';
 import { runPreflightChecks, type PreflightChecks, type PreflightFindings } from '../sources/pull-tree';
 import { sourceModule } from '../sources/registry';
@@ -37,9 +35,10 @@ import type { ArtifactResult } from '../sources/types';
 import { isRestic, openStorage } from '../storage';
 import { deltaMaxBytes, dropUnusedDeltaDirs } from '../storage/restic-deltas';
 import { uploadToRestic } from '../storage/restic-upload';
-import { putApart, uploadMediaApart } from '../storage/upload-apart';
+import { putApart } from '../storage/upload-apart';
 import { previousArtifactBytes } from '../snapshot/previous';
-import { addIndexToListing, MEDIA_INDEX, mediaDirs, mediaPaths, readMediaIndex, tarExcludeLines, writeMediaIndex } from '../snapshot/media-index';
+import { finalizeApart } from '../snapshot/finalize-apart';
+import { mediaDirs, readMediaIndex, tarExcludeLines } from '../snapshot/media-index';
 import { artifactProgress, phase } from './progress-adapters';
 import { DEFAULT_STALL_MS, asLifeboatError, runActivity } from './run';
 
@@ -161,51 +160,29 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
     ): Promise<FinalizeResult> {
       return runActivity(async ({ signal, progress }) => {
         const paths = snapshotPaths(ctx.backupRoot, input.snapshot, ctx.plan.archive.format);
-        if (await exists(paths.dir)) return { dir: paths.dir, manifest: await summarizeManifest(paths.dir) }; // finished by an earlier attempt
-        const meta = buildMetadata({
-          snapshot: input.snapshot,
-          plan: ctx.planName,
-          tier: input.tier,
-          ...(input.deployId ? { deploy_id: input.deployId } : {}),
-          started_at: input.startedAt,
-          captured_at: new Date().toISOString(),
-          sources: input.sources.map((src) => ({ name: src.name, host: src.host, app_version: src.appVersion })),
-          ...(input.quiesce?.length ? { quiesce: input.quiesce } : {}),
-          artifacts: input.artifacts,
-          archive: { format: ctx.plan.archive.format, file: `${input.snapshot}.${ctx.plan.archive.format}` },
-          extra: ctx.plan.metadata,
-        });
-        await writeMetadata(paths.workDir, meta);
-        const listed = await listFiles(paths.workDir, { skip: (rel) => rel === 'manifest.sha256' || rel === MEDIA_INDEX, signal });
-        // Checked on the listing, before any hashing: a reused hash must not let a deny-listed file through either.
-        const denied = listed.files.filter((f) => isDenied(f.path, ctx.denyList)).map((f) => f.path);
-        if (denied.length > 0) {
-          await rm(paths.workDir, { recursive: true, force: true });
-          throw new LifeboatError('DenyListViolation', `deny-listed files reached the snapshot and it was discarded: ${denied.join(', ')}`);
+        // A directory an earlier attempt finished is only summarized (by the task): its metadata stays as it was.
+        if (!(await exists(paths.dir))) {
+          const meta = buildMetadata({
+            snapshot: input.snapshot,
+            plan: ctx.planName,
+            tier: input.tier,
+            ...(input.deployId ? { deploy_id: input.deployId } : {}),
+            started_at: input.startedAt,
+            captured_at: new Date().toISOString(),
+            sources: input.sources.map((src) => ({ name: src.name, host: src.host, app_version: src.appVersion })),
+            ...(input.quiesce?.length ? { quiesce: input.quiesce } : {}),
+            artifacts: input.artifacts,
+            archive: { format: ctx.plan.archive.format, file: `${input.snapshot}.${ctx.plan.archive.format}` },
+            extra: ctx.plan.metadata,
+          });
+          await writeMetadata(paths.workDir, meta);
         }
-        // Media files leave the archive (snapshot/media-index.ts); media.json says which, and the manifest covers it.
-        const media = mediaDirs(ctx.plan.sources);
-        if (media.length > 0) {
-          await writeMediaIndex(paths.workDir, mediaPaths(listed.files, media));
-          await addIndexToListing(paths.workDir, listed.files);
-        }
-        // Files unchanged since the last finalize keep their hash: an unchanged re-backup reads no file again.
-        const previous = await loadHashCache(ctx.backupRoot, ctx.planName);
-        // What will be read: files whose identity differs from the cached one (hashManifest's own reuse rule).
-        const toHash = listed.files.filter((f) => previous.cache?.entries.get(f.path)?.identity !== f.identity).reduce((n, f) => n + f.size, 0);
-        progress({ hash_cache: previous.reason, ...phase('hash', toHash) });
-        const manifest = await hashManifest(paths.workDir, listed, {
-          ...(previous.cache ? { reuse: previous.cache.entries } : {}),
-          onProgress: atMostEvery(250, (files, bytes) => progress({ hashed_files: files, bytesDone: bytes })),
-          signal,
-        });
-        progress({ hashed_files: manifest.hashed, reused_files: manifest.reused });
-        await writeFile(join(paths.workDir, 'manifest.sha256'), manifest.text, { mode: 0o600 });
-        await chmod(paths.workDir, 0o700);
-        await rename(paths.workDir, paths.dir);
-        // After the rename: a crash before it leaves the previous cache, which is still true (identities, not names).
-        await writeHashCache(ctx.backupRoot, ctx.planName, input.snapshot, manifest).catch((err: Error) => progress({ hash_cache: `not saved (the next run hashes every file): ${err.message}` }));
-        return { dir: paths.dir, manifest: { ...summarize(manifest.entries, manifest.text), hashed_files: manifest.hashed, reused_files: manifest.reused } };
+        // Listing, hashing and the rename run apart (snapshot/finalize-apart.ts): their garbage grows with the files.
+        const manifest = await finalizeApart(
+          { backupRoot: ctx.backupRoot, plan: ctx.planName, snapshot: input.snapshot, workDir: paths.workDir, dir: paths.dir, denyList: ctx.denyList, mediaDirs: mediaDirs(ctx.plan.sources) },
+          { signal, onProgress: progress },
+        );
+        return { dir: paths.dir, manifest };
       });
     },
 
@@ -266,22 +243,13 @@ export function createBackupActivities({ configPath }: BackupActivityDeps) {
         }
         // Media objects first, the archive next, the record last: a listed snapshot has everything it references.
         const recipients = ctx.plan.archive.encryption?.age.recipients;
-        // Both in processes of their own (storage/upload-apart.ts): their bytes do not pass through the worker.
-        const media = await uploadMediaApart(
-          {
-            storage: { name: storageName, config: cfg },
-            plan: ctx.planName,
-            snapshot: record.snapshot,
-            dir: snapshotPaths(ctx.backupRoot, record.snapshot, archive.format).dir,
-            scratch: ctx.backupRoot,
-            ...(recipients?.length ? { recipients } : {}),
-          },
-          { signal, onProgress: (media) => progress({ storage: storageName, media }) },
-        );
         const key = archiveKey(ctx.planName, record.snapshot, archive.format, archive.encryption === 'age');
-        progress({ storage: storageName, ...phase('upload', archive.size) });
-        const put = await putApart({ storage: { name: storageName, config: cfg }, key, file: archive.path, sha256: archive.sha256, size: archive.size }, {
+        // In a process of its own (storage/upload-apart.ts): the bytes do not pass through the worker.
+        const mediaRequest = { plan: ctx.planName, snapshot: record.snapshot, dir: snapshotPaths(ctx.backupRoot, record.snapshot, archive.format).dir, scratch: ctx.backupRoot, ...(recipients?.length ? { recipients } : {}) };
+        const { media, ...put } = await putApart({ storage: { name: storageName, config: cfg }, key, file: archive.path, sha256: archive.sha256, size: archive.size, media: mediaRequest }, {
           signal,
+          onMedia: (media) => progress({ storage: storageName, media }),
+          onArchive: () => progress({ storage: storageName, ...phase('upload', archive.size) }),
           onProgress: (bytes) => progress({ bytesDone: bytes }),
           // Shown in the Web UI; a new attempt finds its upload on the server, not in these details.
           onState: (s) => progress({ upload: { uploadId: s.uploadId, parts: s.partsDone, part_size: s.partSize } }),
@@ -502,22 +470,6 @@ function appVersion(found: PreflightFindings): string | null {
   return v.exitCode === 0 ? v.stdout.trim().slice(0, 500) : `unknown (exit ${v.exitCode}: ${v.stderr.trim().slice(0, 200)})`;
 }
 
-async function summarizeManifest(dir: string) {
-  const text = await readFile(join(dir, 'manifest.sha256'), 'utf8');
-  const entries = parseManifest(text);
-  let bytes = 0;
-  for (const e of entries) bytes += (await stat(join(dir, e.path))).size;
-  return summarize(entries.map((e) => ({ ...e, size: 0 })), text, bytes);
-}
-
-function summarize(entries: Array<{ size: number }>, text: string, bytes?: number) {
-  return {
-    files: entries.length,
-    bytes: bytes ?? entries.reduce((s, e) => s + e.size, 0),
-    sha256: createHash('sha256').update(text).digest('hex'),
-  };
-}
-
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(
     () => true,
@@ -525,13 +477,3 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-/** `fn`, called at most once per `ms` (progress per file would cost more than an unchanged run's whole finalize). */
-function atMostEvery<A extends unknown[]>(ms: number, fn: (...args: A) => void): (...args: A) => void {
-  let last = 0;
-  return (...args) => {
-    const now = Date.now();
-    if (now - last < ms) return;
-    last = now;
-    fn(...args);
-  };
-}

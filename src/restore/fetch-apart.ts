@@ -2,17 +2,17 @@
 // archive, its decompressed tar stream parsed and every file hashed on the way, media objects and a restic
 // restore's check all pass through a process that exits when the fetch ends. A cancelled fetch empties what it
 // extracted before its process exits.
-import type { Storage } from '../config/schema';
 import { runApart, throttled, type ApartTask } from '../shared/apart';
 import type { StepProgress } from '../shared/progress';
 import type { IdentitySource } from '../snapshot/encryption';
 import type { TrustPolicy } from '../snapshot/signing';
 import { openStorage } from '../storage';
+import type { StorageRef } from '../storage/types';
 import { fetchSnapshot, type FetchResult } from './fetch';
 
 /** What the fetch needs: plain data, secrets as references (the identity too). */
 export interface FetchRequest {
-  storage: { name: string; config: Storage };
+  storage: StorageRef;
   plan: string;
   snapshot: string;
   workDir: string;

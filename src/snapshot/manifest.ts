@@ -1,7 +1,7 @@
 // manifest.sha256: per-file SHA-256 sums in GNU coreutils format, so a
 // snapshot can be verified with nothing but `sha256sum -c manifest.sha256`.
 import type { BigIntStats } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOrThrow, hashFiles, sha256File } from './hash-files';
 import { DIRECTORY, FILE, SYMLINK, identityOf, walkTree } from './walk-tree';

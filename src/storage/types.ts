@@ -2,6 +2,7 @@
 // storage (`<plan>/<snapshot>.tar.zst`): listing, records and retention all speak them; `objectKey` names the
 // object they become (an S3 prefix included).
 import type { Readable } from 'node:stream';
+import type { Storage } from '../config/schema';
 import { LifeboatError } from '../shared/errors';
 
 /** How the stored bytes were shown to equal the local archive. */
@@ -109,4 +110,10 @@ export function parseJson<T>(text: string, where: string): T {
   } catch {
     throw new LifeboatError('IntegrityCheckFailed', `${where} is not valid JSON`);
   }
+}
+
+/** A storage as a task process (shared/apart.ts) opens it: its name and config, secrets as references only. */
+export interface StorageRef {
+  name: string;
+  config: Storage;
 }

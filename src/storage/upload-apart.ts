@@ -3,30 +3,52 @@
 // which the worker would keep the high-water mark of. The storage is opened there from its config (secrets
 // resolved there).
 import { join } from 'node:path';
-import type { Storage } from '../config/schema';
 import { runApart, throttled, type ApartTask } from '../shared/apart';
 import { isRegularFile } from '../shared/files';
 import { MEDIA_INDEX } from '../snapshot/media-index';
 import { openStorage } from './index';
 import { uploadMedia, type MediaProgress, type MediaUploadResult } from './media-objects';
-import type { PutOptions, PutResult, UploadState } from './types';
+import type { PutOptions, PutResult, StorageRef, UploadState } from './types';
 
 export interface PutRequest {
-  storage: { name: string; config: Storage };
+  storage: StorageRef;
   key: string;
   file: string;
   sha256: string;
   size: number;
+  /** A snapshot's media objects, sent before the archive (which leaves them out); nothing without a media.json. */
+  media?: MediaRequest;
 }
 
-type PutEvent = { bytes: number } | { state: UploadState };
+/** Where the snapshot's media files are; media objects are named after their hashes (media-objects.ts). */
+export interface MediaRequest {
+  plan: string;
+  snapshot: string;
+  dir: string;
+  scratch: string;
+  recipients?: string[];
+}
 
-export function putApart(request: PutRequest, opts: Pick<PutOptions, 'signal' | 'onProgress' | 'onState'> = {}): Promise<PutResult> {
-  return runApart<PutResult>('put', request, {
+type PutEvent = { bytes: number } | { state: UploadState } | { media: MediaProgress } | { archive: true };
+
+export interface PutApartOptions extends Pick<PutOptions, 'signal' | 'onProgress' | 'onState'> {
+  onMedia?: (p: MediaProgress) => void;
+  /** The media objects are stored; the archive's upload begins. */
+  onArchive?: () => void;
+}
+
+/** Media objects (if any), then the archive, in one process: one start per storage and run. */
+export async function putApart(request: PutRequest, opts: PutApartOptions = {}): Promise<PutResult & { media?: MediaUploadResult }> {
+  // Without a media index there is nothing to send but the archive.
+  const withMedia = request.media && (await isRegularFile(join(request.media.dir, MEDIA_INDEX)));
+  const { media, ...archive } = request;
+  return runApart('put', withMedia ? request : archive, {
     ...(opts.signal ? { signal: opts.signal } : {}),
     onEvent: (e) => {
       const event = e as PutEvent;
       if ('state' in event) opts.onState?.(event.state);
+      else if ('media' in event) opts.onMedia?.(event.media);
+      else if ('archive' in event) opts.onArchive?.();
       else opts.onProgress?.(event.bytes);
     },
   });
@@ -36,36 +58,16 @@ export function putApart(request: PutRequest, opts: Pick<PutOptions, 'signal' | 
 export const putTask: ApartTask = async (request, { signal, emit }) => {
   const r = request as PutRequest;
   const backend = await openStorage(r.storage.name, r.storage.config);
+  const onMedia = throttled<MediaProgress>((media) => emit({ media }), () => 'media');
   const onProgress = throttled<number>((bytes) => emit({ bytes }), () => 'bytes');
   try {
-    return await backend.put(r.key, r.file, { sha256: r.sha256, size: r.size, signal, onProgress, onState: (state) => emit({ state }) });
+    const media = r.media ? await uploadMedia(backend, { ...r.media, signal, onProgress: onMedia }) : undefined;
+    onMedia.flush();
+    emit({ archive: true });
+    const put = await backend.put(r.key, r.file, { sha256: r.sha256, size: r.size, signal, onProgress, onState: (state) => emit({ state }) });
+    return { ...put, ...(media ? { media } : {}) };
   } finally {
-    onProgress.flush();
-  }
-};
-
-export interface MediaRequest {
-  storage: { name: string; config: Storage };
-  plan: string;
-  snapshot: string;
-  dir: string;
-  scratch: string;
-  recipients?: string[];
-}
-
-/** Nothing (and no process started) for a snapshot without media, as uploadMedia. */
-export async function uploadMediaApart(request: MediaRequest, opts: { signal?: AbortSignal; onProgress?: (p: MediaProgress) => void } = {}): Promise<MediaUploadResult | undefined> {
-  if (!(await isRegularFile(join(request.dir, MEDIA_INDEX)))) return undefined;
-  return runApart<MediaUploadResult | undefined>('media', request, { ...(opts.signal ? { signal: opts.signal } : {}), onEvent: (e) => opts.onProgress?.(e as MediaProgress) });
-}
-
-/** The child's side of uploadMediaApart; progress at most four times a second. */
-export const mediaTask: ApartTask = async (request, { signal, emit }) => {
-  const { storage, ...r } = request as MediaRequest;
-  const onProgress = throttled<MediaProgress>(emit, () => 'media');
-  try {
-    return await uploadMedia(await openStorage(storage.name, storage.config), { ...r, signal, onProgress });
-  } finally {
+    onMedia.flush();
     onProgress.flush();
   }
 };

@@ -2,7 +2,7 @@
 import type { ApartTask } from '../shared/apart';
 
 export const APART_TASKS: Record<string, () => Promise<ApartTask>> = {
+  finalize: async () => (await import('../snapshot/finalize-apart')).finalizeTask,
   fetch: async () => (await import('../restore/fetch-apart')).fetchTask,
   put: async () => (await import('../storage/upload-apart')).putTask,
-  media: async () => (await import('../storage/upload-apart')).mediaTask,
 };

@@ -1,10 +1,10 @@
 // finalizeSnapshot with the hash cache, in Temporal's MockActivityEnvironment (a real activity Context, no server):
 // snapshots made as pull-tree.ts makes them (hard links into a mirror), then what can go wrong between runs.
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackupActivities } from '../../src/activities/backup';
@@ -43,16 +43,22 @@ function put(rel: string, text: string): void {
 }
 
 /** A captured snapshot (`<name>.partial` with the mirror hard-linked in), finalized. */
-async function finalize(extra?: (workDir: string) => void): Promise<FinalizeResult & { name: string }> {
+async function finalize(extra?: (workDir: string) => void, env = new MockActivityEnvironment(undefined, { logger: quiet })): Promise<FinalizeResult & { name: string }> {
   const name = `shop-20260101T0000${String(++second).padStart(2, '0')}`;
   const workDir = join(root, `${name}.partial`);
-  mkdirSync(join(workDir, TREE, '..'), { recursive: true });
-  execFileSync('cp', ['-a', '-l', mirror, join(workDir, TREE)]);
+  if (!existsSync(workDir)) {
+    mkdirSync(join(workDir, TREE, '..'), { recursive: true });
+    execFileSync('cp', ['-a', '-l', mirror, join(workDir, TREE)]);
+  }
   extra?.(workDir);
   const input = { snapshot: name, tier: 'manual' as const, startedAt: new Date().toISOString(), artifacts: [], sources: [] };
-  const result = (await new MockActivityEnvironment(undefined, { logger: quiet }).run(activities.finalizeSnapshot, ctx, input)) as FinalizeResult;
+  const result = (await env.run(activities.finalizeSnapshot, ctx, input)) as FinalizeResult;
   return { ...result, name };
 }
+
+/** Bytes this process's threads have read (not its children's): what the worker itself moved. */
+const bytesRead = () => readdirSync('/proc/self/task').reduce((n, t) => n + Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/self/task/${t}/io`, 'utf8'))?.[1] ?? 0), 0);
+const finalizeTasks = () => spawnSync('pgrep', ['-f', 'lifeboat.mjs internal-apart finalize'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).length;
 
 /** `sha256sum -c` of the finished snapshot: every manifest line matches its file. */
 function checkManifest(dir: string): void {
@@ -118,4 +124,48 @@ describe('finalizeSnapshot reuses the hashes of unchanged files', () => {
     expect(r.manifest).toMatchObject({ hashed_files: FILES + 1, reused_files: 0 });
     checkManifest(r.dir);
   });
+});
+
+// The listing and hashing run in `lifeboat internal-apart finalize` (snapshot/finalize-apart.ts): their garbage grows
+// with the number of files, and the worker would keep its high-water mark.
+describe('finalizeSnapshot runs apart from the worker', () => {
+  const BIG = 'dir 0/big.bin';
+
+  it('the worker reads none of the files: a 96 MiB file is hashed by the task', async () => {
+    put(BIG, 'x'.repeat(96 * 1024 * 1024));
+    const before = bytesRead();
+    const r = await finalize();
+    const read = bytesRead() - before;
+    expect(r.manifest).toMatchObject({ hashed_files: 2 }); // the new file and metadata.yml
+    checkManifest(r.dir);
+    // The request, events and the answer are a few KB; 96 MiB read here would be the hashing.
+    expect(read).toBeLessThan(2 * 1024 * 1024);
+    expect(finalizeTasks()).toBe(0);
+  }, 60_000);
+
+  it('a cancelled finalize leaves no task, the snapshot unrenamed, and its retry finishes it', async () => {
+    put(BIG, 'y'.repeat(192 * 1024 * 1024)); // changed: read again
+    const env = new MockActivityEnvironment(undefined, { logger: quiet });
+    // Cancelled once the task has read 16 MiB of the file (heartbeats come only every few seconds).
+    const poll = setInterval(() => {
+      const pid = spawnSync('pgrep', ['-f', 'lifeboat.mjs internal-apart finalize'], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
+      const io = pid ? spawnSync('cat', [`/proc/${pid}/io`], { encoding: 'utf8' }).stdout : '';
+      if (Number(/^rchar: (\d+)$/m.exec(io)?.[1] ?? 0) > 16 * 1024 * 1024) {
+        clearInterval(poll);
+        env.cancel();
+      }
+    }, 10);
+    const err = await finalize(undefined, env)
+      .catch((e: unknown) => e)
+      .finally(() => clearInterval(poll));
+    expect(err).toBeInstanceOf(CancelledFailure);
+    const name = `shop-20260101T0000${String(second).padStart(2, '0')}`;
+    expect(existsSync(join(root, `${name}.partial`))).toBe(true);
+    expect(existsSync(join(root, name))).toBe(false);
+    expect(finalizeTasks()).toBe(0);
+    second--; // the retry: the same snapshot
+    const r = await finalize();
+    expect(r.name).toBe(name);
+    checkManifest(r.dir);
+  }, 60_000);
 });
