@@ -12,7 +12,7 @@ import { LifeboatError } from '../shared/errors';
 import { Tail, type ExecOptions, type ExecResult, type SshSettings } from './host';
 import { shellJoin } from './quote';
 import { wrapRemote } from './remote-command';
-import { pinnedSshOptions } from './ssh-options';
+import { HOST_KEY_REFUSED, pinnedSshOptions } from './ssh-options';
 
 /** After closing stdin (the wrapper then TERMs the command), how long ssh may take before it is killed. */
 const STOP_GRACE_MS = 2000;
@@ -49,7 +49,7 @@ export async function opensshExec(settings: SshSettings, label: string, argv: st
   const text = stderr.toString();
   if (res.exitCode === 255) {
     const said = text.trim().split('\n').slice(-3).join('\n');
-    if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known/.test(text)) {
+    if (HOST_KEY_REFUSED.test(text)) {
       throw new LifeboatError('HostKeyRejected', `host key of ${label} is not pinned or changed in ${settings.knownHosts}; refusing to connect:\n${said}`);
     }
     if (/UNPROTECTED PRIVATE KEY FILE|bad permissions/.test(text)) {

@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { LifeboatError } from '../shared/errors';
 import { Tail, type Host } from './host';
 import { shellJoin } from './quote';
+import { HOST_KEY_REFUSED } from './ssh-options';
 import { dieWithWorker } from '../shared/die-with-worker';
 
 export interface RsyncStats {
@@ -73,7 +74,7 @@ const isRoot = (): boolean => process.getuid?.() === 0;
 
 export function classifyRsyncFailure(label: string, exitCode: number, stderr: string, direction: 'from' | 'to' = 'from'): Error {
   const text = stderr.trim().split('\n').slice(-5).join('\n');
-  if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(stderr)) {
+  if (HOST_KEY_REFUSED.test(stderr)) {
     return new LifeboatError('HostKeyRejected', `rsync ${direction} ${label}: host key not pinned or changed:\n${text}`);
   }
   if (/Permission denied \(publickey/.test(stderr)) return new LifeboatError('AuthFailed', `rsync ${direction} ${label}: SSH key refused:\n${text}`);

@@ -10,3 +10,6 @@ export function pinnedSshOptions(s: { identityFile?: string | undefined; knownHo
     '-o', 'ConnectTimeout=20', '-o', 'ServerAliveInterval=15',
   ];
 }
+
+/** What OpenSSH prints when it refuses a host under these options: no pinned key for it, or another key than pinned. */
+export const HOST_KEY_REFUSED = /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known|Host key for \S+ has changed/;

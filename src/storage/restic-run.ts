@@ -8,6 +8,7 @@ import { delimiter, join } from 'node:path';
 import { execa } from 'execa';
 import { dieWithWorker } from '../shared/die-with-worker';
 import { LifeboatError } from '../shared/errors';
+import { HOST_KEY_REFUSED } from '../remote/ssh-options';
 
 /** Oldest restic Lifeboat relies on: `--retry-lock`, JSON from backup/restore/check, restore's `--include-xattr`. */
 export const MIN_RESTIC = [0, 17] as const;
@@ -16,10 +17,8 @@ export const RETRY_LOCK = '5m';
 
 /** restic's documented exit codes. */
 const EXIT = { incomplete: 3, noRepository: 10, locked: 11, wrongPassword: 12 } as const;
-/** What ssh says when an sftp: repository's host key is not the pinned one. */
-const HOST_KEY_PATTERNS = /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known|Host key for \S+ has changed/;
 /** The line that says best why ssh refused the host, most specific first. */
-const HOST_KEY_REASONS = [/No \S+ host key is known/, /Host key for \S+ has changed/, HOST_KEY_PATTERNS];
+const HOST_KEY_REASONS = [/No \S+ host key is known/, /Host key for \S+ has changed/, HOST_KEY_REFUSED];
 /** What S3 and friends answer to a bad key or secret, as restic prints it. */
 const AUTH_PATTERNS = /InvalidAccessKeyId|SignatureDoesNotMatch|signature we calculated does not match|Access Key Id you provided does not exist|Access Denied|AccessDenied|\b403 Forbidden|\b401 Unauthorized|permission denied \(publickey|authentication failed/i;
 

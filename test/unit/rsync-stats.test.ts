@@ -134,6 +134,10 @@ describe('classifyRsyncFailure', () => {
     expect(classify(255, '@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @').code).toBe('HostKeyRejected');
   });
 
+  it('no pinned key for the host (its last line lost with the connection) → HostKeyRejected', () => {
+    expect(classify(255, 'No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\n').code).toBe('HostKeyRejected');
+  });
+
   it('"Permission denied (publickey)" → AuthFailed', () => {
     const err = classify(255, 'lifeboat@web1: Permission denied (publickey).\r\nrsync: connection unexpectedly closed (0 bytes received so far) [Receiver]\n');
     expect(err.code).toBe('AuthFailed');
