@@ -12,7 +12,6 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { hashInProcesses } from '../src/snapshot/hash-files';
 import { buildManifest, hashManifest, listFiles } from '../src/snapshot/manifest';
 import { loadHashCache, writeHashCache } from '../src/snapshot/manifest-reuse';
 
@@ -145,7 +144,8 @@ function holdLiveHeap(mb: number): void {
 
 async function runChild(mode: ChildMode, root: string, heapMb: number): Promise<void> {
   holdLiveHeap(heapMb);
-  hashInProcesses(); // as the worker hashes (runWorker): in bare node processes, not threads
+  // Threads, as finalize hashes (in its task process, snapshot/finalize-apart.ts); the worker's own hashing (the
+  // archive's one file) goes to processes instead (hashInProcesses).
   const tree = join(root, SNAPSHOT);
   const t = performance.now();
   let hashed = 0;

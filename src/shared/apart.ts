@@ -1,5 +1,6 @@
 // Work that moves bulk bytes through JavaScript runs in a process of its own (`lifeboat internal-apart <task>`,
-// forked by the worker with an IPC channel): a restore's fetch, an archive's upload, media objects' uploads. The
+// forked by the worker with an IPC channel): finalize's listing and hashing, a restore's fetch, an upload (media
+// objects, then the archive). The
 // worker's V8 heap and malloc arena keep their high-water mark for the worker's life, so every buffer such work
 // allocated there raised every later run's peak (a 1 GiB restore: +70–120 MiB; a 726 MiB upload to S3: +60–90).
 // Only the request (configs with secret references, never secrets: the task resolves them, as an activity would),

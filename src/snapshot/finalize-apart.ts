@@ -35,16 +35,24 @@ export function finalizeApart(request: FinalizeRequest, opts: { signal?: AbortSi
 
 /** The child's side. Counts go at most four times a second (reading none is the point of an unchanged run). */
 export const finalizeTask: ApartTask = async (request, { signal, emit }) => {
-  const progress = throttled<FinalizeEvent>(emit, (e) => ('hashed_files' in e && 'bytesDone' in e ? 'count' : e));
+  const counts = throttled<FinalizeEvent>(emit, () => 'count');
+  // Anything but a count (a phase, the final numbers, a warning) goes at once, after the count held back.
+  const progress = (e: FinalizeEvent) => {
+    counts.flush();
+    emit(e);
+  };
   try {
-    return await finalizeSnapshotDir(request as FinalizeRequest, { signal, progress });
+    return await finalizeSnapshotDir(request as FinalizeRequest, { signal, progress, counted: counts });
   } finally {
-    progress.flush();
+    counts.flush();
   }
 };
 
 /** Idempotent: a directory an earlier attempt finished is summarized, not redone. */
-export async function finalizeSnapshotDir(r: FinalizeRequest, { signal, progress }: { signal: AbortSignal; progress: (e: FinalizeEvent) => void }): Promise<ManifestSummary> {
+export async function finalizeSnapshotDir(
+  r: FinalizeRequest,
+  { signal, progress, counted = progress }: { signal: AbortSignal; progress: (e: FinalizeEvent) => void; counted?: (e: FinalizeEvent) => void },
+): Promise<ManifestSummary> {
   if (await exists(r.dir)) return summarizeFinished(r.dir);
   const listed = await listFiles(r.workDir, { skip: (rel) => rel === 'manifest.sha256' || rel === MEDIA_INDEX, signal });
   // Checked on the listing, before any hashing: a reused hash must not let a deny-listed file through either.
@@ -65,7 +73,7 @@ export async function finalizeSnapshotDir(r: FinalizeRequest, { signal, progress
   progress({ hash_cache: previous.reason, phase: 'hash', bytesDone: undefined, bytesTotal: toHash });
   const manifest = await hashManifest(r.workDir, listed, {
     ...(previous.cache ? { reuse: previous.cache.entries } : {}),
-    onProgress: (files, bytes) => progress({ hashed_files: files, bytesDone: bytes }),
+    onProgress: (files, bytes) => counted({ hashed_files: files, bytesDone: bytes }),
     signal,
   });
   progress({ hashed_files: manifest.hashed, reused_files: manifest.reused });

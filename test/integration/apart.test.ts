@@ -1,5 +1,5 @@
 // Work that moves bulk bytes in a process of its own (src/shared/apart.ts): a restore's fetch (restore/fetch-apart.ts)
-// and an archive's upload (storage/put-apart.ts). The worker (this test process) reads none of the archive's bytes,
+// and an archive's upload (storage/upload-apart.ts). The worker (this test process) reads none of the archive's bytes,
 // a failure keeps its Lifeboat type, and a cancelled task leaves no process and no extracted tree behind. The child
 // is the real `lifeboat internal-apart`, on a real local storage and real MinIO.
 import { readdirSync, readFileSync } from 'node:fs';
@@ -31,7 +31,8 @@ const bucket = uniqueName('lbapart').toLowerCase();
 
 /** Bytes this process's threads have read through read(), sockets and pipes included (not its children's). */
 const bytesRead = () => readdirSync('/proc/self/task').reduce((n, t) => n + Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/self/task/${t}/io`, 'utf8'))?.[1] ?? 0), 0);
-const fetchers = async () => (await execa('pgrep', ['-f', 'lifeboat.mjs internal-apart'], { reject: false })).stdout.split('\n').filter(Boolean).length;
+/** This process's task processes (other test files run their own). */
+const fetchers = async () => (await execa('pgrep', ['-P', String(process.pid), '-f', 'lifeboat.mjs internal-apart'], { reject: false })).stdout.split('\n').filter(Boolean).length;
 const request = (workDir: string, snapshot = SNAPSHOT): FetchRequest => ({ storage: { name: 'disk', config }, plan: 'big', snapshot, workDir, trust: {} });
 
 beforeAll(async () => {

@@ -95,7 +95,7 @@ describe('hashFiles', () => {
     await expect(run).rejects.toThrow('stop');
     expect(Date.now() - started).toBeLessThan(3_000);
     // Their source is their argv; pgrep exits 1 when nothing matches.
-    expect(spawnSync('pgrep', ['-f', 'const hashPaths'], { encoding: 'utf8' }).stdout.trim()).toBe('');
+    expect(spawnSync('pgrep', ['-P', String(process.pid), '-f', 'const hashPaths'], { encoding: 'utf8' }).stdout.trim()).toBe('');
     rmSync(path);
   });
 });

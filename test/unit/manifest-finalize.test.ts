@@ -1,17 +1,30 @@
 // finalizeSnapshot with the hash cache, in Temporal's MockActivityEnvironment (a real activity Context, no server):
 // snapshots made as pull-tree.ts makes them (hard links into a mirror), then what can go wrong between runs.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createBackupActivities } from '../../src/activities/backup';
 import { Plan } from '../../src/config/schema';
 import type { FinalizeResult, PlanContext } from '../../src/shared/types';
 import { BUILTIN_DENY } from '../../src/snapshot/deny-list';
+import { finalizeApart } from '../../src/snapshot/finalize-apart';
 import { hashCachePath } from '../../src/snapshot/manifest-reuse';
+
+// The worker (this process) never lists or hashes a snapshot: the finalize task does (snapshot/finalize-apart.ts).
+// Here both fail if called; the task process loads the real module.
+const inWorker = vi.hoisted(() => ({ calls: [] as string[] }));
+vi.mock('../../src/snapshot/manifest', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/snapshot/manifest')>();
+  const refuse = (name: string) => () => {
+    inWorker.calls.push(name);
+    throw new Error(`${name} ran in the worker`);
+  };
+  return { ...real, listFiles: refuse('listFiles'), hashManifest: refuse('hashManifest') };
+});
 
 const HOUR_AGO = new Date(Date.now() - 3600_000);
 const TREE = 'files/app/tree';
@@ -56,9 +69,11 @@ async function finalize(extra?: (workDir: string) => void, env = new MockActivit
   return { ...result, name };
 }
 
-/** Bytes this process's threads have read (not its children's): what the worker itself moved. */
-const bytesRead = () => readdirSync('/proc/self/task').reduce((n, t) => n + Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/self/task/${t}/io`, 'utf8'))?.[1] ?? 0), 0);
-const finalizeTasks = () => spawnSync('pgrep', ['-f', 'lifeboat.mjs internal-apart finalize'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).length;
+/** This process's finalize tasks (children of its main thread; other test files run their own). */
+const finalizeTasks = (): string[] =>
+  readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8')
+    .split(' ')
+    .filter((pid) => pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('internal-apart\0finalize'));
 
 /** `sha256sum -c` of the finished snapshot: every manifest line matches its file. */
 function checkManifest(dir: string): void {
@@ -131,30 +146,44 @@ describe('finalizeSnapshot reuses the hashes of unchanged files', () => {
 describe('finalizeSnapshot runs apart from the worker', () => {
   const BIG = 'dir 0/big.bin';
 
-  it('the worker reads none of the files: a 96 MiB file is hashed by the task', async () => {
+  it('the worker lists and hashes nothing: a 96 MiB file is hashed by the task', async () => {
     put(BIG, 'x'.repeat(96 * 1024 * 1024));
-    const before = bytesRead();
     const r = await finalize();
-    const read = bytesRead() - before;
     expect(r.manifest).toMatchObject({ hashed_files: 2 }); // the new file and metadata.yml
     checkManifest(r.dir);
-    // The request, events and the answer are a few KB; 96 MiB read here would be the hashing.
-    expect(read).toBeLessThan(2 * 1024 * 1024);
-    expect(finalizeTasks()).toBe(0);
+    expect(inWorker.calls).toEqual([]);
+    expect(finalizeTasks()).toEqual([]);
+  }, 60_000);
+
+  it("the task's progress arrives: the hash phase with its bytes, the cache's state, the final counts", async () => {
+    put(BIG, 'z'.repeat(32 * 1024 * 1024)); // changed: read again
+    const name = `shop-20260101T0000${String(++second).padStart(2, '0')}`;
+    const workDir = join(root, `${name}.partial`);
+    mkdirSync(join(workDir, TREE, '..'), { recursive: true });
+    execFileSync('cp', ['-a', '-l', mirror, join(workDir, TREE)]);
+    const events: Array<Record<string, unknown>> = [];
+    const summary = await finalizeApart({ backupRoot: root, plan: 'shop', snapshot: name, workDir, dir: join(root, name), denyList: [...BUILTIN_DENY], mediaDirs: [] }, { onProgress: (e) => events.push(e) });
+    expect(summary).toMatchObject({ files: FILES + 1, hashed_files: 1, reused_files: FILES });
+    const start = events.find((e) => e.phase === 'hash')!;
+    expect(start).toMatchObject({ bytesTotal: 32 * 1024 * 1024 });
+    expect('bytesDone' in start && start.bytesDone === undefined).toBe(true); // clears the last phase's count
+    expect(start.hash_cache).toMatch(/hashes from shop-/);
+    expect(events.at(-1)).toEqual({ hashed_files: 1, reused_files: FILES });
+    expect(events.filter((e) => typeof e.bytesDone === 'number').every((e) => (e.bytesDone as number) <= 32 * 1024 * 1024)).toBe(true);
   }, 60_000);
 
   it('a cancelled finalize leaves no task, the snapshot unrenamed, and its retry finishes it', async () => {
     put(BIG, 'y'.repeat(192 * 1024 * 1024)); // changed: read again
     const env = new MockActivityEnvironment(undefined, { logger: quiet });
-    // Cancelled once the task has read 16 MiB of the file (heartbeats come only every few seconds).
+    // Cancelled once the task has read 64 MiB (its modules are a few MiB; heartbeats come only every few seconds).
     const poll = setInterval(() => {
-      const pid = spawnSync('pgrep', ['-f', 'lifeboat.mjs internal-apart finalize'], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
-      const io = pid ? spawnSync('cat', [`/proc/${pid}/io`], { encoding: 'utf8' }).stdout : '';
-      if (Number(/^rchar: (\d+)$/m.exec(io)?.[1] ?? 0) > 16 * 1024 * 1024) {
+      const [pid] = finalizeTasks();
+      const io = pid ? readFileSync(`/proc/${pid}/io`, 'utf8') : '';
+      if (Number(/^rchar: (\d+)$/m.exec(io)?.[1] ?? 0) > 64 * 1024 * 1024) {
         clearInterval(poll);
         env.cancel();
       }
-    }, 10);
+    }, 5);
     const err = await finalize(undefined, env)
       .catch((e: unknown) => e)
       .finally(() => clearInterval(poll));
@@ -162,7 +191,7 @@ describe('finalizeSnapshot runs apart from the worker', () => {
     const name = `shop-20260101T0000${String(second).padStart(2, '0')}`;
     expect(existsSync(join(root, `${name}.partial`))).toBe(true);
     expect(existsSync(join(root, name))).toBe(false);
-    expect(finalizeTasks()).toBe(0);
+    expect(finalizeTasks()).toEqual([]);
     second--; // the retry: the same snapshot
     const r = await finalize();
     expect(r.name).toBe(name);
