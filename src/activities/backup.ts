@@ -9,6 +9,7 @@ import type { Artifact, Source } from '../config/schema';
 import { HostPool, connectHost, type Host } from '../remote/host';
 import { coalescing } from '../remote/batch';
 import { LifeboatError } from '../shared/errors';
+import { exists } from '../shared/files';
 import { formatBytes, parseDurationMs } from '../shared/units';
 import type {
   ArchiveResult,
@@ -468,12 +469,5 @@ function appVersion(found: PreflightFindings): string | null {
   const v = found.appVersion;
   if (!v) return null;
   return v.exitCode === 0 ? v.stdout.trim().slice(0, 500) : `unknown (exit ${v.exitCode}: ${v.stderr.trim().slice(0, 200)})`;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 

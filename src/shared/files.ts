@@ -1,5 +1,5 @@
 // Small file-system questions asked in several places.
-import { lstat, open } from 'node:fs/promises';
+import { lstat, open, stat } from 'node:fs/promises';
 
 /** fsync of a file by path: its bytes are on disk before a rename or a state file may claim them. Read-only is
  * enough for fsync on Linux, and works for a file whose mode forbids writing (a patch carrying a dump's mode). */
@@ -10,6 +10,14 @@ export async function fsyncFile(path: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** Anything at `path` (followed: a symlink to something). */
+export async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** A regular file, not a symlink to one (nothing is followed). */

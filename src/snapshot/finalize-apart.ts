@@ -8,6 +8,7 @@ import { chmod, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runApart, throttled, type ApartTask } from '../shared/apart';
 import { LifeboatError } from '../shared/errors';
+import { exists } from '../shared/files';
 import type { ManifestSummary } from '../shared/types';
 import { isDenied } from './deny-list';
 import { hashManifest, listFiles, parseManifest } from './manifest';
@@ -30,7 +31,7 @@ export interface FinalizeRequest {
 export type FinalizeEvent = Record<string, unknown>;
 
 export function finalizeApart(request: FinalizeRequest, opts: { signal?: AbortSignal; onProgress?: (e: FinalizeEvent) => void } = {}): Promise<ManifestSummary> {
-  return runApart<ManifestSummary>('finalize', { ...request }, { ...(opts.signal ? { signal: opts.signal } : {}), onEvent: (e) => opts.onProgress?.(e as FinalizeEvent) });
+  return runApart<ManifestSummary>('finalize', request, { ...(opts.signal ? { signal: opts.signal } : {}), onEvent: (e) => opts.onProgress?.(e as FinalizeEvent) });
 }
 
 /** The child's side. Counts go at most four times a second (reading none is the point of an unchanged run). */
@@ -96,11 +97,4 @@ async function summarizeFinished(dir: string): Promise<ManifestSummary> {
 
 function summarize(files: number, bytes: number, text: string): ManifestSummary {
   return { files, bytes, sha256: createHash('sha256').update(text).digest('hex') };
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
