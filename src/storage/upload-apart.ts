@@ -2,10 +2,7 @@
 // (shared/apart.ts): hashing, sending and reading back what landed move every byte through JavaScript buffers,
 // which the worker would keep the high-water mark of. The storage is opened there from its config (secrets
 // resolved there).
-import { join } from 'node:path';
 import { runApart, throttled, type ApartTask } from '../shared/apart';
-import { isRegularFile } from '../shared/files';
-import { MEDIA_INDEX } from '../snapshot/media-index';
 import { openStorage } from './index';
 import { uploadMedia, type MediaProgress, type MediaUploadResult } from './media-objects';
 import type { PutOptions, PutResult, StorageRef, UploadState } from './types';
@@ -38,11 +35,8 @@ export interface PutApartOptions extends Pick<PutOptions, 'signal' | 'onProgress
 }
 
 /** Media objects (if any), then the archive, in one process: one start per storage and run. */
-export async function putApart(request: PutRequest, opts: PutApartOptions = {}): Promise<PutResult & { media?: MediaUploadResult }> {
-  // Without a media index there is nothing to send but the archive.
-  const withMedia = request.media && (await isRegularFile(join(request.media.dir, MEDIA_INDEX)));
-  const { media, ...archive } = request;
-  return runApart('put', withMedia ? request : archive, {
+export function putApart(request: PutRequest, opts: PutApartOptions = {}): Promise<PutResult & { media?: MediaUploadResult }> {
+  return runApart('put', request, {
     ...(opts.signal ? { signal: opts.signal } : {}),
     onEvent: (e) => {
       const event = e as PutEvent;
