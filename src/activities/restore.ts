@@ -249,7 +249,6 @@ function selectionOf(ctx: PlanContext, input: Pick<RestoreInput, 'source' | 'art
   return paths.length ? paths : undefined; // nothing matched: the full snapshot, and selectArtifacts says what is there
 }
 
-/** Signature policy and age identity for a fetch on the worker (the identity stays a reference until age reads it). */
 /**
  * fetchSnapshot in a process of its own (restore/fetch-apart.ts): a restore's bulk bytes never pass through the
  * worker. The identity goes as its secret reference, resolved there.

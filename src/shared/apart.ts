@@ -1,10 +1,10 @@
-// Work that moves bulk bytes through JavaScript runs in a process of its own (`lifeboat internal-apart <task>`,
-// forked by the worker with an IPC channel): finalize's listing and hashing, a restore's fetch, an upload (media
-// objects, then the archive). The
-// worker's V8 heap and malloc arena keep their high-water mark for the worker's life, so every buffer such work
-// allocated there raised every later run's peak (a 1 GiB restore: +70–120 MiB; a 726 MiB upload to S3: +60–90).
-// Only the request (configs with secret references, never secrets: the task resolves them, as an activity would),
-// events and the result cross. A task costs a process start (~0.3 s with its modules).
+// Work that moves bulk bytes through JavaScript, or garbage that grows with a snapshot's files, runs in a process of
+// its own (`lifeboat internal-apart <task>`, forked by the worker with an IPC channel): finalize's listing and
+// hashing, a restore's fetch, an upload (media objects, then the archive). The worker's V8 heap and malloc arena keep
+// their high-water mark for the worker's life, so every buffer such work allocated there raised every later run's
+// peak (a 1 GiB restore: +70–120 MiB; a 726 MiB upload to S3: +60–90). Only the request (configs with secret
+// references, never secrets: the task resolves them, as an activity would), events and the result cross. A task
+// costs a process start (0.15–0.3 s with its modules).
 import { fork, type ChildProcess, type Serializable } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';

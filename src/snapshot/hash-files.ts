@@ -163,8 +163,8 @@ export async function hashFiles(files: ReadonlyArray<{ path: string; size: numbe
 
 /** Small work in the worker itself, synchronously: no process to start, and too little to matter to its heap. */
 function hashInPlace(files: ReadonlyArray<{ path: string; size: number }>, opts: HashFilesOptions, results: FileDigest[]): FileDigest[] {
-  const deps = { fs, createHash, buf: (inPlaceBuffer ??= Buffer.allocUnsafe(1 << 20)), onBytes: (n: number) => (bytes += n) };
   let bytes = 0;
+  const deps = { fs, createHash, buf: (inPlaceBuffer ??= Buffer.allocUnsafe(1 << 20)), onBytes: (n: number) => (bytes += n) };
   files.forEach(({ path }, i) => {
     opts.signal?.throwIfAborted();
     results[i] = hashPaths([path], opts.every, deps)[0]!;
